@@ -1,0 +1,29 @@
+"""A simulated OpenAI organization behind the real admin API contract, for the demo and tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .app import FAULT_KINDS, Faults, Simulator
+from .org import Organization
+
+DEFAULT_ADMIN_KEY = "sk-admin-simulator"
+
+
+def build(
+    *,
+    seed: int = 1,
+    days: int = 90,
+    clock: Callable[[], float] = time.time,
+    admin_key: str = DEFAULT_ADMIN_KEY,
+    faults: Faults | None = None,
+    late_hours: int = 0,
+    scope_error_style: str = "2026",
+) -> Simulator:
+    """A simulator app over a fresh synthetic organization."""
+    org = Organization(seed=seed, days=days, clock=clock, late_hours=late_hours)
+    return Simulator(org, admin_key=admin_key, faults=faults, scope_error_style=scope_error_style)
+
+
+__all__ = ["DEFAULT_ADMIN_KEY", "FAULT_KINDS", "Faults", "Organization", "Simulator", "build"]

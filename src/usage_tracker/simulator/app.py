@@ -1,0 +1,645 @@
+"""The simulated OpenAI admin API: an ASGI app serving an :class:`Organization` by the contract.
+
+It accepts what the real API accepts (``group_by=a&group_by=b`` and ``group_by[]=a``, every filter,
+bucket widths with their default and maximum limits, opaque cursors) and rejects what it rejects,
+with OpenAI's error body. :class:`Faults` injects 429s, 500s, slow answers, dropped connections and
+truncated bodies, at a seeded random rate or on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import re
+import threading
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from usage_tracker.upstream.contract import (
+    COSTS_DEFAULT_LIMIT,
+    COSTS_FILTERS,
+    COSTS_GROUP_BY,
+    COSTS_MAX_LIMIT,
+    COSTS_OBJECT,
+    DEFAULT_LIMIT,
+    DIMENSIONS,
+    MAX_LIMIT,
+    SOURCES,
+    WIDTH_SECONDS,
+    Source,
+)
+
+from .org import Event, Organization, SimKey, SimProject, SimUser
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+FAULT_KINDS = ("429", "500", "slow", "drop", "truncate")
+
+
+@dataclass
+class Faults:
+    """Failure injection. ``rate`` of responses fail, with a kind drawn from ``kinds``."""
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    slow_seconds: float = 2.0
+    latency_seconds: float = 0.0
+    retry_after_ms: int = 20
+    """Sent as ``retry-after-ms``; ``Retry-After`` carries the same wait rounded up to seconds."""
+    forced: deque[str] = field(default_factory=deque)
+    injected: Counter[str] = field(default_factory=Counter)
+    _rng: random.Random = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(f"faults:{self.seed}")
+
+    def force(self, *kinds: str) -> None:
+        """Fail the next requests with these kinds, in order (``"ok"`` lets one through)."""
+        self.forced.extend(kinds)
+
+    def draw(self) -> str | None:
+        with self._lock:
+            if self.forced:
+                kind = self.forced.popleft()
+            elif self.rate and self._rng.random() < self.rate:
+                kind = self._rng.choice(self.kinds)
+            else:
+                return None
+            if kind == "ok":
+                return None
+            self.injected[kind] += 1
+            return kind
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class Query:
+    """A query string where ``name=a&name=b`` and ``name[]=a`` both build the array ``name``."""
+
+    def __init__(self, raw: str) -> None:
+        self.values: dict[str, list[str]] = defaultdict(list)
+        for name, value in parse_qsl(raw, keep_blank_values=True):
+            self.values[name.removesuffix("[]")].append(value)
+
+    def array(self, name: str) -> list[str]:
+        return [v for item in self.values.get(name, []) for v in item.split(",") if v]
+
+    def text(self, name: str) -> str | None:
+        values = self.values.get(name)
+        return values[-1] if values else None
+
+    def integer(self, name: str, *, required: bool = False) -> int | None:
+        raw = self.text(name)
+        if raw is None or raw == "":
+            if required:
+                raise ApiError(400, f"Missing required parameter: '{name}'.", name)
+            return None
+        if not re.fullmatch(r"-?\d+", raw):
+            raise ApiError(400, f"Invalid value for '{name}': expected an integer.", name)
+        return int(raw)
+
+    def boolean(self, name: str) -> bool | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw not in ("true", "false"):
+            raise ApiError(400, f"Invalid value for '{name}': expected true or false.", name)
+        return raw == "true"
+
+
+class Simulator:
+    """ASGI app. ``admin_key`` is accepted; ``revoked_keys`` get 401 saying so; ``sk-proj-…`` keys
+    get the missing-scope error (403 with a bare-string ``error`` in the ``"2026"`` style, 401 with
+    an error object in the ``"2025"`` style); anything else gets 401 ``invalid_api_key``.
+    """
+
+    def __init__(
+        self,
+        org: Organization,
+        *,
+        admin_key: str = "sk-admin-simulator",
+        revoked_keys: tuple[str, ...] = ("sk-admin-revoked-simulator",),
+        faults: Faults | None = None,
+        scope_error_style: str = "2026",
+    ) -> None:
+        self.org = org
+        self.admin_key = admin_key
+        self.revoked_keys = revoked_keys
+        self.faults = faults or Faults()
+        self.scope_error_style = scope_error_style
+        self.requests: Counter[str] = Counter()
+        self._routes: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = [
+            (re.compile(r"/v1/organization/usage/(?P<source>[a-z_]+)"), self._usage),
+            (re.compile(r"/v1/organization/costs"), self._costs),
+            (re.compile(r"/v1/organization/projects"), self._projects),
+            (re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)"), self._project),
+            (re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)/api_keys"), self._keys),
+            (
+                re.compile(
+                    r"/v1/organization/projects/(?P<project_id>[^/]+)/api_keys/(?P<key_id>[^/]+)"
+                ),
+                self._key,
+            ),
+            (re.compile(r"/v1/organization/users"), self._users),
+            (re.compile(r"/v1/organization/users/(?P<user_id>[^/]+)"), self._user),
+        ]
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if self.faults.latency_seconds:
+            await asyncio.sleep(self.faults.latency_seconds)
+        status, body, headers = self._respond(scope)
+        fault = self.faults.draw() if status == 200 else None
+        await self._send(send, fault, status, body, headers)
+
+    def _respond(self, scope: Scope) -> tuple[int, Any, dict[str, str]]:
+        path = scope["path"].rstrip("/")
+        self.requests[_route_label(path)] += 1
+        try:
+            self._authenticate(_header(scope, b"authorization"))
+            if scope["method"] != "GET":
+                raise ApiError(405, f"Method {scope['method']} is not supported by the simulator.")
+            query = Query(scope.get("query_string", b"").decode("latin-1"))
+            for pattern, handler in self._routes:
+                match = pattern.fullmatch(path)
+                if match:
+                    return 200, handler(query, **match.groupdict()), {}
+            raise ApiError(404, f"Invalid URL (GET {path})")
+        except _AuthFailure as failure:
+            return failure.status, failure.body, {}
+        except ApiError as error:
+            return error.status, error.body(), {}
+
+    async def _send(
+        self, send: Send, fault: str | None, status: int, body: Any, headers: dict[str, str]
+    ) -> None:
+        if fault == "429":
+            wait = self.faults.retry_after_ms
+            status, headers = (
+                429,
+                {"retry-after-ms": str(wait), "retry-after": str(-(-wait // 1000))},
+            )
+            body = ApiError(
+                429,
+                "Rate limit reached for organization usage requests.",
+                code="rate_limit_exceeded",
+            ).body()
+        elif fault == "500":
+            status, body = (
+                500,
+                ApiError(500, "The server had an error processing your request.").body(),
+            )
+        elif fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        payload = json.dumps(body).encode()
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        if fault == "drop":
+            # Headers promise the whole body; half of it arrives and the connection closes.
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": payload[: len(payload) // 2],
+                    "more_body": True,
+                }
+            )
+            return
+        if fault == "truncate":
+            # A complete HTTP response whose JSON body is cut short.
+            cut = payload[: len(payload) // 2]
+            cut += b" " * (len(payload) - len(cut))
+            await send({"type": "http.response.body", "body": cut})
+            return
+        await send({"type": "http.response.body", "body": payload})
+
+    def _authenticate(self, authorization: str | None) -> None:
+        key = (authorization or "").removeprefix("Bearer ").strip()
+        if key == self.admin_key:
+            return
+        if not key:
+            raise _AuthFailure(401, _error_body("You didn't provide an API key.", None))
+        if key in self.revoked_keys:
+            raise _AuthFailure(
+                401,
+                _error_body(
+                    "The API key provided has been revoked. Create a new key on the API keys page.",
+                    "invalid_api_key",
+                ),
+            )
+        if key.startswith("sk-proj-"):
+            message = (
+                "You have insufficient permissions for this operation. "
+                "Missing scopes: api.usage.read."
+            )
+            if self.scope_error_style == "2026":
+                raise _AuthFailure(403, {"error": message})
+            raise _AuthFailure(401, _error_body(message, None))
+        raise _AuthFailure(
+            401,
+            _error_body(
+                f"Incorrect API key provided: {_redact(key)}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_api_key",
+            ),
+        )
+
+    # -- usage and costs --------------------------------------------------------------------
+
+    def _usage(self, query: Query, source: str) -> dict[str, Any]:
+        spec = SOURCES.get(source)
+        if spec is None:
+            raise ApiError(404, f"Invalid URL (GET /v1/organization/usage/{source})")
+        window = _Window.parse(query, DEFAULT_LIMIT, MAX_LIMIT, ("1m", "1h", "1d"), self.org.now)
+        group_by = _group_by(query, spec.group_by)
+        filters = _filters(query, spec)
+        buckets = []
+        for start, end in window.buckets():
+            events = [
+                e for e in self.org.events(start, end) if e.source == source and _passes(e, filters)
+            ]
+            buckets.append(_bucket(start, end, _usage_results(spec, events, group_by)))
+        return window.page(buckets)
+
+    def _costs(self, query: Query) -> dict[str, Any]:
+        window = _Window.parse(
+            query, {"1d": COSTS_DEFAULT_LIMIT}, {"1d": COSTS_MAX_LIMIT}, ("1d",), self.org.now
+        )
+        group_by = _group_by(query, COSTS_GROUP_BY)
+        filters = {dim: set(query.array(p)) for p, dim in COSTS_FILTERS.items() if query.array(p)}
+        buckets = []
+        for start, end in window.buckets():
+            rows: dict[tuple[object, ...], list[Any]] = {}
+            for event, line in self.org.cost_lines(start, end):
+                values = {
+                    "project_id": event.dims[0],
+                    "api_key_id": event.dims[2],
+                    "line_item": line.line_item,
+                }
+                if any(values[d] not in allowed for d, allowed in filters.items()):
+                    continue
+                key = tuple(values[g] if g in group_by else None for g in COSTS_GROUP_BY)
+                row = rows.setdefault(key, [0, 0, line.unit])
+                row[0] += line.micros
+                row[1] += line.quantity
+            buckets.append(
+                _bucket(start, end, [_cost_result(k, v, group_by) for k, v in rows.items()])
+            )
+        return window.page(buckets)
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _projects(self, query: Query) -> dict[str, Any]:
+        archived = query.boolean("include_archived") or False
+        projects = [p for p in self.org.projects.values() if archived or p.archived_at is None]
+        return _list(query, [_project(p) for p in projects])
+
+    def _project(self, query: Query, project_id: str) -> dict[str, Any]:
+        if project_id not in self.org.projects:
+            raise ApiError(404, f"No such project: '{project_id}'.")
+        return _project(self.org.projects[project_id])
+
+    def _visible_keys(self, project_id: str, access: str) -> list[SimKey]:
+        if project_id not in self.org.projects:
+            raise ApiError(404, f"No such project: '{project_id}'.")
+        if access not in ("active", "inactive", "any"):
+            raise ApiError(400, "Invalid value for 'owner_project_access'.", "owner_project_access")
+        now = self.org.now
+        return [
+            k
+            for k in self.org.keys
+            if k.project_id == project_id
+            and k.created_at <= now
+            and (k.deleted_at is None or now < k.deleted_at)
+            and (access == "any" or k.owner_has_access == (access == "active"))
+        ]
+
+    def _keys(self, query: Query, project_id: str) -> dict[str, Any]:
+        keys = self._visible_keys(project_id, query.text("owner_project_access") or "active")
+        return _list(query, [self._key_json(k) for k in keys])
+
+    def _key(self, query: Query, project_id: str, key_id: str) -> dict[str, Any]:
+        for key in self._visible_keys(project_id, "any"):
+            if key.id == key_id:
+                return self._key_json(key)
+        raise ApiError(404, f"No such API key: '{key_id}'.")
+
+    def _key_json(self, key: SimKey) -> dict[str, Any]:
+        owner: dict[str, Any] = {
+            "id": key.owner_id,
+            "name": key.owner_name,
+            "created_at": key.created_at,
+        }
+        if key.owner_type == "user":
+            owner |= {"email": key.owner_email, "role": "member"}
+        else:
+            owner |= {"role": "member"}
+        last_used = max(
+            (
+                e.ts
+                for e in self.org.events(self.org.now - 86400, self.org.now)
+                if e.dims[2] == key.id
+            ),
+            default=None,
+        )
+        return {
+            "object": "organization.project.api_key",
+            "redacted_value": f"sk-...{key.id[-4:]}",
+            "name": key.name,
+            "created_at": key.created_at,
+            "last_used_at": last_used,
+            "id": key.id,
+            "owner_project_access": "active" if key.owner_has_access else "inactive",
+            "owner": {"type": key.owner_type, key.owner_type: owner},
+        }
+
+    def _users(self, query: Query) -> dict[str, Any]:
+        emails = set(query.array("emails"))
+        users = [u for u in self.org.users if not emails or u.email in emails]
+        return _list(query, [_user(u) for u in users])
+
+    def _user(self, query: Query, user_id: str) -> dict[str, Any]:
+        for user in self.org.users:
+            if user.id == user_id:
+                return _user(user)
+        raise ApiError(404, f"No such user: '{user_id}'.")
+
+
+class _AuthFailure(Exception):
+    def __init__(self, status: int, body: Any):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The buckets one request covers: from ``start`` (or the cursor) for ``limit`` buckets."""
+
+    start: int
+    stop: int
+    step: int
+    first: int
+    limit: int
+    fingerprint: str
+
+    @classmethod
+    def parse(
+        cls,
+        query: Query,
+        defaults: Mapping[str, int],
+        maxima: Mapping[str, int],
+        widths: tuple[str, ...],
+        now: int,
+    ) -> _Window:
+        start = query.integer("start_time", required=True)
+        assert start is not None
+        end = query.integer("end_time")
+        if start < 0:
+            raise ApiError(
+                400, "Invalid value for 'start_time': must not be negative.", "start_time"
+            )
+        if end is not None and end <= start:
+            raise ApiError(
+                400, "Invalid value for 'end_time': must be after start_time.", "end_time"
+            )
+        width = query.text("bucket_width") or "1d"
+        if width not in widths:
+            raise ApiError(
+                400,
+                f"Invalid value for 'bucket_width': expected one of {', '.join(widths)}.",
+                "bucket_width",
+            )
+        limit = query.integer("limit")
+        if limit is None:
+            limit = defaults[width]
+        if not 1 <= limit <= maxima[width]:
+            raise ApiError(
+                400,
+                f"Invalid value for 'limit': must be between 1 and {maxima[width]} "
+                f"for bucket_width={width}.",
+                "limit",
+            )
+        step = WIDTH_SECONDS[width]
+        # Buckets run from start_time; none starts after the one holding "now".
+        stop = start + ((now - start) // step + 1) * step if now >= start else start
+        if end is not None:
+            stop = min(stop, end)
+        fingerprint = f"{start}:{end}:{width}"
+        first = start
+        cursor = query.text("page")
+        if cursor:
+            first = _decode_cursor(cursor, fingerprint)
+        return cls(start, stop, step, first, limit, fingerprint)
+
+    def buckets(self) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        t = self.first
+        while t < self.stop and len(out) < self.limit:
+            out.append((t, min(t + self.step, self.stop)))
+            t += self.step
+        return out
+
+    def page(self, buckets: list[dict[str, Any]]) -> dict[str, Any]:
+        after = self.first + len(buckets) * self.step
+        more = after < self.stop
+        return {
+            "object": "page",
+            "data": buckets,
+            "has_more": more,
+            "next_page": _encode_cursor(after, self.fingerprint) if more else None,
+        }
+
+
+def _encode_cursor(ts: int, fingerprint: str) -> str:
+    return "page_" + base64.urlsafe_b64encode(f"{ts}|{fingerprint}".encode()).decode()
+
+
+def _decode_cursor(cursor: str, fingerprint: str) -> int:
+    try:
+        ts, seen = base64.urlsafe_b64decode(cursor.removeprefix("page_")).decode().split("|", 1)
+        if seen != fingerprint:
+            raise ValueError(seen)
+        return int(ts)
+    except ValueError:
+        raise ApiError(
+            400, "Invalid value for 'page': not a cursor for this query.", "page"
+        ) from None
+
+
+def _group_by(query: Query, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    values = query.array("group_by")
+    for value in values:
+        if value not in allowed:
+            raise ApiError(
+                400,
+                f"Invalid value for 'group_by': '{value}'. "
+                f"Supported values are: {', '.join(allowed)}.",
+                "group_by",
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def _filters(query: Query, spec: Source) -> dict[str, set[object]]:
+    filters: dict[str, set[object]] = {
+        dim: set(query.array(p))
+        for p, dim in spec.filters.items()
+        if p != "batch" and query.array(p)
+    }
+    if "batch" in spec.filters and (batch := query.boolean("batch")) is not None:
+        filters["batch"] = {batch}
+    return filters
+
+
+def _passes(event: Event, filters: Mapping[str, set[object]]) -> bool:
+    return all(event.dims[DIMENSIONS.index(d)] in allowed for d, allowed in filters.items())
+
+
+def _usage_results(
+    spec: Source, events: list[Event], group_by: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    rows: dict[tuple[object, ...], dict[str, int]] = {}
+    for event in events:
+        key = tuple(
+            event.dims[DIMENSIONS.index(d)] if d in group_by else None for d in spec.group_by
+        )
+        row = rows.setdefault(key, dict.fromkeys(spec.metrics, 0))
+        for name, value in event.metrics:
+            row[name] += value
+    return [
+        {"object": spec.object, **metrics, **dict(zip(spec.group_by, key, strict=True))}
+        for key, metrics in rows.items()
+    ]
+
+
+def _cost_result(
+    key: tuple[object, ...], row: list[Any], group_by: tuple[str, ...]
+) -> dict[str, Any]:
+    micros, quantity, unit = row
+    by_item = "line_item" in group_by
+    return {
+        "object": COSTS_OBJECT,
+        "amount": {"value": micros / 1_000_000, "currency": "usd"},
+        **dict(zip(COSTS_GROUP_BY, key, strict=True)),
+        "quantity": quantity if by_item else None,
+        "quantity_unit": (unit or None) if by_item else None,
+    }
+
+
+def _bucket(start: int, end: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "bucket", "start_time": start, "end_time": end, "results": results}
+
+
+def _list(query: Query, items: list[dict[str, Any]]) -> dict[str, Any]:
+    limit = query.integer("limit") or 20
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "Invalid value for 'limit': must be between 1 and 100.", "limit")
+    after = query.text("after")
+    if after:
+        ids = [i["id"] for i in items]
+        if after not in ids:
+            raise ApiError(
+                400, f"Invalid value for 'after': '{after}' is not in this list.", "after"
+            )
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
+
+
+def _project(p: SimProject) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "object": "organization.project",
+        "name": p.name,
+        "created_at": p.created_at,
+        "archived_at": p.archived_at,
+        "status": "archived" if p.archived_at is not None else "active",
+    }
+
+
+def _user(u: SimUser) -> dict[str, Any]:
+    return {
+        "object": "organization.user",
+        "id": u.id,
+        "name": u.name,
+        "email": u.email,
+        "role": u.role,
+        "added_at": u.added_at,
+    }
+
+
+def _error_body(message: str, code: str | None) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
+
+
+def _redact(key: str) -> str:
+    # What OpenAI itself echoes: the head and last four characters of a long key, a short one whole.
+    return key if len(key) < 12 else f"{key[:8]}{'*' * (len(key) - 12)}{key[-4:]}"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _route_label(path: str) -> str:
+    parts = path.removeprefix("/v1/organization/").split("/")
+    if parts[0] == "usage" and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "projects" and len(parts) > 2:
+        return "api_keys"
+    return parts[0]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,381 @@
+"""The only code that talks to OpenAI: the Organization Usage, Costs, projects, keys and users APIs.
+
+Built on the official ``openai`` SDK's admin namespace. The SDK's own retries are switched off
+(``max_retries=0``) and done here instead, so that every attempt is counted, the backoff is
+bounded and testable, and every failure ends as one of the errors in :mod:`.errors`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx2
+import openai
+from pydantic import SecretStr
+
+from .contract import (
+    COSTS_GROUP_BY,
+    COSTS_MAX_LIMIT,
+    MAX_LIMIT,
+    SOURCES,
+    WIDTH_SECONDS,
+    align_down,
+    align_up,
+)
+from .errors import (
+    BadUpstreamResponseError,
+    InvalidAdminKeyError,
+    NotAdminKeyError,
+    RateLimitedError,
+    RevokedAdminKeyError,
+    UpstreamError,
+    UpstreamUnavailableError,
+    scrub,
+)
+from .records import (
+    ApiKey,
+    CostBucket,
+    Project,
+    UsageBucket,
+    User,
+    parse_api_key,
+    parse_cost_result,
+    parse_project,
+    parse_usage_result,
+    parse_user,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LIST_LIMIT = 100
+"""Page size for the projects, API keys and users lists."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter; ``Retry-After`` wins when it is longer."""
+
+    max_retries: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+    """A longer ``Retry-After`` is not waited for: the call fails and the next sync tries again."""
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2.0**attempt)
+        backoff *= 0.5 + random.random() / 2
+        return max(backoff, retry_after or 0.0)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds asked for by ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return None if when is None else max(0.0, when.timestamp() - time.time())
+
+
+class _Retryable(Exception):
+    def __init__(self, what: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+        self.status = status
+
+
+class AdminClient:
+    """Reads an organization's usage, costs and names.
+
+    Every method pages to the end and retries transient faults; each raises only
+    :class:`~usage_tracker.upstream.errors.UpstreamError` subclasses. ``requests`` and
+    ``retries`` count attempts per endpoint (``"completions"``, ``"costs"``, ``"projects"``…).
+    """
+
+    def __init__(
+        self,
+        admin_key: SecretStr | str,
+        base_url: str = "https://api.openai.com/v1",
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
+        key = admin_key.get_secret_value() if isinstance(admin_key, SecretStr) else admin_key
+        self._key = key
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._sdk = openai.OpenAI(
+            admin_api_key=key,
+            api_key="unused",  # the admin endpoints authenticate with admin_api_key only
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )
+        self.requests: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+
+    def close(self) -> None:
+        self._sdk.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- usage and costs -------------------------------------------------------------------
+
+    def usage_pages(
+        self,
+        source: str,
+        start_time: int,
+        end_time: int,
+        *,
+        bucket_width: str = "1h",
+        group_by: Sequence[str] | None = None,
+        page: str | None = None,
+        **filters: Any,
+    ) -> Iterator[tuple[list[UsageBucket], str | None]]:
+        """Each page of ``source`` usage in [start, end) as (buckets, next cursor).
+
+        The window is widened to whole UTC buckets; ``group_by`` defaults to every dimension the
+        source allows; each request asks for the most buckets the width allows. Following the
+        cursor until ``has_more`` is false is done here; ``page`` resumes from a cursor.
+        """
+        spec = SOURCES[source]
+        width = WIDTH_SECONDS[bucket_width]
+        start, end = align_down(start_time, bucket_width), align_up(end_time, bucket_width)
+        limit = min(MAX_LIMIT[bucket_width], max(1, (end - start) // width))
+        params: dict[str, Any] = {
+            "start_time": start,
+            "end_time": end,
+            "bucket_width": bucket_width,
+            "group_by": list(spec.group_by if group_by is None else group_by),
+            "limit": limit,
+            **{k: v for k, v in filters.items() if v is not None},
+        }
+        endpoint = getattr(self._sdk.admin.organization.usage, source)
+        for raw in self._paged(source, endpoint, params, page):
+            buckets = [
+                UsageBucket(
+                    b["start_time"],
+                    b["end_time"],
+                    tuple(
+                        parse_usage_result(source, b["start_time"], b["end_time"], r)
+                        for r in b["results"]
+                    ),
+                )
+                for b in _buckets(raw)
+            ]
+            yield buckets, raw.get("next_page") if raw.get("has_more") else None
+
+    def usage(
+        self, source: str, start_time: int, end_time: int, **kwargs: Any
+    ) -> Iterator[UsageBucket]:
+        """Every bucket of ``source`` in [start, end); see :meth:`usage_pages`."""
+        for buckets, _ in self.usage_pages(source, start_time, end_time, **kwargs):
+            yield from buckets
+
+    def cost_pages(
+        self,
+        start_time: int,
+        end_time: int,
+        *,
+        group_by: Sequence[str] = COSTS_GROUP_BY,
+        **filters: Any,
+    ) -> Iterator[list[CostBucket]]:
+        """Daily cost buckets in [start, end), grouped by every dimension by default."""
+        start, end = align_down(start_time, "1d"), align_up(end_time, "1d")
+        params: dict[str, Any] = {
+            "start_time": start,
+            "end_time": end,
+            "bucket_width": "1d",
+            "group_by": list(group_by),
+            "limit": min(COSTS_MAX_LIMIT, max(1, (end - start) // 86400)),
+            **{k: v for k, v in filters.items() if v is not None},
+        }
+        endpoint = self._sdk.admin.organization.usage.costs
+        for raw in self._paged("costs", endpoint, params, None):
+            yield [
+                CostBucket(
+                    b["start_time"],
+                    b["end_time"],
+                    tuple(
+                        parse_cost_result(b["start_time"], b["end_time"], r) for r in b["results"]
+                    ),
+                )
+                for b in _buckets(raw)
+            ]
+
+    def costs(self, start_time: int, end_time: int, **kwargs: Any) -> Iterator[CostBucket]:
+        for buckets in self.cost_pages(start_time, end_time, **kwargs):
+            yield from buckets
+
+    # -- names -----------------------------------------------------------------------------
+
+    def projects(self) -> list[Project]:
+        """Every project, archived ones included."""
+        org = self._sdk.admin.organization
+        return [
+            parse_project(p)
+            for p in self._listed("projects", org.projects.list, include_archived=True)
+        ]
+
+    def api_keys(self, project_id: str) -> list[ApiKey]:
+        """Every API key of a project, whether or not its owner still has access."""
+        org = self._sdk.admin.organization
+        return [
+            parse_api_key(project_id, k)
+            for k in self._listed(
+                "api_keys", org.projects.api_keys.list, project_id, owner_project_access="any"
+            )
+        ]
+
+    def users(self) -> list[User]:
+        return [
+            parse_user(u) for u in self._listed("users", self._sdk.admin.organization.users.list)
+        ]
+
+    # -- paging, retries and error translation ---------------------------------------------
+
+    def _paged(
+        self, label: str, endpoint: Callable[..., Any], params: dict[str, Any], page: str | None
+    ) -> Iterator[dict[str, Any]]:
+        while True:
+            call_params = params if page is None else {**params, "page": page}
+            raw = self._call(label, endpoint, **call_params)
+            yield raw
+            if not raw.get("has_more"):
+                return
+            page = raw.get("next_page")
+            if not isinstance(page, str) or not page:
+                raise BadUpstreamResponseError(f"{label}: has_more is true but next_page is empty")
+
+    def _listed(
+        self, label: str, endpoint: Callable[..., Any], *args: Any, **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            extra = {} if after is None else {"after": after}
+            raw = self._call(label, endpoint, *args, limit=LIST_LIMIT, **params, **extra)
+            items = raw.get("data")
+            if not isinstance(items, list):
+                raise BadUpstreamResponseError(f"{label}: 'data' is not a list")
+            yield from items
+            if not raw.get("has_more") or not items:
+                return
+            after = raw.get("last_id") or items[-1].get("id")
+
+    def _call(self, label: str, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One upstream call as a plain dict, retried on transient faults."""
+        policy = self._retry
+        for attempt in range(policy.max_retries + 1):
+            self.requests[label] += 1
+            try:
+                result = self._attempt(endpoint, *args, **kwargs)
+            except _Retryable as fault:
+                if (
+                    attempt == policy.max_retries
+                    or (fault.retry_after or 0) > policy.max_retry_after
+                ):
+                    raise self._exhausted(fault, attempt + 1) from None
+                delay = policy.delay(attempt, fault.retry_after)
+                log.warning("%s: %s; retrying in %.2f s", label, fault.what, delay)
+                self.retries[label] += 1
+                self._sleep(delay)
+            else:
+                log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = endpoint(*args, **kwargs)
+            raw = response.to_dict() if hasattr(response, "to_dict") else response
+        except openai.RateLimitError as e:
+            raise _Retryable(
+                "429 rate limited", retry_after_seconds(e.response.headers), 429
+            ) from None
+        except openai.InternalServerError as e:
+            raise _Retryable(f"HTTP {e.status_code}", None, e.status_code) from None
+        except openai.APITimeoutError:
+            raise _Retryable("timed out") from None
+        except openai.APIConnectionError:
+            raise _Retryable("connection failed") from None
+        except json.JSONDecodeError:
+            raise _Retryable("truncated or malformed response body") from None
+        except openai.APIStatusError as e:
+            raise self._translate_status(e) from None
+        except openai.OpenAIError as e:
+            raise BadUpstreamResponseError(scrub(str(e), self._key)) from None
+        if not isinstance(raw, dict):
+            raise BadUpstreamResponseError("expected a JSON object")
+        return raw
+
+    def _translate_status(self, e: openai.APIStatusError) -> UpstreamError:
+        message = _error_message(e.body)
+        if "missing scopes" in message.lower() or e.status_code == 403:
+            return NotAdminKeyError(e.status_code)
+        if e.status_code == 401:
+            if "revoked" in message.lower():
+                return RevokedAdminKeyError()
+            return InvalidAdminKeyError()
+        return BadUpstreamResponseError(
+            f"HTTP {e.status_code}: {scrub(message, self._key)}", e.status_code
+        )
+
+    @staticmethod
+    def _exhausted(fault: _Retryable, attempts: int) -> UpstreamError:
+        if fault.status == 429:
+            return RateLimitedError(fault.retry_after, attempts)
+        if fault.status is None and "truncated" in fault.what:
+            return BadUpstreamResponseError(f"{fault.what}, {attempts} times")
+        return UpstreamUnavailableError(fault.what, attempts, fault.status)
+
+
+def _error_message(body: object) -> str:
+    """The message of an OpenAI error body, whose ``error`` may be an object or a bare string."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, str):
+            return inner
+        if isinstance(inner, Mapping):
+            return str(inner.get("message") or "")
+    return ""
+
+
+def _buckets(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    data = raw.get("data")
+    if raw.get("object") != "page" or not isinstance(data, list):
+        raise BadUpstreamResponseError("expected a page of buckets")
+    for bucket in data:
+        if not (
+            isinstance(bucket, dict)
+            and isinstance(bucket.get("start_time"), int)
+            and isinstance(bucket.get("end_time"), int)
+            and isinstance(bucket.get("results"), list)
+        ):
+            raise BadUpstreamResponseError("a bucket lacks start_time, end_time or results")
+    return data

@@ -1,0 +1,193 @@
+"""Typed records the upstream client hands to the rest of the program.
+
+Every record is built from an upstream JSON object by a tolerant parser: unknown fields are ignored,
+missing optional fields become ``None`` (or 0 for counters that are absent), and a field of the
+wrong type is a :class:`~usage_tracker.upstream.errors.BadUpstreamResponseError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .contract import COSTS_GROUP_BY, DIMENSIONS, METRICS
+from .errors import BadUpstreamResponseError
+
+Dimensions = tuple[str | bool | None, ...]
+"""Values of :data:`~usage_tracker.upstream.contract.DIMENSIONS`, in that order."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageResult:
+    """One grouped row of one usage bucket."""
+
+    source: str
+    start_time: int
+    end_time: int
+    dimensions: Dimensions
+    metrics: Mapping[str, int]
+
+    def dimension(self, name: str) -> str | bool | None:
+        return self.dimensions[DIMENSIONS.index(name)]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    start_time: int
+    end_time: int
+    results: tuple[UsageResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CostResult:
+    start_time: int
+    end_time: int
+    project_id: str | None
+    line_item: str | None
+    api_key_id: str | None
+    amount: Decimal
+    currency: str
+    quantity: Decimal | None
+    quantity_unit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CostBucket:
+    start_time: int
+    end_time: int
+    results: tuple[CostResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str | None
+    created_at: int | None
+    archived_at: int | None
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    project_id: str
+    name: str | None
+    redacted_value: str | None
+    created_at: int | None
+    last_used_at: int | None
+    owner_type: str | None
+    owner_id: str | None
+    owner_name: str | None
+    owner_email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str | None
+    email: str | None
+    role: str | None
+
+
+def _opt_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadUpstreamResponseError(f"field {key!r} should be a string, got {type(value).__name__}")
+
+
+def _opt_int(raw: Mapping[str, Any], key: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadUpstreamResponseError(f"field {key!r} should be an integer, got {value!r}")
+    return int(value)
+
+
+def _decimal(value: Any, key: str) -> Decimal:
+    # Floats go through repr so 0.06 stays 0.06 rather than 0.0599999999999999977795...
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadUpstreamResponseError(f"field {key!r} should be a number, got {value!r}")
+    try:
+        return Decimal(repr(value) if isinstance(value, float) else str(value))
+    except InvalidOperation:
+        raise BadUpstreamResponseError(f"field {key!r} is not a number: {value!r}") from None
+
+
+def _dimension(raw: Mapping[str, Any], name: str) -> str | bool | None:
+    value = raw.get(name)
+    if value is None or isinstance(value, str | bool):
+        return value
+    raise BadUpstreamResponseError(f"dimension {name!r} has an unexpected value {value!r}")
+
+
+def parse_usage_result(source: str, start: int, end: int, raw: Mapping[str, Any]) -> UsageResult:
+    """A usage result; counters that are absent are left out (not zero) of ``metrics``."""
+    metrics = {m: v for m in METRICS if (v := _opt_int(raw, m)) is not None}
+    dims = tuple(_dimension(raw, d) for d in DIMENSIONS)
+    return UsageResult(source, start, end, dims, metrics)
+
+
+def parse_cost_result(start: int, end: int, raw: Mapping[str, Any]) -> CostResult:
+    amount = raw.get("amount") or {}
+    if not isinstance(amount, Mapping):
+        raise BadUpstreamResponseError("field 'amount' should be an object")
+    quantity = raw.get("quantity")
+    project_id, line_item, api_key_id = (_opt_str(raw, k) for k in COSTS_GROUP_BY)
+    return CostResult(
+        start_time=start,
+        end_time=end,
+        project_id=project_id,
+        line_item=line_item,
+        api_key_id=api_key_id,
+        amount=_decimal(amount.get("value", 0), "amount.value"),
+        currency=_opt_str(amount, "currency") or "usd",
+        quantity=None if quantity is None else _decimal(quantity, "quantity"),
+        quantity_unit=_opt_str(raw, "quantity_unit"),
+    )
+
+
+def parse_project(raw: Mapping[str, Any]) -> Project:
+    return Project(
+        id=_opt_str(raw, "id") or _missing("project id"),
+        name=_opt_str(raw, "name"),
+        created_at=_opt_int(raw, "created_at"),
+        archived_at=_opt_int(raw, "archived_at"),
+        status=_opt_str(raw, "status"),
+    )
+
+
+def parse_api_key(project_id: str, raw: Mapping[str, Any]) -> ApiKey:
+    owner = raw.get("owner") or {}
+    owner_type = _opt_str(owner, "type")
+    who = owner.get(owner_type or "", None) or {}
+    if not isinstance(who, Mapping):
+        raise BadUpstreamResponseError("field 'owner' has an unexpected shape")
+    return ApiKey(
+        id=_opt_str(raw, "id") or _missing("API key id"),
+        project_id=project_id,
+        name=_opt_str(raw, "name"),
+        redacted_value=_opt_str(raw, "redacted_value"),
+        created_at=_opt_int(raw, "created_at"),
+        last_used_at=_opt_int(raw, "last_used_at"),
+        owner_type=owner_type,
+        owner_id=_opt_str(who, "id"),
+        owner_name=_opt_str(who, "name"),
+        owner_email=_opt_str(who, "email"),
+    )
+
+
+def parse_user(raw: Mapping[str, Any]) -> User:
+    return User(
+        id=_opt_str(raw, "id") or _missing("user id"),
+        name=_opt_str(raw, "name"),
+        email=_opt_str(raw, "email"),
+        role=_opt_str(raw, "role"),
+    )
+
+
+def _missing(what: str) -> str:
+    raise BadUpstreamResponseError(f"{what} is missing")
