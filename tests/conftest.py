@@ -1,4 +1,4 @@
-"""Shared fixtures: a fixed clock, the simulator served for real, and paths to the shared contract."""
+"""Shared fixtures: a fixed clock, the simulator served for real, the shared contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validate JSON against a schema of OpenAI's published OpenAPI 3.1 document (JSON Schema 2020-12)."""
+"""Validate JSON against a schema of OpenAI's published OpenAPI 3.1 document."""
 
 from __future__ import annotations
 
@@ -50,5 +50,5 @@ def _validator(spec_path: Path, schema_name: str) -> Draft202012Validator:
 
 
 def validate(spec_path: Path, instance: Any, schema_name: str) -> None:
-    """Raise jsonschema.ValidationError unless ``instance`` matches ``#/components/schemas/NAME``."""
+    """Raise ValidationError unless ``instance`` matches ``#/components/schemas/NAME``."""
     _validator(spec_path, schema_name).validate(instance)

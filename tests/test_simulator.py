@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,8 @@ def test_buckets_start_at_start_time_and_end_time_is_exclusive(http: httpx2.Clie
     )
     assert [b["start_time"] for b in page["data"]] == [start, start + 3600, start + 7200]
     assert page["data"][-1]["end_time"] == start + 3 * 3600
-    assert page["has_more"] is False and page["next_page"] is None
+    assert page["has_more"] is False
+    assert page["next_page"] is None
 
 
 def test_empty_buckets_have_empty_results(http: httpx2.Client, sim: simulator.Simulator) -> None:
@@ -242,7 +243,8 @@ def test_filters_restrict_results(http: httpx2.Client, sim: simulator.Simulator)
     ]
     page = _get(http, "/organization/usage/completions", params)
     results = [r for b in page["data"] for r in b["results"]]
-    assert results and {r["api_key_id"] for r in results} == {key.id}
+    assert results
+    assert {r["api_key_id"] for r in results} == {key.id}
     assert {r["batch"] for r in results} == {False}
 
 
@@ -320,16 +322,17 @@ def test_the_organization_looks_like_a_real_one(sim: simulator.Simulator) -> Non
     org = sim.org
     models = {e.dims[3] for e in org.events(org.start, NOW) if e.dims[3]}
     assert len(models) >= 15
-    assert any(m.startswith("ft:") for m in models) and any(m.endswith("-pro") for m in models)
+    assert any(m.startswith("ft:") for m in models)
+    assert any(m.endswith("-pro") for m in models)
     assert {"text-embedding-3-small", "tts-1", "gpt-realtime"} <= models
     assert any(p.archived_at for p in org.projects.values())
     assert {k.owner_type for k in org.keys} == {"user", "service_account"}
     deleted = [k for k in org.keys if k.deleted_at]
-    assert deleted and org.truth("completions", org.start, NOW, ["api_key_id"]).get(
-        (deleted[0].id,)
-    )
+    assert deleted
+    assert org.truth("completions", org.start, NOW, ["api_key_id"]).get((deleted[0].id,))
     tiers = {e.dims[5] for e in org.events(NOW - 7 * DAY, NOW) if e.source == "completions"}
-    assert "incentivized-tier" in tiers and "default" in tiers
+    assert "incentivized-tier" in tiers
+    assert "default" in tiers
     batches = {e.dims[4] for e in org.events(NOW - 7 * DAY, NOW) if e.source == "completions"}
     assert batches == {True, False}
 
