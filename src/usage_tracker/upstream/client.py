@@ -174,7 +174,7 @@ class AdminClient:
             "limit": limit,
             **{k: v for k, v in filters.items() if v is not None},
         }
-        endpoint = getattr(self._sdk.admin.organization.usage, source)
+        endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
         for raw in self._paged(source, endpoint, params, page):
             buckets = [
                 UsageBucket(
@@ -214,7 +214,7 @@ class AdminClient:
             "limit": min(COSTS_MAX_LIMIT, max(1, (end - start) // 86400)),
             **{k: v for k, v in filters.items() if v is not None},
         }
-        endpoint = self._sdk.admin.organization.usage.costs
+        endpoint = self._sdk.admin.organization.usage.with_raw_response.costs
         for raw in self._paged("costs", endpoint, params, None):
             yield [
                 CostBucket(
@@ -247,7 +247,10 @@ class AdminClient:
         return [
             parse_api_key(project_id, k)
             for k in self._listed(
-                "api_keys", org.projects.api_keys.list, project_id, owner_project_access="any"
+                "api_keys",
+                org.projects.api_keys.list,
+                project_id,
+                owner_project_access="any",
             )
         ]
 
@@ -309,9 +312,14 @@ class AdminClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # The SDK builds the request, authenticates and raises typed HTTP errors. Usage and cost
+        # pages are read raw (``with_raw_response``) and parsed here: the SDK's union of result
+        # models coerces silently and cannot say which field is malformed. The name lists (plain
+        # models, no unions; the SDK ignores with_raw_response for them) are turned back to dicts.
         try:
             response = endpoint(*args, **kwargs)
-            raw = response.to_dict() if hasattr(response, "to_dict") else response
+            http = getattr(response, "http_response", None)
+            raw = http.json() if http is not None else response.to_dict(warnings=False)
         except openai.RateLimitError as e:
             raise _Retryable(
                 "429 rate limited", retry_after_seconds(e.response.headers), 429

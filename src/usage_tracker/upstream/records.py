@@ -32,6 +32,12 @@ class UsageResult:
     def dimension(self, name: str) -> str | bool | None:
         return self.dimensions[DIMENSIONS.index(name)]
 
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens. ``input_tokens`` already includes the cached and cache-write
+        tokens, so those are never added a second time."""
+        return self.metrics.get("input_tokens", 0) + self.metrics.get("output_tokens", 0)
+
 
 @dataclass(frozen=True, slots=True)
 class UsageBucket:
