@@ -1,0 +1,108 @@
+"""Every setting, read from the environment or ``.env`` and validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names it and says what was expected."""
+
+
+class Settings(BaseSettings):
+    """The program's configuration (see the README's table). Nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    openai_admin_key: SecretStr | None = None
+    openai_admin_key_file: Path | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    database_url: str = "sqlite:///usage-tracker.db"
+
+    key_mappings_file: Path = Path("api_key_mappings.json")
+    tiers_file: Path | None = None
+    usage_tier: Literal["1-2", "3-5"] = "1-2"
+    sharing_projects: Annotated[tuple[str, ...], NoDecode] = ()
+    """Project ids whose traffic counts toward the complimentary pools; empty means all."""
+
+    backfill_days: int = Field(default=90, ge=1, le=3660)
+    sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
+    sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    display_timezone: str = "UTC"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("sharing_projects", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (try UTC or Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Settings:
+        if self.openai_admin_key is None and self.openai_admin_key_file is not None:
+            try:
+                key = self.openai_admin_key_file.read_text().strip()
+            except OSError as e:
+                raise ValueError(
+                    f"OPENAI_ADMIN_KEY_FILE: cannot read {self.openai_admin_key_file}: {e.strerror}"
+                ) from None
+            object.__setattr__(self, "openai_admin_key", SecretStr(key))
+        return self
+
+    def admin_key(self) -> str:
+        """The admin key; raises :class:`SettingsError` when neither setting gives one."""
+        if self.openai_admin_key is None or not self.openai_admin_key.get_secret_value():
+            raise SettingsError(
+                "OPENAI_ADMIN_KEY is not set: give an organization admin key (sk-admin-…) in "
+                "OPENAI_ADMIN_KEY or a file holding it in OPENAI_ADMIN_KEY_FILE."
+            )
+        return self.openai_admin_key.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``.env``, with ``overrides`` on top.
+
+    Raises :class:`SettingsError` naming each bad variable and what it expected.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            name = "_".join(str(p) for p in error["loc"]).upper() or "settings"
+            secret = "KEY" in name or "SECRET" in name
+            got = "" if secret else f" (got {error.get('input')!r})"
+            problems.append(f"{name}: {error['msg']}{got}")
+        raise SettingsError("; ".join(problems)) from None

@@ -1,0 +1,100 @@
+"""The local database: the only code that runs SQL. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from . import queries, schema, writes
+from .db import connect, migrate, sync_lock
+from .queries import GROUPABLE, Row
+
+
+class Store:
+    """A migrated database. Reads open a short connection each; writes go through
+    :meth:`transaction` with the functions of :mod:`.writes`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect to ``url`` and apply any pending migration."""
+        engine = connect(url)
+        migrate(engine)
+        return cls(engine)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def sync_lock(self) -> AbstractContextManager[bool]:
+        return sync_lock(self.engine)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def usage_totals(
+        self,
+        start: int,
+        end: int,
+        group_by: Sequence[str] = (),
+        *,
+        sources: Sequence[str] | None = None,
+        where: Mapping[str, Sequence[str]] | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> list[Row]:
+        with self.engine.connect() as conn:
+            return queries.usage_totals(
+                conn,
+                start,
+                end,
+                group_by,
+                sources=sources,
+                where=where,
+                **({"metrics": metrics} if metrics is not None else {}),
+            )
+
+    def cost_totals(self, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
+        with self.engine.connect() as conn:
+            return queries.cost_totals(conn, start, end, group_by)
+
+    def api_keys(self) -> list[Row]:
+        return self._all(schema.api_keys)
+
+    def users(self) -> list[Row]:
+        return self._all(schema.users)
+
+    def projects(self) -> list[Row]:
+        return self._all(schema.projects)
+
+    def sync_states(self) -> list[Row]:
+        return self._all(schema.sync_state)
+
+    def sync_state(self, source: str) -> Row | None:
+        return next((s for s in self.sync_states() if s["source"] == source), None)
+
+    def row_count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return queries.count_rows(conn, schema.metadata.tables[table])
+
+    def _all(self, table: Any) -> list[Row]:
+        with self.engine.connect() as conn:
+            return queries.table_rows(conn, table)
+
+
+__all__ = ["GROUPABLE", "Row", "Store", "schema", "writes"]

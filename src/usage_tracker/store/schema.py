@@ -1,0 +1,156 @@
+"""The database schema (SQLAlchemy Core). Changes to it go through an Alembic migration.
+
+Dimensions that do not apply, or were null upstream, are stored as ``""`` rather than NULL: both
+SQLite and PostgreSQL treat NULLs as distinct in a unique key, which would let a re-synced bucket
+be stored twice. Amounts are stored as whole multiples of a small unit (see :class:`Scaled`) so
+that sums are exact on both backends.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
+
+from usage_tracker.upstream.contract import METRICS
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+USAGE_DIMENSIONS = (
+    "project_id",
+    "user_id",
+    "api_key_id",
+    "model",
+    "batch",
+    "service_tier",
+    "size",
+    "image_source",
+    "vector_store_id",
+    "context_level",
+)
+"""Stored dimension columns; ``image_source`` holds the images endpoint's ``source`` field."""
+
+
+class Scaled(TypeDecorator[Decimal]):
+    """A Decimal stored as an integer count of 10^-places units: exact sums on SQLite too
+    (whose NUMERIC is a float). With 10 places, 64 bits hold sums up to 922 million dollars."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def __init__(self, places: int) -> None:
+        super().__init__()
+        self.places = places
+        self._unit = Decimal(10) ** places
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int((value * self._unit).to_integral_value())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(int(value)) / self._unit
+
+
+def _usage_table(name: str, time_column: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("source", String(40), primary_key=True),
+        Column(time_column, BigInteger, primary_key=True),
+        *(Column(d, String(200), primary_key=True) for d in USAGE_DIMENSIONS),
+        *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
+    )
+
+
+usage = _usage_table("usage", "bucket_start")
+"""One row per 1h bucket and combination of every dimension the source allows."""
+
+usage_daily = _usage_table("usage_daily", "day")
+"""The same rows summed per UTC day, rewritten with the hours they come from."""
+
+Index("ix_usage_time", usage.c.bucket_start)
+Index("ix_usage_daily_time", usage_daily.c.day)
+
+costs = Table(
+    "costs",
+    metadata,
+    Column("day", BigInteger, primary_key=True),
+    Column("project_id", String(200), primary_key=True),
+    Column("line_item", String(300), primary_key=True),
+    Column("api_key_id", String(200), primary_key=True),
+    Column("amount", Scaled(10), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("quantity", Scaled(6)),
+    Column("quantity_unit", String(40)),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", Text),
+    Column("created_at", BigInteger),
+    Column("archived_at", BigInteger),
+    Column("status", String(40)),
+    Column("last_seen_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("project_id", String(200), nullable=False),
+    Column("name", Text),
+    Column("redacted_value", String(100)),
+    Column("created_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    Column("owner_type", String(40)),
+    Column("owner_id", String(200)),
+    Column("owner_name", Text),
+    Column("owner_email", Text),
+    Column("last_seen_at", BigInteger, nullable=False),
+)
+"""Keys as last seen upstream; rows stay after a key is deleted so history keeps its name."""
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", Text),
+    Column("email", Text),
+    Column("role", String(40)),
+    Column("last_seen_at", BigInteger, nullable=False),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("source", String(40), primary_key=True),
+    Column("backfill_from", BigInteger, nullable=False),
+    Column("done_until", BigInteger, nullable=False),
+    Column("backfill_complete", Boolean, nullable=False, server_default=false()),
+    Column("last_attempt_at", BigInteger),
+    Column("last_success_at", BigInteger),
+    Column("last_error", Text),
+    Column("runs", Integer, nullable=False, server_default="0"),
+)
+"""Per source (and ``costs``): everything in [backfill_from, done_until) is stored."""

@@ -1,0 +1,202 @@
+"""Writes: whole buckets replaced in one transaction, names upserted, sync state kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, delete, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from usage_tracker.upstream.contract import DIMENSIONS, METRICS
+from usage_tracker.upstream.records import ApiKey, CostResult, Project, UsageResult, User
+
+from . import schema
+
+DAY = 86400
+
+
+def _dimension_value(value: str | bool | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def usage_row(result: UsageResult) -> dict[str, Any]:
+    """The stored row of one upstream result: absent dimensions as "", absent counters as 0."""
+    row: dict[str, Any] = {"source": result.source, "bucket_start": result.start_time}
+    for name, value in zip(DIMENSIONS, result.dimensions, strict=True):
+        row["image_source" if name == "source" else name] = _dimension_value(value)
+    for metric in METRICS:
+        row[metric] = result.metrics.get(metric, 0)
+    return row
+
+
+def replace_usage(
+    conn: Connection, source: str, start: int, end: int, results: Iterable[UsageResult]
+) -> int:
+    """Make the stored hours of ``source`` in [start, end) exactly ``results``; refresh the
+    daily rollup of the days they touch. Call inside a transaction. Returns the rows written."""
+    table = schema.usage
+    conn.execute(
+        delete(table).where(
+            table.c.source == source, table.c.bucket_start >= start, table.c.bucket_start < end
+        )
+    )
+    rows = [usage_row(r) for r in results]
+    if rows:
+        conn.execute(insert(table), rows)
+    _rebuild_daily(conn, source, start - start % DAY, end)
+    return len(rows)
+
+
+def _rebuild_daily(conn: Connection, source: str, day_start: int, end: int) -> None:
+    day_end = end if end % DAY == 0 else end - end % DAY + DAY
+    hourly, daily = schema.usage, schema.usage_daily
+    conn.execute(
+        delete(daily).where(
+            daily.c.source == source, daily.c.day >= day_start, daily.c.day < day_end
+        )
+    )
+    day = (hourly.c.bucket_start - hourly.c.bucket_start % DAY).label("day")
+    dims = [hourly.c[d] for d in schema.USAGE_DIMENSIONS]
+    summed = select(
+        literal(source).label("source"),
+        day,
+        *dims,
+        *(func.sum(hourly.c[m]).label(m) for m in METRICS),
+    ).where(
+        hourly.c.source == source,
+        hourly.c.bucket_start >= day_start,
+        hourly.c.bucket_start < day_end,
+    )
+    summed = summed.group_by(day, *dims)
+    columns = ["source", "day", *schema.USAGE_DIMENSIONS, *METRICS]
+    conn.execute(insert(daily).from_select(columns, summed))
+
+
+def replace_costs(conn: Connection, start: int, end: int, results: Iterable[CostResult]) -> int:
+    """Make the stored cost days in [start, end) exactly ``results`` (summed per key)."""
+    table = schema.costs
+    conn.execute(delete(table).where(table.c.day >= start, table.c.day < end))
+    rows: dict[tuple[int, str, str, str], dict[str, Any]] = {}
+    for r in results:
+        key = (r.start_time, r.project_id or "", r.line_item or "", r.api_key_id or "")
+        row = rows.get(key)
+        if row is None:
+            rows[key] = {
+                "day": key[0],
+                "project_id": key[1],
+                "line_item": key[2],
+                "api_key_id": key[3],
+                "amount": r.amount,
+                "currency": r.currency,
+                "quantity": r.quantity,
+                "quantity_unit": r.quantity_unit,
+            }
+        else:  # the same key twice in a bucket: keep both amounts
+            row["amount"] += r.amount
+            if r.quantity is not None:
+                row["quantity"] = (row["quantity"] or 0) + r.quantity
+    if rows:
+        conn.execute(insert(table), list(rows.values()))
+    return len(rows)
+
+
+def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    changes = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes), list(rows))
+
+
+def upsert_projects(conn: Connection, items: Iterable[Project], seen_at: int) -> None:
+    rows = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "created_at": p.created_at,
+            "archived_at": p.archived_at,
+            "status": p.status,
+            "last_seen_at": seen_at,
+        }
+        for p in items
+    ]
+    _upsert(conn, schema.projects, rows)
+
+
+def upsert_api_keys(conn: Connection, items: Iterable[ApiKey], seen_at: int) -> None:
+    rows = [
+        {
+            "id": k.id,
+            "project_id": k.project_id,
+            "name": k.name,
+            "redacted_value": k.redacted_value,
+            "created_at": k.created_at,
+            "last_used_at": k.last_used_at,
+            "owner_type": k.owner_type,
+            "owner_id": k.owner_id,
+            "owner_name": k.owner_name,
+            "owner_email": k.owner_email,
+            "last_seen_at": seen_at,
+        }
+        for k in items
+    ]
+    _upsert(conn, schema.api_keys, rows)
+
+
+def upsert_users(conn: Connection, items: Iterable[User], seen_at: int) -> None:
+    rows = [
+        {"id": u.id, "name": u.name, "email": u.email, "role": u.role, "last_seen_at": seen_at}
+        for u in items
+    ]
+    _upsert(conn, schema.users, rows)
+
+
+def start_sync_state(conn: Connection, source: str, backfill_from: int, now: int) -> None:
+    """Create the state of ``source`` on its first run, and record an attempt."""
+    table = schema.sync_state
+    exists = conn.execute(select(table.c.source).where(table.c.source == source)).first()
+    if exists is None:
+        conn.execute(
+            insert(table).values(
+                source=source,
+                backfill_from=backfill_from,
+                done_until=backfill_from,
+                backfill_complete=False,
+                last_attempt_at=now,
+                runs=1,
+            )
+        )
+    else:
+        conn.execute(
+            update(table)
+            .where(table.c.source == source)
+            .values(last_attempt_at=now, runs=table.c.runs + 1)
+        )
+
+
+def advance_sync_state(conn: Connection, source: str, done_until: int) -> None:
+    table = schema.sync_state
+    conn.execute(
+        update(table)
+        .where(and_(table.c.source == source, table.c.done_until < done_until))
+        .values(done_until=done_until)
+    )
+
+
+def finish_sync_state(
+    conn: Connection, source: str, now: int, *, error: str | None, backfill_complete: bool
+) -> None:
+    table = schema.sync_state
+    values: dict[str, Any] = {"last_error": error}
+    if error is None:
+        values["last_success_at"] = now
+    if backfill_complete:
+        values["backfill_complete"] = True
+    conn.execute(update(table).where(table.c.source == source).values(**values))

@@ -1,0 +1,208 @@
+"""Copy upstream usage, costs and names into the store: incremental, idempotent, resumable.
+
+Each page of upstream buckets is written in one transaction together with the watermark it
+reaches, so a sync killed at any point leaves whole buckets and a watermark that tells the next
+run where to resume. Finished sources re-fetch a recent window (``lookback_hours``) every run,
+because OpenAI revises recent hours, and replace those buckets whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from usage_tracker.store import Store, writes
+from usage_tracker.upstream import AdminClient, AdminKeyError, UpstreamError
+from usage_tracker.upstream.contract import SOURCES, align_down, align_up
+
+log = logging.getLogger(__name__)
+
+HOUR, DAY = 3600, 86400
+COSTS = "costs"
+ALL = (*SOURCES, COSTS)
+"""What a sync copies: every usage source, then daily costs."""
+
+Progress = Callable[[str, int, int, int], None]
+"""progress(source, done_until, start, end), called after each page is stored."""
+
+
+@dataclass
+class SourceOutcome:
+    source: str
+    pages: int = 0
+    rows: int = 0
+    error: str | None = None
+    fatal: bool = False
+    """The admin key was refused: asking again for other sources is pointless."""
+
+
+@dataclass
+class SyncReport:
+    skipped: bool = False
+    outcomes: dict[str, SourceOutcome] = field(default_factory=dict)
+    names_error: str | None = None
+
+    @property
+    def errors(self) -> list[str]:
+        found = [f"{o.source}: {o.error}" for o in self.outcomes.values() if o.error]
+        return ([f"names: {self.names_error}"] if self.names_error else []) + found
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    backfill_days: int = 90
+    lookback_hours: int = 48
+    since: int | None = None
+    """Fetch from this time this run (``sync --since``), even if it is already stored."""
+
+
+def sync_once(
+    store: Store,
+    client: AdminClient,
+    *,
+    window: SyncWindow | None = None,
+    now: int | None = None,
+    sources: Sequence[str] = ALL,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """One bounded pass over names and every source. Returns at once (``skipped``) when another
+    process holds the sync lock. Upstream faults are recorded per source, never raised."""
+    window = window or SyncWindow()
+    with store.sync_lock() as held:
+        if not held:
+            log.info("another process is syncing; skipping this run")
+            return SyncReport(skipped=True)
+        now = int(time.time()) if now is None else now
+        report = SyncReport()
+        fatal: str | None = None
+        try:
+            refresh_names(store, client, now)
+        except UpstreamError as e:
+            report.names_error = str(e)
+            fatal = str(e) if isinstance(e, AdminKeyError) else None
+            log.warning("names not refreshed: %s", e)
+        for source in sources:
+            if fatal is not None:
+                report.outcomes[source] = _record_failure(store, source, window, now, fatal)
+                continue
+            outcome = _sync_source(store, client, source, window, now, progress=progress)
+            report.outcomes[source] = outcome
+            if outcome.fatal:
+                fatal = outcome.error
+        return report
+
+
+def refresh_names(store: Store, client: AdminClient, now: int) -> None:
+    """Projects (archived too), every project's keys and the users, upserted: rows of keys and
+    projects deleted upstream stay, so history keeps its names."""
+    projects = client.projects()
+    keys = [key for project in projects for key in client.api_keys(project.id)]
+    users = client.users()
+    with store.transaction() as conn:
+        writes.upsert_projects(conn, projects, now)
+        writes.upsert_api_keys(conn, keys, now)
+        writes.upsert_users(conn, users, now)
+
+
+def _start(store: Store, source: str, window: SyncWindow, now: int) -> int:
+    """Record the attempt; the time this run fetches from."""
+    grain = "1d" if source == COSTS else "1h"
+    backfill_from = align_down(now, "1d") - window.backfill_days * DAY
+    with store.transaction() as conn:
+        writes.start_sync_state(conn, source, backfill_from, now)
+    state = store.sync_state(source)
+    assert state is not None
+    if window.since is not None:
+        return align_down(window.since, grain)
+    if not state["backfill_complete"]:
+        return int(state["done_until"])  # resume an interrupted backfill where it stopped
+    lookback = int(state["done_until"]) - window.lookback_hours * HOUR
+    return align_down(max(int(state["backfill_from"]), lookback), grain)
+
+
+def _sync_source(
+    store: Store,
+    client: AdminClient,
+    source: str,
+    window: SyncWindow,
+    now: int,
+    *,
+    progress: Progress | None,
+) -> SourceOutcome:
+    outcome = SourceOutcome(source)
+    start = _start(store, source, window, now)
+    end = align_up(now + 1, "1d" if source == COSTS else "1h")
+    pages, write = _reader_and_writer(client, source, start, end)
+    try:
+        for lo, hi, rows in pages:
+            with store.transaction() as conn:
+                outcome.rows += write(conn, lo, hi, rows)
+                writes.advance_sync_state(conn, source, hi)
+            outcome.pages += 1
+            if progress:
+                progress(source, hi, start, end)
+    except UpstreamError as e:
+        outcome.error, outcome.fatal = str(e), isinstance(e, AdminKeyError)
+        log.warning("%s: sync stopped: %s", source, e)
+    with store.transaction() as conn:
+        writes.finish_sync_state(
+            conn, source, now, error=outcome.error, backfill_complete=outcome.error is None
+        )
+    log.info("%s: %d pages, %d rows stored", source, outcome.pages, outcome.rows)
+    return outcome
+
+
+Page = tuple[int, int, list[Any]]
+Writer = Callable[[Connection, int, int, list[Any]], int]
+
+
+def _reader_and_writer(
+    client: AdminClient, source: str, start: int, end: int
+) -> tuple[Iterator[Page], Writer]:
+    """Upstream pages as (first bucket start, last bucket end, results), and what stores one."""
+    if source == COSTS:
+        cost_pages = (
+            (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
+            for b in client.cost_pages(start, end)
+            if b
+        )
+        return cost_pages, writes.replace_costs
+    usage_pages = (
+        (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
+        for b, _cursor in client.usage_pages(source, start, end, bucket_width="1h")
+        if b
+    )
+
+    def write(conn: Connection, lo: int, hi: int, rows: list[Any]) -> int:
+        return writes.replace_usage(conn, source, lo, hi, rows)
+
+    return usage_pages, write
+
+
+def _record_failure(
+    store: Store, source: str, window: SyncWindow, now: int, error: str
+) -> SourceOutcome:
+    _start(store, source, window, now)
+    with store.transaction() as conn:
+        writes.finish_sync_state(conn, source, now, error=error, backfill_complete=False)
+    return SourceOutcome(source, error=error)
+
+
+def run_forever(
+    sync: Callable[[], SyncReport], interval_seconds: float, stopping: threading.Event
+) -> None:
+    """``while not stopping: sync(); sleep`` — a sync that raises is logged, never fatal."""
+    while not stopping.is_set():
+        try:
+            report = sync()
+            for error in report.errors:
+                log.warning("sync: %s", error)
+        except Exception:
+            log.exception("sync failed unexpectedly; will try again")
+        stopping.wait(interval_seconds)
