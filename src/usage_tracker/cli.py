@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+import sys
+import threading
+from typing import Annotated, Any
 
 import typer
 
-from . import __version__
+from usage_tracker import __version__
+from usage_tracker.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="OpenAI Usage Tracker: who used what in a shared OpenAI organization.",
@@ -50,7 +54,7 @@ def simulate(
     """Serve a simulated organization on the OpenAI admin API contract (base URL .../v1)."""
     import uvicorn
 
-    from . import simulator
+    from usage_tracker import simulator
 
     faults = simulator.Faults(rate=fault_rate, seed=seed, latency_seconds=latency_ms / 1000)
     sim = simulator.build(
@@ -58,6 +62,93 @@ def simulate(
     )
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
     uvicorn.run(sim, host=host, port=port, log_level="warning")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _date(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
+
+
+@app.command()
+def sync(
+    once: Annotated[bool, typer.Option("--once", help="Sync once and exit.")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Fetch from this UTC date (YYYY-MM-DD) this run.")
+    ] = None,
+) -> None:
+    """Copy usage, costs and names from OpenAI into the database (every SYNC_INTERVAL_SECONDS)."""
+    from usage_tracker import runtime
+    from usage_tracker.sync import run_forever, sync_once
+
+    start = _date(since)
+    settings = _settings()
+    runtime.configure_logging(settings)
+    try:
+        client = runtime.open_client(settings)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    store = runtime.open_store(settings)
+    window = runtime.sync_window(settings, start)
+    if not once:
+        stopping = threading.Event()
+        typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
+        try:
+            run_forever(
+                lambda: sync_once(store, client, window=window),
+                settings.sync_interval_seconds,
+                stopping,
+            )
+        except KeyboardInterrupt:
+            stopping.set()
+        return
+    with _ProgressBars() as bars:
+        report = sync_once(store, client, window=window, progress=bars.update)
+    if report.skipped:
+        typer.echo("another process is syncing this database; nothing done")
+        return
+    rows = sum(o.rows for o in report.outcomes.values())
+    requests = sum(client.requests.values())
+    typer.echo(f"synced: {rows} rows stored, {requests} upstream requests")
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+class _ProgressBars:
+    """One Rich progress bar per source, shown on a terminal for long backfills."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=False, disable=not sys.stderr.isatty())
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressBars:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def update(self, source: str, done_until: int, start: int, end: int) -> None:
+        if source not in self._tasks:
+            self._tasks[source] = self._progress.add_task(source, total=max(1, end - start))
+        self._progress.update(self._tasks[source], completed=min(end, done_until) - start)
 
 
 def main() -> None:

@@ -1,0 +1,100 @@
+"""Display names: the mapping file ``{"key_id": "Name"}`` over what OpenAI knows of each key.
+
+The file is re-read when it changes. A malformed file is reported (file, line, column) and the
+last good mapping stays in use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class KeyMappings:
+    """The mapping file, reloaded when its modification time or size changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.error: str | None = None
+        self._mapping: dict[str, str] = {}
+        self._stamp: tuple[float, int] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> dict[str, str]:
+        with self._lock:
+            self._reload_if_changed()
+            return dict(self._mapping)
+
+    def _reload_if_changed(self) -> None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._mapping, self._stamp, self.error = {}, None, None
+            return
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._mapping = parse_mappings(self.path.read_text(encoding="utf-8"), str(self.path))
+            self.error = None
+        except ValueError as e:
+            self.error = f"{e}; the last good mapping stays in use"
+            log.error("key mappings: %s", self.error)
+
+
+def parse_mappings(text: str, origin: str) -> dict[str, str]:
+    """``{"key_id": "Name", …}``; a ValueError names ``origin``, line and column otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{origin}, line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{origin}, line 1, column 1: expected an object of key id to name")
+    bad = [k for k, v in data.items() if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"{origin}: the name of {bad[0]!r} is not a string")
+    return {str(k): v.strip() for k, v in data.items() if v.strip()}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names for ids, as of one moment: what OpenAI said, with the mapping file on top."""
+
+    keys: Mapping[str, Mapping[str, Any]]
+    users: Mapping[str, Mapping[str, Any]]
+    projects: Mapping[str, Mapping[str, Any]]
+    mapping: Mapping[str, str]
+
+    def person(self, key_id: str) -> str:
+        """Who a key stands for: the mapping, else its owner's name or email, else the key's
+        own name, else its id."""
+        if not key_id:
+            return "(no key)"
+        if key_id in self.mapping:
+            return self.mapping[key_id]
+        key = self.keys.get(key_id, {})
+        return str(key.get("owner_name") or key.get("owner_email") or key.get("name") or key_id)
+
+    def key(self, key_id: str) -> str:
+        if not key_id:
+            return "(no key)"
+        return str(self.keys.get(key_id, {}).get("name") or key_id)
+
+    def user(self, user_id: str) -> str:
+        if not user_id:
+            return "(no user)"
+        user = self.users.get(user_id, {})
+        return str(user.get("name") or user.get("email") or user_id)
+
+    def project(self, project_id: str) -> str:
+        if not project_id:
+            return "(no project)"
+        return str(self.projects.get(project_id, {}).get("name") or project_id)

@@ -1,0 +1,293 @@
+"""sync_once against the simulator, on SQLite and PostgreSQL: exact, idempotent, resumable."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from usage_tracker import simulator
+from usage_tracker.serving import BackgroundServer
+from usage_tracker.store import Store
+from usage_tracker.sync import ALL, COSTS, SyncWindow, sync_once
+from usage_tracker.upstream import AdminClient
+from usage_tracker.upstream.contract import DIMENSIONS, SOURCES
+
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+
+DAY = 86400
+STORED = {d: ("image_source" if d == "source" else d) for d in DIMENSIONS}
+
+
+def _stored_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def assert_store_matches_truth(
+    store: Store, org: simulator.Organization, start: int, end: int
+) -> None:
+    """Every source, grouped by every dimension it has, and costs by every cost dimension,
+    equal the simulator's truth over [start, end)."""
+    for name, source in SOURCES.items():
+        columns = [STORED[d] for d in source.group_by]
+        rows = store.usage_totals(
+            start, end + 3600, columns, sources=[name], metrics=source.metrics
+        )
+        got = {tuple(r[c] for c in columns): {m: r[m] for m in source.metrics} for r in rows}
+        truth = {
+            tuple(_stored_value(v) for v in key): metrics
+            for key, metrics in org.truth(name, start, end, source.group_by).items()
+            if any(metrics.values())
+        }
+        assert got == truth, name
+    group = ["project_id", "line_item", "api_key_id"]
+    cost_rows = store.cost_totals(start - start % DAY, end + DAY, group)
+    got_costs = {tuple(r[g] for g in group): r["amount"] for r in cost_rows}
+    truth_costs = {
+        tuple(v or "" for v in k): v
+        for k, v in org.cost_truth(start - start % DAY, end, group).items()
+    }
+    assert got_costs == truth_costs
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.open(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def served(sim: simulator.Simulator) -> Iterator[tuple[simulator.Simulator, AdminClient]]:
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        yield sim, client
+
+
+def test_a_first_sync_backfills_90_days_exactly(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    sim, client = served
+    report = sync_once(store, client, now=NOW)
+    assert report.errors == []
+    assert set(report.outcomes) == set(ALL)
+    state = store.sync_state("completions")
+    assert state is not None
+    assert state["backfill_complete"]
+    assert state["backfill_from"] == NOW - NOW % DAY - 90 * DAY
+    assert_store_matches_truth(store, sim.org, state["backfill_from"], NOW)
+    # 91 days and 14 hours of 1h buckets: 13 pages of at most 168.
+    assert all(client.requests[s] == 13 for s in SOURCES)
+
+
+def test_a_second_sync_asks_once_per_source_and_changes_nothing(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    _sim, client = served
+    sync_once(store, client, now=NOW)
+    counts = {t: store.row_count(t) for t in ("usage", "usage_daily", "costs")}
+    before = store.usage_totals(0, NOW + 3600, ["api_key_id", "model", "source"])
+    client.requests.clear()
+    report = sync_once(store, client, now=NOW + 30)
+    assert report.errors == []
+    assert all(client.requests[s] <= 1 for s in (*SOURCES, COSTS))
+    names = client.requests["projects"] + client.requests["api_keys"] + client.requests["users"]
+    assert sum(client.requests.values()) - names == len(ALL)
+    assert {t: store.row_count(t) for t in counts} == counts
+    assert store.usage_totals(0, NOW + 3600, ["api_key_id", "model", "source"]) == before
+
+
+def test_late_data_is_picked_up_by_the_next_sync(store: Store) -> None:
+    sim = simulator.build(seed=3, days=5, clock=lambda: NOW, late_hours=4)
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        window = SyncWindow(backfill_days=5)
+        sync_once(store, client, window=window, now=NOW)
+        first = store.usage_totals(0, NOW + 3600, sources=["completions"])[0]["input_tokens"]
+        sim.org.revise()
+        sim.org.revise()
+        sync_once(store, client, window=window, now=NOW)
+    start = store.sync_state("completions")["backfill_from"]  # type: ignore[index]
+    assert store.usage_totals(0, NOW + 3600, sources=["completions"])[0]["input_tokens"] > first
+    assert_store_matches_truth(store, sim.org, start, NOW)
+
+
+def test_new_hours_arrive_as_time_passes(store: Store) -> None:
+    clock = {"now": NOW}
+    sim = simulator.build(seed=4, days=3, clock=lambda: clock["now"])
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        window = SyncWindow(backfill_days=3)
+        sync_once(store, client, window=window, now=clock["now"])
+        clock["now"] += 5 * 3600 + 17 * 60
+        sync_once(store, client, window=window, now=clock["now"])
+    start = store.sync_state("completions")["backfill_from"]  # type: ignore[index]
+    assert_store_matches_truth(store, sim.org, start, clock["now"])
+
+
+def test_an_upstream_outage_keeps_stored_data_and_the_next_sync_heals(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    sim, client = served
+    window = SyncWindow(backfill_days=10)
+    sync_once(store, client, window=window, now=NOW)
+    before = store.usage_totals(0, NOW + 3600, ["source", "model"])
+    # The next sync finds OpenAI failing for longer than the client retries.
+    sim.faults.force(*["500"] * 200)
+    report = sync_once(store, client, window=window, now=NOW)
+    assert report.errors
+    assert all("unavailable" in e or "names" in e for e in report.errors)
+    assert store.usage_totals(0, NOW + 3600, ["source", "model"]) == before
+    state = store.sync_state("completions")
+    assert state is not None
+    assert "unavailable" in (state["last_error"] or "")
+    sim.faults.forced.clear()
+    assert sync_once(store, client, window=window, now=NOW).errors == []
+    assert store.sync_state("completions")["last_error"] is None  # type: ignore[index]
+    assert_store_matches_truth(store, sim.org, NOW - NOW % DAY - 10 * DAY, NOW)
+
+
+def test_a_refused_key_is_recorded_for_every_source_without_the_key(
+    store: Store, sim_url: str
+) -> None:
+    key = "sk-proj-ThisIsAProjectKey0123456789"
+    with AdminClient(key, sim_url, retry=FAST_RETRY) as client:
+        report = sync_once(store, client, now=NOW)
+    assert len(report.errors) == len(ALL) + 1
+    assert sum(client.requests.values()) == 1  # one refusal is enough: nothing else is asked
+    for state in store.sync_states():
+        assert "api.usage.read" in state["last_error"]
+        assert key not in state["last_error"]
+
+
+def test_names_are_kept_after_a_key_disappears_upstream(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    sim, client = served
+    sync_once(store, client, window=SyncWindow(backfill_days=2), now=NOW)
+    listed = {k["id"] for k in store.api_keys()}
+    live = next(k for k in sim.org.keys if k.id in listed)
+    sim.org.keys.remove(live)  # deleted upstream
+    sync_once(store, client, window=SyncWindow(backfill_days=2), now=NOW)
+    kept = {k["id"]: k for k in store.api_keys()}
+    assert kept[live.id]["name"] == live.name
+    archived = [p for p in store.projects() if p["archived_at"]]
+    assert archived
+    assert archived[0]["name"] == "Legacy Chat"
+
+
+def test_since_refetches_an_older_range(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    sim, client = served
+    sync_once(store, client, window=SyncWindow(backfill_days=3), now=NOW)
+    client.requests.clear()
+    sync_once(store, client, window=SyncWindow(backfill_days=3, since=NOW - 20 * DAY), now=NOW)
+    assert client.requests["completions"] == 3  # 20 days and a bit: 3 pages of 168 hours
+    since = NOW - 20 * DAY
+    assert_store_matches_truth(store, sim.org, since - since % 3600, NOW)
+
+
+def test_only_one_of_two_concurrent_syncers_syncs(database_url: str, sim_url: str) -> None:
+    sim_store = [Store.open(database_url), Store.open(database_url)]
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def run(store: Store) -> None:
+        with AdminClient(ADMIN_KEY, sim_url, retry=FAST_RETRY) as client:
+            barrier.wait()
+            reports.append(sync_once(store, client, window=SyncWindow(backfill_days=30), now=NOW))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in sim_store]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.skipped for r in reports) == [False, True]
+    sim = simulator.build(seed=7, days=90, clock=lambda: NOW)  # the organization behind sim_url
+    assert_store_matches_truth(sim_store[0], sim.org, NOW - NOW % DAY - 30 * DAY, NOW)
+    for store in sim_store:
+        store.close()
+
+
+def _kill_backfill_at_random_points(env: dict[str, str], points: int, rng: random.Random) -> int:
+    kills = 0
+    for _ in range(points * 4):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "usage_tracker", "sync", "--once"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.6, 1.6))  # at most ~15 % of the backfill per run
+        if proc.poll() is not None:
+            break  # the backfill finished before this kill
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        if kills == points:
+            break
+    return kills
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    t0 = int(time.time())
+    faults = simulator.Faults(latency_seconds=0.05)  # a full backfill takes about 8 s
+    sim = simulator.build(seed=9, days=90, clock=lambda: t0, faults=faults)
+    rng = random.Random(t0)
+    with BackgroundServer(sim) as server:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": server.url + "/v1",
+            "OPENAI_ADMIN_KEY": ADMIN_KEY,
+            "BACKFILL_DAYS": "90",
+        }
+        kills = _kill_backfill_at_random_points(env, 5, rng)
+        assert kills >= 5, "the backfill finished before five kills; raise the simulator latency"
+        partial = Store.open(database_url)
+        done = [s for s in partial.sync_states() if s["backfill_complete"]]
+        assert len(done) < len(ALL), "the kills did not interrupt the backfill"
+        subprocess.run(
+            [sys.executable, "-m", "usage_tracker", "sync", "--once"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    states = partial.sync_states()
+    assert all(s["backfill_complete"] for s in states)
+    backfill_from = min(s["backfill_from"] for s in states)
+    assert_store_matches_truth(partial, sim.org, backfill_from, t0 + 1)
+    # Nothing duplicated: a clean single sync of the same range stores exactly the same rows.
+    reference = Store.open(f"sqlite:///{tmp_path / 'reference.db'}")
+    days = (t0 - t0 % DAY - backfill_from) // DAY
+    with (
+        BackgroundServer(simulator.build(seed=9, days=90, clock=lambda: t0)) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1") as client,
+    ):
+        sync_once(reference, client, window=SyncWindow(backfill_days=days), now=t0)
+    for table in ("usage", "usage_daily", "costs"):
+        assert partial.row_count(table) == reference.row_count(table), table
+    partial.close()
+    reference.close()
