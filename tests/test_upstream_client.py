@@ -414,14 +414,14 @@ def test_a_retry_after_too_long_to_wait_fails_at_once() -> None:
 
 
 def test_a_90_day_hourly_fetch_with_20_percent_faults_matches_the_truth_exactly() -> None:
-    faults = simulator.Faults(rate=0.2, seed=11, slow_seconds=0.6)
+    faults = simulator.Faults(rate=0.2, seed=11, slow_seconds=1.5)
     sim = simulator.build(seed=7, days=90, clock=lambda: NOW, faults=faults)
     org = sim.org
     with BackgroundServer(sim) as server:
         client = AdminClient(
             ADMIN_KEY,
             server.url + "/v1",
-            timeout=0.3,
+            timeout=0.75,
             retry=RetryPolicy(max_retries=12, base_delay=0.005, max_delay=0.05),
         )
         for name, source in SOURCES.items():

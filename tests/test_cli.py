@@ -1,0 +1,101 @@
+"""The usage-tracker command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from usage_tracker.store import Store
+
+from .conftest import ADMIN_KEY
+
+
+def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "usage_tracker", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_sync_once_fills_the_database(sim_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "usage.db"
+    env = {
+        "DATABASE_URL": f"sqlite:///{db}",
+        "OPENAI_BASE_URL": sim_url,
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+        "BACKFILL_DAYS": "7",
+    }
+    done = _run("sync", "--once", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "synced:" in done.stdout
+    store = Store.open(f"sqlite:///{db}")
+    assert store.row_count("usage") > 0
+    assert all(s["backfill_complete"] for s in store.sync_states())
+    store.close()
+
+
+def test_the_admin_key_can_come_from_a_file(sim_url: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "admin-key"
+    key_file.write_text(ADMIN_KEY + "\n")
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+        "OPENAI_BASE_URL": sim_url,
+        "OPENAI_ADMIN_KEY_FILE": str(key_file),
+        "BACKFILL_DAYS": "1",
+    }
+    done = _run("sync", "--once", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_bad_setting_is_named(tmp_path: Path) -> None:
+    done = _run(
+        "sync", "--once", env={"BACKFILL_DAYS": "lots", "OPENAI_ADMIN_KEY": "x"}, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "BACKFILL_DAYS" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_key_says_what_to_set(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_ADMIN_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "usage_tracker", "sync", "--once"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "OPENAI_ADMIN_KEY" in done.stderr
+
+
+def test_a_refused_key_fails_the_sync_clearly_without_echoing_it(
+    sim_url: str, tmp_path: Path
+) -> None:
+    key = "sk-admin-NotTheRightKey0123456789"
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+        "OPENAI_BASE_URL": sim_url,
+        "OPENAI_ADMIN_KEY": key,
+    }
+    done = _run("sync", "--once", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "rejected the admin key" in done.stderr
+    assert key not in done.stderr + done.stdout
+    assert key[-6:] not in done.stderr + done.stdout
+
+
+def test_since_takes_a_date_and_refuses_anything_else(tmp_path: Path) -> None:
+    done = _run(
+        "sync", "--once", "--since", "last week", env={"OPENAI_ADMIN_KEY": "x"}, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "YYYY-MM-DD" in done.stderr

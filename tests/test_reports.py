@@ -1,0 +1,241 @@
+"""Reports over a synced store equal the simulator's truth, for every grouping, on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from usage_tracker import reports, simulator
+from usage_tracker.names import KeyMappings
+from usage_tracker.pools import NOT_ELIGIBLE, UNCLASSIFIED, load_pool_table
+from usage_tracker.serving import BackgroundServer
+from usage_tracker.store import Store
+from usage_tracker.sync import sync_once
+from usage_tracker.upstream import AdminClient
+from usage_tracker.upstream.contract import DIMENSIONS
+
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
+
+DAY, HOUR = 86400, 3600
+ORG_GROUPS = {"api_key": "api_key_id", "user": "user_id", "project": "project_id", "model": "model"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def synced(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Store, simulator.Organization]]:
+    sim = simulator.build(seed=7, days=90, clock=lambda: NOW)
+    with fresh_database(request, request.param, tmp_path_factory.mktemp("db")) as url:
+        store = Store.open(url)
+        with (
+            BackgroundServer(sim) as server,
+            AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+        ):
+            assert sync_once(store, client, now=NOW).errors == []
+        yield store, sim.org
+        store.close()
+
+
+def _truth(
+    org: simulator.Organization, start: int, end: int, dims: list[str], bucket: str | None = None
+) -> dict[tuple[object, ...], int]:
+    """input + output tokens per group, over every source that has them."""
+    totals: dict[tuple[object, ...], int] = defaultdict(int)
+    for event in org.events(start, end):
+        metrics = dict(event.metrics)
+        tokens = metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
+        if not tokens:
+            continue
+        key = tuple(
+            event.source if d == "source" else event.dims[DIMENSIONS.index(d)] for d in dims
+        )
+        if bucket:
+            step = DAY if bucket == "day" else HOUR
+            key = (event.ts - event.ts % step, *key)
+        totals[key] += tokens
+    return dict(totals)
+
+
+RANGES = [
+    pytest.param(NOW - NOW % DAY - 90 * DAY, NOW - NOW % HOUR + HOUR, id="90 days"),
+    pytest.param(
+        NOW - NOW % HOUR - 7 * DAY - 5 * HOUR, NOW - NOW % HOUR - 3 * HOUR, id="ragged 7 days"
+    ),
+    pytest.param(NOW - NOW % DAY, NOW - NOW % HOUR + HOUR, id="today"),
+]
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+@pytest.mark.parametrize("grouping", [*ORG_GROUPS, "source"])
+def test_totals_by_each_grouping_equal_the_truth(
+    synced: tuple[Store, simulator.Organization], grouping: str, start: int, end: int
+) -> None:
+    store, org = synced
+    rows = reports.usage_totals(store, reports.load_names(store), start, end, [grouping])
+    got = {(r[grouping],): r["tokens"] for r in rows if r["tokens"]}
+    dim = ORG_GROUPS.get(grouping, "source")
+    assert got == _truth(org, start, end, [dim])
+
+
+@pytest.mark.parametrize("bucket", ["day", "hour"])
+def test_totals_by_day_and_hour_equal_the_truth(
+    synced: tuple[Store, simulator.Organization], bucket: str
+) -> None:
+    store, org = synced
+    start, end = NOW - NOW % HOUR - 10 * DAY - 7 * HOUR, NOW - NOW % HOUR + HOUR
+    rows = reports.usage_totals(store, reports.load_names(store), start, end, [bucket, "model"])
+    got = {(r[bucket], r["model"]): r["tokens"] for r in rows if r["tokens"]}
+    assert got == _truth(org, start, end, ["model"], bucket)
+    assert [r[bucket] for r in rows] == sorted(r[bucket] for r in rows)
+
+
+def test_people_come_from_the_mapping_file_over_openais_names(
+    synced: tuple[Store, simulator.Organization], tmp_path: Path
+) -> None:
+    store, org = synced
+    jane = [k for k in org.keys if k.owner_name == "Jane Smith"]
+    service = next(k for k in org.keys if k.owner_type == "service_account")
+    mapping_file = tmp_path / "api_key_mappings.json"
+    mapping_file.write_text(json.dumps({service.id: "Data Team", jane[0].id: "Jane S."}))
+    names = reports.load_names(store, KeyMappings(mapping_file).current())
+    start, end = org.start, NOW - NOW % HOUR + HOUR
+    rows = {
+        r["person"]: r["tokens"] for r in reports.usage_totals(store, names, start, end, ["person"])
+    }
+    per_key = _truth(org, start, end, ["api_key_id"])
+    assert rows["Data Team"] == per_key[(service.id,)]
+    assert rows["Jane S."] == per_key[(jane[0].id,)]
+    assert rows["Jane Smith"] == sum(per_key.get((k.id,), 0) for k in jane[1:])
+    assert service.name not in rows
+    assert sum(rows.values()) == sum(per_key.values())
+
+
+def test_a_deleted_key_keeps_its_owners_name(synced: tuple[Store, simulator.Organization]) -> None:
+    store, org = synced
+    deleted = next(k for k in org.keys if k.deleted_at)
+    names = reports.load_names(store)
+    # OpenAI no longer lists the key: its usage is shown under its id, never lost.
+    rows = reports.usage_totals(store, names, org.start, NOW - NOW % HOUR, ["api_key"])
+    assert any(r["api_key"] == deleted.id and r["tokens"] > 0 for r in rows)
+
+
+def test_unknown_groupings_and_ragged_ranges_are_refused(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    store, _ = synced
+    names = reports.load_names(store)
+    with pytest.raises(reports.ReportError, match="colour"):
+        reports.usage_totals(store, names, 0, HOUR, ["colour"])
+    with pytest.raises(reports.ReportError, match="whole UTC hours"):
+        reports.usage_totals(store, names, 17, HOUR)
+
+
+def test_costs_equal_the_billed_truth(synced: tuple[Store, simulator.Organization]) -> None:
+    store, org = synced
+    names = reports.load_names(store)
+    start, end = org.start, NOW - NOW % DAY + DAY
+    rows = reports.cost_totals(store, names, start, end, ["project_id"])
+    truth = org.cost_truth(start, end, ["project_id"])
+    assert {r["project_id"] or None: r["amount"] for r in rows} == {
+        k[0]: v for k, v in truth.items()
+    }
+    assert [r["amount"] for r in rows] == sorted((r["amount"] for r in rows), reverse=True)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/Los_Angeles", "Asia/Tokyo"])
+def test_pools_count_the_utc_day_in_any_local_timezone(
+    synced: tuple[Store, simulator.Organization], tz: str
+) -> None:
+    store, org = synced
+    table = load_pool_table()
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = tz
+    time.tzset()
+    try:
+        report = reports.pool_usage(store, reports.load_names(store), table, NOW)
+    finally:
+        os.environ.pop("TZ") if old is None else os.environ.__setitem__("TZ", old)
+        time.tzset()
+    expected: dict[str, int] = defaultdict(int)
+    for (model,), tokens in _truth(org, NOW - NOW % DAY, NOW, ["model"]).items():
+        pool = table.classify(str(model))
+        if pool not in (NOT_ELIGIBLE, UNCLASSIFIED) and model not in (
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+            "omni-moderation-latest",
+        ):
+            expected[pool] += tokens
+    assert report.day_start == NOW - NOW % DAY
+    assert {p: s.used for p, s in report.pools.items()} == {
+        "large": expected["large"],
+        "small": expected["small"],
+    }
+    assert report.pools["small"].limit == 2_500_000
+    assert report.pools["large"].limit == 250_000
+
+
+def test_pools_never_count_fine_tuned_or_pro_models(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    store, _ = synced
+    report = reports.pool_usage(store, reports.load_names(store), load_pool_table(), NOW)
+    counted = {m for s in report.pools.values() for m in s.models}
+    assert not any(m.startswith("ft:") or "-pro" in m for m in counted)
+    assert any(m.startswith("ft:") for m in report.not_eligible)
+    assert report.unclassified == {}
+    small = report.pools["small"]
+    assert sum(small.models.values()) == small.used == sum(small.people.values())
+    assert 0 < small.reported_complimentary < small.used
+
+
+def test_pool_limits_follow_the_usage_tier_and_burn_rate_projects_exhaustion(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    store, _ = synced
+    report = reports.pool_usage(
+        store, reports.load_names(store), load_pool_table(), NOW, usage_tier="3-5"
+    )
+    large = report.pools["large"]
+    assert (large.limit, report.pools["small"].limit) == (1_000_000, 10_000_000)
+    elapsed = NOW - NOW % DAY
+    assert large.burn_per_hour == pytest.approx(large.used * HOUR / (NOW - elapsed))
+    if large.exhausted_at is not None:
+        assert NOW <= large.exhausted_at < elapsed + DAY
+
+
+def test_only_sharing_projects_count_toward_the_pools(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    store, org = synced
+    names = reports.load_names(store)
+    everything = reports.pool_usage(store, names, load_pool_table(), NOW)
+    one = next(iter(org.projects))
+    only_one = reports.pool_usage(store, names, load_pool_table(), NOW, sharing_projects=[one])
+    assert only_one.pools["small"].used < everything.pools["small"].used
+
+
+def test_an_unknown_model_is_unclassified_not_counted(tmp_path: Path) -> None:
+    table = load_pool_table()
+    assert table.classify("gpt-7-turbo") == UNCLASSIFIED
+    assert table.classify("gpt-4o-mini-2024-07-18") == "small"
+    assert table.classify("gpt-5.1-mini") == "small"
+    assert table.classify("o3-2025-04-16") == "large"
+    assert table.classify("gpt-4o-mini-tts") == NOT_ELIGIBLE
+    override = tmp_path / "tiers.json"
+    override.write_text('{"rules": [{"pattern": "^gpt-7", "pool": "large"}]}')
+    assert load_pool_table(override).classify("gpt-7-turbo") == "large"
+
+
+def test_a_malformed_pool_file_names_the_line_and_column(tmp_path: Path) -> None:
+    from usage_tracker.pools import PoolTableError
+
+    bad = tmp_path / "tiers.json"
+    bad.write_text('{\n  "rules": [\n    {"pattern": "x", "pool": "large",}\n  ]\n}\n')
+    with pytest.raises(PoolTableError, match=r"tiers\.json, line 3, column 38"):
+        load_pool_table(bad)
