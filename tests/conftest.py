@@ -119,3 +119,57 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh, empty database on each backend."""
     with fresh_database(request, request.param, tmp_path) as url:
         yield url
+
+
+# -- the whole app, served for real over a synced database ---------------------------------
+
+
+class LiveApp:
+    """The app on a free port over a database synced from a simulator frozen at ``now``."""
+
+    def __init__(
+        self, url: str, sim: simulator.Simulator, now: int, database_url: str, workdir: Path
+    ):
+        self.url, self.sim, self.now, self.database_url, self.workdir = (
+            url,
+            sim,
+            now,
+            database_url,
+            workdir,
+        )
+
+    @property
+    def org(self) -> simulator.Organization:
+        return self.sim.org
+
+
+@contextmanager
+def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[LiveApp]:
+    import time
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.store import Store
+    from usage_tracker.sync import sync_once
+    from usage_tracker.web import create_app
+
+    now = int(time.time())
+    sim = simulator.build(seed=7, days=90, clock=lambda: now)
+    with BackgroundServer(sim) as upstream:
+        client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)
+        store = Store.open(database_url)
+        assert sync_once(store, client, now=now).errors == []
+        store.close()
+        config = load_settings(
+            **{
+                "database_url": database_url,
+                "openai_admin_key": ADMIN_KEY,
+                "openai_base_url": upstream.url + "/v1",
+                "key_mappings_file": workdir / "api_key_mappings.json",
+                "auth_mode": "none",
+                **settings,
+            }
+        )
+        app = create_app(config, client=client, run_sync=False)
+        with BackgroundServer(app) as server:
+            yield LiveApp(server.url, sim, now, database_url, workdir)
+        client.close()

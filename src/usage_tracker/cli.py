@@ -151,5 +151,74 @@ class _ProgressBars:
         self._progress.update(self._tasks[source], completed=min(end, done_until) - start)
 
 
+@app.command()
+def serve() -> None:
+    """Serve the dashboard and API (HOST:PORT) and sync in the background; settings from the
+    environment and .env."""
+    import uvicorn
+
+    from usage_tracker import runtime
+    from usage_tracker.web.app import create_app
+
+    settings = _settings()
+    runtime.configure_logging(settings)
+    if settings.openai_admin_key is None:
+        typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)
+    typer.echo(f"OpenAI Usage Tracker at http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port of the dashboard.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated organization.")] = 1,
+) -> None:
+    """The whole app against a built-in simulated organization: no key needed."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import uvicorn
+
+    from usage_tracker import runtime, simulator
+    from usage_tracker.serving import BackgroundServer
+    from usage_tracker.store import Store
+    from usage_tracker.sync import sync_once
+    from usage_tracker.upstream import AdminClient
+    from usage_tracker.web.app import create_app
+
+    workdir = Path(tempfile.mkdtemp(prefix="usage-tracker-demo-"))
+    sim = simulator.build(seed=seed, days=90, late_hours=2)
+    with BackgroundServer(sim) as upstream:
+        service = next(k for k in sim.org.keys if k.owner_type == "service_account")
+        mappings = workdir / "api_key_mappings.json"
+        mappings.write_text(json.dumps({service.id: "Data Platform Team"}, indent=2))
+        settings = _settings(
+            openai_admin_key=simulator.DEFAULT_ADMIN_KEY,
+            openai_base_url=upstream.url + "/v1",
+            database_url=f"sqlite:///{workdir / 'demo.db'}",
+            key_mappings_file=mappings,
+            auth_mode="none",
+            host="127.0.0.1",
+            port=port,
+            sync_interval_seconds=60,
+        )
+        runtime.configure_logging(settings)
+        typer.echo(f"simulated OpenAI organization at {upstream.url}/v1; database in {workdir}")
+        typer.echo("first sync: 90 days of usage…")
+        store = Store.open(settings.database_url)
+        with AdminClient(simulator.DEFAULT_ADMIN_KEY, settings.openai_base_url) as client:
+            report = sync_once(store, client, window=runtime.sync_window(settings))
+        store.close()
+        rows = sum(o.rows for o in report.outcomes.values())
+        typer.echo(f"stored {rows} rows")
+        typer.echo(
+            f"\n  Dashboard: http://127.0.0.1:{port}\n  API docs:  http://127.0.0.1:{port}/docs\n"
+        )
+        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> None:
     app()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from usage_tracker.names import Names
@@ -33,6 +38,10 @@ the same display name."""
 class ReportError(ValueError):
     """A report was asked for something it cannot answer (the message says which and why)."""
 
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
     return Names(
@@ -55,7 +64,7 @@ def _label(names: Names, grouping: str, value: Any) -> Any:
 
 def _display(names: Names, grouping: str, value: Any) -> str | None:
     lookup = {
-        "api_key": names.person,
+        "api_key": names.key,
         "user": names.user,
         "project": names.project,
     }.get(grouping)
@@ -71,6 +80,7 @@ def usage_totals(
     *,
     sources: Sequence[str] | None = None,
     metrics: Sequence[str] = METRICS,
+    where: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Usage in [start, end) grouped by any of :data:`GROUPINGS`, biggest total first.
 
@@ -80,13 +90,14 @@ def usage_totals(
     unknown = [g for g in group_by if g not in GROUPINGS]
     if unknown:
         raise ReportError(
-            f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPINGS)}"
+            f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPINGS)}",
+            "group_by",
         )
     if start % HOUR or end % HOUR or end <= start:
         raise ReportError("the range must be whole UTC hours with start before end")
     columns = list(dict.fromkeys(GROUPINGS[g] for g in group_by))
     metrics = list(dict.fromkeys([*metrics, "input_tokens", "output_tokens"]))
-    rows = store.usage_totals(start, end, columns, sources=sources, metrics=metrics)
+    rows = store.usage_totals(start, end, columns, sources=sources, metrics=metrics, where=where)
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
@@ -210,3 +221,125 @@ def cost_totals(
         elif "project_id" in row:
             row["name"] = names.project(row["project_id"])
     return sorted(rows, key=lambda r: -r["amount"])
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    as_of: str
+    models: dict[str, tuple[Decimal, Decimal, Decimal]]
+
+    def price(self, model: str) -> tuple[Decimal, Decimal, Decimal] | None:
+        """[input, cached input, output] USD per 1M tokens; a dated snapshot as its base."""
+        if model in self.models:
+            return self.models[model]
+        return self.models.get(re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model))
+
+
+@cache
+def load_price_table() -> PriceTable:
+    raw = json.loads(resources.files("usage_tracker").joinpath("data/prices.json").read_text())
+    models = {
+        m: (Decimal(str(p[0])), Decimal(str(p[1])), Decimal(str(p[2])))
+        for m, p in raw["models"].items()
+    }
+    return PriceTable(str(raw["as_of"]), models)
+
+
+@dataclass
+class Estimate:
+    usd: Decimal
+    unpriced_models: list[str]
+
+
+def estimated_cost(store: Store, start: int, end: int, prices: PriceTable) -> Estimate:
+    """List-price cost of the token sources in [start, end); complimentary traffic is free."""
+    rows = store.usage_totals(
+        start,
+        end,
+        ["model", "service_tier"],
+        metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
+    )
+    usd, unpriced = Decimal(0), set()
+    for row in rows:
+        if row["service_tier"] == COMPLIMENTARY_TIER or not row["model"]:
+            continue
+        price = prices.price(row["model"])
+        if price is None:
+            unpriced.add(row["model"])
+            continue
+        cached = row["input_cached_tokens"]
+        uncached = row["input_tokens"] - cached
+        usd += (uncached * price[0] + cached * price[1] + row["output_tokens"] * price[2]) / 10**6
+    return Estimate(usd.quantize(Decimal("0.01")), sorted(unpriced))
+
+
+SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source")
+
+
+def summary(
+    store: Store,
+    names: Names,
+    start: int,
+    end: int,
+    *,
+    where: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, billed and estimated
+    cost. Pages and ``/api/summary`` both render this. ``where`` narrows the usage (not the
+    billed cost, which the Costs API gives per project and key only)."""
+    totals = usage_totals(store, names, start, end, where=where)
+    by = {g: usage_totals(store, names, start, end, [g], where=where) for g in SUMMARY_GROUPS}
+    billed = cost_totals(store, names, start, end, ["project_id"])
+    estimate = estimated_cost(store, start, end, load_price_table())
+    return {
+        "start_time": start,
+        "end_time": end,
+        "totals": totals[0] if totals else usage_totals_zero(),
+        "by": by,
+        "billed_usd": sum((r["amount"] for r in billed), Decimal(0)),
+        "billed_by_project": billed,
+        "estimated_usd": estimate.usd,
+        "unpriced_models": estimate.unpriced_models,
+        "prices_as_of": load_price_table().as_of,
+    }
+
+
+def usage_totals_zero() -> dict[str, Any]:
+    return {**dict.fromkeys(METRICS, 0), "tokens": 0}
+
+
+def keys_of_person(store: Store, names: Names, start: int, end: int, person: str) -> list[str]:
+    """The API key ids with usage in [start, end) that display as ``person``."""
+    rows = store.usage_totals(start, end, ["api_key_id"], metrics=["num_model_requests"])
+    return [r["api_key_id"] for r in rows if names.person(r["api_key_id"]) == person]
+
+
+def usage_over_time(
+    store: Store,
+    names: Names,
+    start: int,
+    end: int,
+    stack: str,
+    *,
+    where: Mapping[str, Sequence[str]] | None = None,
+    series: int = 8,
+) -> dict[str, Any]:
+    """Tokens per hour (ranges up to two days) or per day, stacked by ``stack`` (person or
+    model); the biggest ``series`` are kept and the rest summed as "other"."""
+    bucket = "hour" if end - start <= 2 * DAY else "day"
+    step = HOUR if bucket == "hour" else DAY
+    rows = usage_totals(store, names, start, end, [bucket, stack], where=where)
+    by_series: dict[str, int] = {}
+    for row in rows:
+        label = str(row[stack] or "(none)")
+        by_series[label] = by_series.get(label, 0) + row["tokens"]
+    top = [s for s, _ in sorted(by_series.items(), key=lambda kv: -kv[1])[:series]]
+    first = start - start % step
+    labels = list(range(first, end, step))
+    data = {s: [0] * len(labels) for s in [*top, "other"]}
+    for row in rows:
+        label = str(row[stack] or "(none)")
+        data[label if label in top else "other"][(row[bucket] - first) // step] += row["tokens"]
+    if not any(data["other"]):
+        del data["other"]
+    return {"bucket": bucket, "labels": labels, "series": data}

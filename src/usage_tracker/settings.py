@@ -37,12 +37,20 @@ class Settings(BaseSettings):
     sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
     sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
 
+    auth_mode: Literal["none", "header"] | None = None
+    """``none``: no sign-in (allowed only on a loopback HOST); ``header``: a reverse proxy in
+    TRUSTED_PROXIES signs people in and passes the name in AUTH_HEADER."""
+    auth_header: str = "X-Forwarded-User"
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1", "::1")
+    refresh_seconds: int = Field(default=60, ge=0, le=3600)
+    """How often an open dashboard refreshes itself; 0 turns live refresh off."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=1, le=65535)
     display_timezone: str = "UTC"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("sharing_projects", mode="before")
+    @field_validator("sharing_projects", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -68,6 +76,23 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (try UTC or Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _auth_where_exposed(self) -> Settings:
+        loopback = self.host in ("127.0.0.1", "localhost", "::1")
+        if self.auth_mode == "none" and not loopback:
+            raise ValueError(
+                f"AUTH_MODE=none is refused on HOST={self.host}: without sign-in the dashboard may "
+                "only listen on 127.0.0.1; set AUTH_MODE=header behind a signing-in proxy"
+            )
+        if self.auth_mode is None:
+            object.__setattr__(self, "auth_mode", "none" if loopback else None)
+            if not loopback:
+                raise ValueError(
+                    f"HOST={self.host} is reachable from other machines: set AUTH_MODE=header "
+                    "(a reverse proxy that signs people in) or bind HOST=127.0.0.1"
+                )
+        return self
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:

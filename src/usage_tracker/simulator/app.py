@@ -9,7 +9,6 @@ truncated bodies, at a seeded random rate or on demand.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import random
 import re
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from usage_tracker.cursors import CursorError, decode_cursor, encode_cursor
 from usage_tracker.upstream.contract import (
     COSTS_DEFAULT_LIMIT,
     COSTS_FILTERS,
@@ -481,21 +481,14 @@ class _Window:
             "object": "page",
             "data": buckets,
             "has_more": more,
-            "next_page": _encode_cursor(after, self.fingerprint) if more else None,
+            "next_page": encode_cursor(after, self.fingerprint) if more else None,
         }
-
-
-def _encode_cursor(ts: int, fingerprint: str) -> str:
-    return "page_" + base64.urlsafe_b64encode(f"{ts}|{fingerprint}".encode()).decode()
 
 
 def _decode_cursor(cursor: str, fingerprint: str) -> int:
     try:
-        ts, seen = base64.urlsafe_b64decode(cursor.removeprefix("page_")).decode().split("|", 1)
-        if seen != fingerprint:
-            raise ValueError(seen)
-        return int(ts)
-    except ValueError:
+        return decode_cursor(cursor, fingerprint)
+    except CursorError:
         raise ApiError(
             400, "Invalid value for 'page': not a cursor for this query.", "page"
         ) from None

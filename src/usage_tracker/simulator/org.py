@@ -458,7 +458,7 @@ def _people(key: SimKey) -> dict[str, str | bool | None]:
 def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
     model = rng.choice(key.models)
     requests = 1 + int(rng.expovariate(0.15))
-    input_tokens = requests * int(rng.lognormvariate(7.2, 0.9))
+    input_tokens = requests * int(rng.lognormvariate(8.0, 0.9))
     cached = int(input_tokens * rng.choice((0.0, 0.0, 0.3, 0.6)))
     cache_write = int((input_tokens - cached) * rng.choice((0.0, 0.0, 0.1)))
     uncached = input_tokens - cached - cache_write

@@ -176,18 +176,34 @@ class AdminClient:
         }
         endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
         for raw in self._paged(source, endpoint, params, page):
-            buckets = [
-                UsageBucket(
-                    b["start_time"],
-                    b["end_time"],
-                    tuple(
-                        parse_usage_result(source, b["start_time"], b["end_time"], r)
-                        for r in b["results"]
-                    ),
-                )
-                for b in _buckets(raw)
-            ]
-            yield buckets, raw.get("next_page") if raw.get("has_more") else None
+            yield _usage_buckets(source, raw), raw.get("next_page") if raw.get("has_more") else None
+
+    def usage_page(
+        self,
+        source: str,
+        start_time: int,
+        end_time: int | None,
+        *,
+        bucket_width: str,
+        group_by: Sequence[str],
+        limit: int,
+        page: str | None = None,
+    ) -> tuple[list[UsageBucket], str | None]:
+        """Exactly one upstream page, parameters passed through unchanged (no alignment)."""
+        params: dict[str, Any] = {
+            "start_time": start_time,
+            "bucket_width": bucket_width,
+            "group_by": list(group_by),
+            "limit": limit,
+        }
+        if end_time is not None:
+            params["end_time"] = end_time
+        if page:
+            params["page"] = page
+        endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
+        raw = self._call(source, endpoint, **params)
+        buckets = _usage_buckets(source, raw)
+        return buckets, raw.get("next_page") if raw.get("has_more") else None
 
     def usage(
         self, source: str, start_time: int, end_time: int, **kwargs: Any
@@ -372,6 +388,19 @@ def _error_message(body: object) -> str:
         if isinstance(inner, Mapping):
             return str(inner.get("message") or "")
     return ""
+
+
+def _usage_buckets(source: str, raw: Mapping[str, Any]) -> list[UsageBucket]:
+    return [
+        UsageBucket(
+            b["start_time"],
+            b["end_time"],
+            tuple(
+                parse_usage_result(source, b["start_time"], b["end_time"], r) for r in b["results"]
+            ),
+        )
+        for b in _buckets(raw)
+    ]
 
 
 def _buckets(raw: Mapping[str, Any]) -> list[dict[str, Any]]:

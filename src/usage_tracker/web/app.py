@@ -1,0 +1,132 @@
+"""``create_app(settings)``: the FastAPI application, its start-up and its shared state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from usage_tracker import __version__
+from usage_tracker.names import KeyMappings
+from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
+from usage_tracker.reports import ReportError
+from usage_tracker.runtime import open_client, sync_window
+from usage_tracker.settings import Settings
+from usage_tracker.store import Store
+from usage_tracker.sync import SyncReport, run_forever, sync_once
+from usage_tracker.upstream import AdminClient
+from usage_tracker.web.state import AppState
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
+    try:
+        return load_pool_table(settings.tiers_file), None
+    except PoolTableError as e:
+        log.error("pool table: %s; using the shipped table", e)
+        return load_pool_table(None), f"{e}; the shipped table is in use"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client: AdminClient | None = None,
+    run_sync: bool = True,
+    on_ready: Callable[[AppState], None] | None = None,
+) -> FastAPI:
+    """The app. At start-up it migrates the database and, when ``run_sync`` and an admin key
+    (or ``client``) are given, runs the sync loop in a background thread."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(settings.database_url)
+        upstream = client
+        if upstream is None and settings.openai_admin_key is not None:
+            upstream = open_client(settings)
+        pools, pool_error = _pool_table(settings)
+        state = AppState(
+            settings, store, KeyMappings(settings.key_mappings_file), pools, pool_error, upstream
+        )
+        app.state.app_state = state
+        thread = None
+        if run_sync and upstream is not None:
+            thread = _start_sync(state, upstream)
+        if on_ready:
+            on_ready(state)
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            if thread is not None:
+                thread.join(timeout=30)
+            store.close()
+
+    app = FastAPI(
+        title="OpenAI Usage Tracker",
+        version=__version__,
+        summary="Who used what in a shared OpenAI organization, served from a local database.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    from usage_tracker.web import api, pages, security
+
+    security.install(app, settings)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
+    settings = state.settings
+
+    def sync() -> SyncReport:
+        return sync_once(state.store, upstream, window=sync_window(settings))
+
+    thread = threading.Thread(
+        target=run_forever,
+        args=(sync, settings.sync_interval_seconds, state.stopping),
+        name="sync",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "param": param}}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+        param = loc[0] if loc else None
+        return _error(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", param)
+
+    @app.exception_handler(ReportError)
+    async def report_error(request: Request, exc: ReportError) -> JSONResponse:
+        return _error(400, str(exc), getattr(exc, "param", None))
+
+    from usage_tracker.web.api import UpstreamFailure
+
+    @app.exception_handler(UpstreamFailure)
+    async def upstream_failure(request: Request, exc: UpstreamFailure) -> JSONResponse:
+        return _error(502, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))

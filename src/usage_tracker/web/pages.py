@@ -1,0 +1,171 @@
+"""The dashboard page and the offline API docs. The page renders the same report rows as the
+JSON API; its tables work without JavaScript, which only adds charts, sorting and live refresh."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from usage_tracker import __version__, reports
+from usage_tracker.reports import ReportError
+from usage_tracker.web.api import State, current_names, health_report, tiers_report
+from usage_tracker.web.security import Principal
+
+HOUR, DAY = 3600, 86400
+PRESETS = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "7d": "7 days",
+    "30d": "30 days",
+    "mtd": "Month to date",
+    "custom": "Custom",
+}
+TABLES = {
+    "person": "People",
+    "model": "Models",
+    "project": "Projects",
+    "user": "Users",
+    "api_key": "API keys",
+}
+OTHER_SOURCE_COUNTERS = {
+    "embeddings": ("input_tokens", "tokens"),
+    "moderations": ("input_tokens", "tokens"),
+    "images": ("images", "images"),
+    "audio_speeches": ("characters", "characters"),
+    "audio_transcriptions": ("seconds", "seconds"),
+    "vector_stores": ("usage_bytes", "bytes stored"),
+    "code_interpreter_sessions": ("num_sessions", "sessions"),
+    "file_search_calls": ("num_requests", "calls"),
+    "web_search_calls": ("num_requests", "calls"),
+}
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _utc(ts: int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
+
+
+def _compact(n: float | int | None) -> str:
+    if n is None:
+        return "—"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return f"{n:,.0f}"
+
+
+templates.env.filters["utc"] = _utc
+templates.env.filters["compact"] = _compact
+templates.env.filters["thousands"] = lambda n: f"{n:,}"
+
+
+def date_range(
+    preset: str, now: int, start: str | None = None, end: str | None = None
+) -> tuple[int, int]:
+    """[start, end) in whole UTC hours for a preset; ``custom`` takes inclusive dates."""
+    hour_end = now - now % HOUR + HOUR
+    today = now - now % DAY
+    if preset == "today":
+        return today, hour_end
+    if preset == "yesterday":
+        return today - DAY, today
+    if preset in ("7d", "30d"):
+        return hour_end - int(preset[:-1]) * DAY, hour_end
+    if preset == "mtd":
+        first = dt.datetime.fromtimestamp(now, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
+        return int(first.timestamp()), hour_end
+    try:
+        first_day = dt.date.fromisoformat(start or "")
+        last_day = dt.date.fromisoformat(end or start or "")
+    except ValueError:
+        raise ReportError(
+            "a custom range needs start and end dates as YYYY-MM-DD", "start"
+        ) from None
+    lo = int(dt.datetime.combine(first_day, dt.time(), dt.UTC).timestamp())
+    hi = int(dt.datetime.combine(last_day, dt.time(), dt.UTC).timestamp()) + DAY
+    if hi <= lo:
+        raise ReportError("the custom range ends before it starts", "end")
+    return lo, min(hi, hour_end) if lo < hour_end else hi
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    state: State,
+    who: Principal,
+    range: Annotated[
+        Literal["today", "yesterday", "7d", "30d", "mtd", "custom"], Query()
+    ] = "today",
+    start: str | None = None,
+    end: str | None = None,
+    stack: Literal["person", "model"] = "person",
+    person: str | None = None,
+    model: str | None = None,
+) -> HTMLResponse:
+    now = int(time.time())
+    try:
+        lo, hi = date_range(range, now, start, end)
+    except ReportError as e:
+        lo, hi = date_range("today", now)
+        request.state.range_error = str(e)
+    names = current_names(state)
+    where: dict[str, list[str]] = {}
+    if person:
+        where["api_key_id"] = reports.keys_of_person(state.store, names, lo, hi, person) or ["-"]
+    if model:
+        where["model"] = [model]
+    summary = reports.summary(state.store, names, lo, hi, where=where or None)
+    chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=where or None)
+    health = health_report(state)
+    synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
+    others = reports.usage_totals(state.store, names, lo, hi, ["source"])
+    context: dict[str, Any] = {
+        "request": request,
+        "who": who,
+        "version": __version__,
+        "presets": PRESETS,
+        "preset": range,
+        "custom_start": start or _utc(lo, "%Y-%m-%d"),
+        "custom_end": end or _utc(hi - 1, "%Y-%m-%d"),
+        "start": lo,
+        "end": hi,
+        "stack": stack,
+        "person": person,
+        "model": model,
+        "summary": summary,
+        "tables": TABLES,
+        "chart": chart,
+        "pools": tiers_report(state, now),
+        "health": health,
+        "data_as_of": min(synced) if synced else None,
+        "others": [
+            (
+                row["source"],
+                row[OTHER_SOURCE_COUNTERS[row["source"]][0]],
+                OTHER_SOURCE_COUNTERS[row["source"]][1],
+                row["num_model_requests"],
+            )
+            for row in others
+            if row["source"] in OTHER_SOURCE_COUNTERS
+        ],
+        "refresh_seconds": state.settings.refresh_seconds,
+        "range_error": getattr(request.state, "range_error", None),
+        "now": now,
+    }
+    return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def docs(request: Request) -> HTMLResponse:
+    """Swagger UI from vendored files (no CDN), started by a static script (strict CSP)."""
+    return templates.TemplateResponse(request, "docs.html", {"request": request})

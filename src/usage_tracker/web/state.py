@@ -1,0 +1,31 @@
+"""The state every request shares, built once at start-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from usage_tracker.names import KeyMappings
+from usage_tracker.pools import PoolTable
+from usage_tracker.settings import Settings
+from usage_tracker.store import Store
+from usage_tracker.upstream import AdminClient
+
+
+@dataclass
+class AppState:
+    """Everything a request may use, built once at start-up from the settings."""
+
+    settings: Settings
+    store: Store
+    mappings: KeyMappings
+    pools: PoolTable
+    pool_error: str | None
+    client: AdminClient | None
+    started_at: float = field(default_factory=time.time)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    minute_cache: dict[Any, Any] = field(default_factory=dict)
+    minute_locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    cache_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -1,0 +1,135 @@
+// Dashboard behaviour on top of server-rendered HTML: theme, chart, sorting, live refresh.
+// Everything here is optional: without JavaScript the page still shows every number.
+(() => {
+  "use strict";
+
+  const THEME_KEY = "usage-tracker-theme";
+  const PALETTE = ["#4f9cf9", "#35c9a4", "#f2b84b", "#e26dd1", "#f26d6d", "#8c7cf0", "#5ccfe6", "#b5d46a", "#8b98a8"];
+  let chart = null;
+
+  function applyTheme(theme) {
+    document.documentElement.dataset.theme = theme;
+  }
+
+  function setupTheme() {
+    applyTheme(localStorage.getItem(THEME_KEY) || "dark");
+    const button = document.getElementById("theme-toggle");
+    if (!button) return;
+    button.addEventListener("click", () => {
+      const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+      localStorage.setItem(THEME_KEY, next);
+      applyTheme(next);
+      drawChart();
+    });
+  }
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function label(ts, bucket) {
+    const d = new Date(ts * 1000);
+    const iso = d.toISOString();
+    return bucket === "hour" ? iso.slice(11, 16) : iso.slice(5, 10);
+  }
+
+  function drawChart() {
+    const canvas = document.getElementById("usage-chart");
+    const source = document.getElementById("chart-data");
+    if (!canvas || !source || !window.Chart) return;
+    const data = JSON.parse(source.textContent);
+    if (chart) chart.destroy();
+    const names = Object.keys(data.series);
+    chart = new window.Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: data.labels.map((ts) => label(ts, data.bucket)),
+        datasets: names.map((name, i) => ({
+          label: name,
+          data: data.series[name],
+          backgroundColor: PALETTE[i % PALETTE.length],
+          borderWidth: 0,
+          borderRadius: 2,
+        })),
+      },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        scales: {
+          x: { stacked: true, ticks: { color: cssVar("--muted"), maxRotation: 0, autoSkip: true }, grid: { display: false } },
+          y: { stacked: true, ticks: { color: cssVar("--muted") }, grid: { color: cssVar("--border") } },
+        },
+        plugins: {
+          legend: { position: "bottom", labels: { color: cssVar("--text"), boxWidth: 12 } },
+          tooltip: { callbacks: { title: (items) => items[0].label + " UTC" } },
+        },
+      },
+    });
+  }
+
+  function sortBy(table, index, header) {
+    const descending = header.getAttribute("aria-sort") !== "descending";
+    const numeric = header.dataset.sort === "num";
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows).filter((r) => r.cells.length > 1);
+    rows.sort((a, b) => {
+      const x = a.cells[index].dataset.value ?? a.cells[index].textContent;
+      const y = b.cells[index].dataset.value ?? b.cells[index].textContent;
+      const order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      return descending ? -order : order;
+    });
+    table.querySelectorAll("thead th").forEach((th) => th.removeAttribute("aria-sort"));
+    header.setAttribute("aria-sort", descending ? "descending" : "ascending");
+    rows.forEach((row) => body.appendChild(row));
+  }
+
+  function setupSorting() {
+    document.querySelectorAll("table.sortable").forEach((table) => {
+      table.querySelectorAll("thead th[data-sort]").forEach((header, index) => {
+        header.tabIndex = 0;
+        header.addEventListener("click", () => sortBy(table, index, header));
+        header.addEventListener("keydown", (e) => {
+          if (e.key === "Enter" || e.key === " ") sortBy(table, index, header);
+        });
+      });
+    });
+  }
+
+  async function refresh() {
+    if (document.hidden) return;
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      const content = next.getElementById("content");
+      if (!content) return;
+      document.getElementById("content").replaceWith(content);
+      init();
+    } catch (e) {
+      // Offline or restarting: keep showing the last numbers; the next tick tries again.
+    }
+  }
+
+  function init() {
+    drawChart();
+    setupSorting();
+  }
+
+  function setupRefresh() {
+    const content = document.getElementById("content");
+    const seconds = Number(content && content.dataset.refresh);
+    if (!seconds) return;
+    setInterval(refresh, seconds * 1000);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refresh();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setupTheme();
+    init();
+    setupRefresh();
+  });
+})();

@@ -1,0 +1,354 @@
+"""The JSON API, served for real from a synced database, against the simulator's truth."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from usage_tracker.pools import load_pool_table
+from usage_tracker.upstream.contract import SOURCES, WIDTH_SECONDS
+
+from .conftest import ADMIN_KEY, LiveApp, fresh_database, live_app
+
+DAY, HOUR = 86400, 3600
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApp]:
+    workdir = tmp_path_factory.mktemp("app")
+    with fresh_database(request, request.param, workdir) as url, live_app(url, workdir) as live:
+        yield live
+
+
+@pytest.fixture
+def http(app: LiveApp) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=app.url, timeout=30) as client:
+        yield client
+
+
+def _all_pages(http: httpx2.Client, params: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    buckets, page = [], None
+    while True:
+        response = http.get("/api/usage", params=[*params, *([("page", page)] if page else [])])
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"object", "data", "has_more", "next_page"}
+        assert body["object"] == "page"
+        buckets += body["data"]
+        if not body["has_more"]:
+            return buckets
+        page = body["next_page"]
+
+
+def _subsets(items: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    for n in range(len(items) + 1):
+        yield from itertools.combinations(items, n)
+
+
+def _check_against_truth(
+    app: LiveApp,
+    http: httpx2.Client,
+    source: str,
+    width: str,
+    group: tuple[str, ...],
+    start: int,
+    end: int,
+) -> None:
+    params: list[tuple[str, Any]] = [
+        ("start_time", start),
+        ("end_time", end),
+        ("bucket_width", width),
+        ("source", source),
+    ]
+    params += [("group_by", g) for g in group] or [("group_by", "none")]
+    buckets = _all_pages(http, params)
+    step = WIDTH_SECONDS[width]
+    assert [b["start_time"] for b in buckets] == list(
+        range(start, min(end, app.now - app.now % step + step), step)
+    )
+    spec = SOURCES[source]
+    got = {}
+    for bucket in buckets:
+        for result in bucket["results"]:
+            assert result["object"] == spec.object
+            assert "name" in result
+            got[(bucket["start_time"], *(result[g] for g in group))] = {
+                m: result[m] for m in spec.metrics
+            }
+    truth = {
+        k: v
+        for k, v in app.org.truth(source, start, end, group, bucket_width=width).items()
+        if any(v.values())
+    }
+    assert got == truth, (source, width, group)
+
+
+@pytest.mark.parametrize("width", ["1h", "1d"])
+def test_usage_for_every_completions_grouping_equals_the_truth(
+    app: LiveApp, http: httpx2.Client, width: str
+) -> None:
+    end = app.now - app.now % DAY + DAY
+    start = end - (9 * DAY if width == "1d" else 2 * DAY)
+    for group in _subsets(SOURCES["completions"].group_by):
+        _check_against_truth(app, http, "completions", width, group, start, end)
+
+
+@pytest.mark.parametrize("source", sorted(set(SOURCES) - {"completions"}))
+def test_usage_of_every_other_source_equals_the_truth(
+    app: LiveApp, http: httpx2.Client, source: str
+) -> None:
+    end = app.now - app.now % HOUR + HOUR
+    for width, span in (("1h", 8 * DAY), ("1d", 40 * DAY)):
+        start = end - span - (end - span) % WIDTH_SECONDS[width]
+        for group in (SOURCES[source].group_by, ()):
+            _check_against_truth(app, http, source, width, group, start, end)
+
+
+def test_usage_pages_follow_the_upstream_limits(http: httpx2.Client, app: LiveApp) -> None:
+    start = app.now - app.now % HOUR - 10 * DAY
+    first = http.get("/api/usage", params={"start_time": start, "bucket_width": "1h"}).json()
+    assert len(first["data"]) == 24
+    assert first["has_more"]
+    assert first["next_page"].startswith("page_")
+    bigger = http.get(
+        "/api/usage", params={"start_time": start, "bucket_width": "1h", "limit": 168}
+    ).json()
+    assert len(bigger["data"]) == 168
+
+
+def test_names_are_added_to_each_result(http: httpx2.Client, app: LiveApp, tmp_path: Path) -> None:
+    start = app.now - app.now % DAY - 7 * DAY
+    body = http.get(
+        "/api/usage",
+        params=[("start_time", start), ("group_by", "api_key_id"), ("group_by", "model")],
+    ).json()
+    people = {r["api_key_id"]: r["name"] for b in body["data"] for r in b["results"]}
+    jane = next(k for k in app.org.keys if k.name == "jane-laptop")
+    assert people[jane.id] == "Jane Smith"
+    users = http.get("/api/usage", params={"start_time": start, "group_by[]": "user_id"}).json()
+    named = {r["name"] for b in users["data"] for r in b["results"] if r["user_id"]}
+    assert "Mei Chen" in named
+
+
+def test_minute_buckets_go_upstream_once_for_identical_requests(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    start = app.now - app.now % 60 - 30 * 60
+    params = {"start_time": start, "bucket_width": "1m", "limit": 30, "group_by": "model"}
+    before = app.sim.requests["completions"]
+    answers: list[dict[str, Any]] = []
+
+    def ask() -> None:
+        with httpx2.Client(base_url=app.url, timeout=30) as client:
+            answers.append(client.get("/api/usage", params=params).json())
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert app.sim.requests["completions"] - before == 1
+    assert all(a == answers[0] for a in answers)
+    got = {
+        (b["start_time"], r["model"]): r["input_tokens"]
+        for b in answers[0]["data"]
+        for r in b["results"]
+    }
+    truth = app.org.truth("completions", start, start + 30 * 60, ["model"], bucket_width="1m")
+    assert got == {k: v["input_tokens"] for k, v in truth.items()}
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({}, "start_time"),
+        ({"start_time": "soon"}, "start_time"),
+        ({"start_time": 3600, "bucket_width": "2h"}, "bucket_width"),
+        ({"start_time": 3600, "group_by": "colour"}, "group_by"),
+        ({"start_time": 3600, "source": "images", "group_by": "batch"}, "group_by"),
+        ({"start_time": 3600, "bucket_width": "1h", "limit": 169}, "limit"),
+        ({"start_time": 3601, "bucket_width": "1h"}, "start_time"),
+        ({"start_time": 7200, "end_time": 3600}, "end_time"),
+        ({"start_time": 3600, "source": "everything"}, "source"),
+        ({"start_time": 3600, "page": "page_bm9wZQ=="}, "page"),
+    ],
+)
+def test_bad_parameters_get_a_400_saying_which_and_why(
+    http: httpx2.Client, params: dict[str, Any], param: str
+) -> None:
+    response = http.get("/api/usage", params=params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert param in error["message"]
+
+
+def test_summary_totals_equal_the_truth(http: httpx2.Client, app: LiveApp) -> None:
+    start, end = app.now - app.now % DAY - 5 * DAY, app.now - app.now % HOUR + HOUR
+    body = http.get("/api/summary", params={"start_time": start, "end_time": end}).json()
+    tokens = dict.fromkeys(SOURCES, 0)
+    for source in SOURCES:
+        for row in app.org.truth(source, start, end).values():
+            tokens[source] += row.get("input_tokens", 0) + row.get("output_tokens", 0)
+    assert body["totals"]["tokens"] == sum(tokens.values())
+    assert {r["source"]: r["tokens"] for r in body["by"]["source"]} == {
+        s: t for s, t in tokens.items() if s in {r["source"] for r in body["by"]["source"]}
+    }
+    assert sum(r["tokens"] for r in body["by"]["person"]) == sum(tokens.values())
+    billed = sum(app.org.cost_truth(start, end).values())
+    # Money is a decimal string: exact, not a float.
+    assert Decimal(body["billed_usd"]) == billed
+    assert Decimal(body["estimated_usd"]) > 0
+
+
+def test_health_reports_each_source_and_no_secret(http: httpx2.Client) -> None:
+    body = http.get("/api/health").json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"]
+    assert {s["source"] for s in body["sync"]} == {*SOURCES, "costs"}
+    assert all(s["age_seconds"] is not None for s in body["sync"])
+    for path in ("/api/health", "/api/tiers", "/api/summary", "/", "/openapi.json", "/docs"):
+        assert ADMIN_KEY not in http.get(path).text
+
+
+def test_responses_carry_security_headers(http: httpx2.Client) -> None:
+    response = http.get("/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_docs_work_offline(http: httpx2.Client) -> None:
+    page = http.get("/docs")
+    assert page.status_code == 200
+    assert "swagger-ui-5.35.0.bundle.js" in page.text
+    assert http.get("/static/vendor/swagger-ui-5.35.0.bundle.js").status_code == 200
+    spec = http.get("/openapi.json").json()
+    assert {"/api/usage", "/api/summary", "/api/tiers", "/api/health"} <= set(spec["paths"])
+
+
+def test_a_malformed_mapping_file_is_reported_and_the_last_good_one_kept(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    mapping = app.workdir / "api_key_mappings.json"
+    jane = next(k for k in app.org.keys if k.name == "jane-laptop")
+    start = app.now - app.now % DAY - 7 * DAY
+    params = [("start_time", start), ("group_by", "api_key_id")]
+
+    def name_of_jane() -> str:
+        body = http.get("/api/usage", params=params).json()
+        return next(
+            r["name"] for b in body["data"] for r in b["results"] if r["api_key_id"] == jane.id
+        )
+
+    try:
+        mapping.write_text(json.dumps({jane.id: "J. Smith (laptop)"}))
+        assert name_of_jane() == "J. Smith (laptop)"
+        time.sleep(0.01)
+        mapping.write_text('{\n  "key_x": "Someone",\n  "key_y": \n}\n')
+        assert name_of_jane() == "J. Smith (laptop)"
+        error = http.get("/api/health").json()["key_mappings_error"]
+        assert "api_key_mappings.json, line 4, column 1" in error
+        assert "line 4, column 1" in http.get("/").text
+    finally:
+        mapping.unlink()
+    assert name_of_jane() == "Jane Smith"
+    assert http.get("/api/health").json()["key_mappings_error"] is None
+
+
+def test_pools_are_the_same_in_every_server_timezone(app: LiveApp, tmp_path: Path) -> None:
+    """The real server started under three TZs answers the same UTC-day pools."""
+    if not app.database_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the timezone check")
+    answers = []
+    for tz in ("UTC", "America/Los_Angeles", "Asia/Tokyo"):
+        env = {
+            **os.environ,
+            "TZ": tz,
+            "DATABASE_URL": app.database_url,
+            "PORT": "0",
+            "AUTH_MODE": "none",
+        }
+        env.pop("OPENAI_ADMIN_KEY", None)
+        answers.append(_tiers_from_a_server_process(env, tmp_path))
+    figures = [
+        {
+            p: {k: v[k] for k in ("used", "limit", "remaining", "models")}
+            for p, v in a["pools"].items()
+        }
+        for a in answers
+    ]
+    assert figures[0] == figures[1] == figures[2]
+    assert answers[0]["day_start"] % DAY == 0
+    table = load_pool_table()
+    expected = {"large": 0, "small": 0}
+    for (model,), row in app.org.truth(
+        "completions", answers[0]["day_start"], app.now + 1, ["model"]
+    ).items():
+        if (pool := table.classify(str(model))) in expected:
+            expected[pool] += row["input_tokens"] + row["output_tokens"]
+    assert {p: f["used"] for p, f in figures[0].items()} == expected
+
+
+def _tiers_from_a_server_process(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env["PORT"] = str(port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "usage_tracker", "serve"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                response = httpx2.get(f"http://127.0.0.1:{port}/api/tiers", timeout=2)
+                if response.status_code == 200:
+                    return dict(response.json())
+            except httpx2.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("the server did not start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_header_sign_in_requires_the_trusted_proxys_header(tmp_path: Path) -> None:
+    with live_app(f"sqlite:///{tmp_path / 'auth.db'}", tmp_path, auth_mode="header") as live:
+        live_url = live.url
+        assert httpx2.get(live_url + "/api/tiers").status_code == 401
+        assert httpx2.get(live_url + "/").status_code == 401
+        signed = httpx2.get(
+            live_url + "/api/tiers", headers={"X-Forwarded-User": "jane@example.com"}
+        )
+        assert signed.status_code == 200
+        assert httpx2.get(live_url + "/api/health").status_code == 200
+
+
+def test_no_sign_in_is_refused_off_loopback() -> None:
+    from usage_tracker.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="AUTH_MODE=none is refused"):
+        load_settings(host="0.0.0.0", auth_mode="none")
+    with pytest.raises(SettingsError, match="AUTH_MODE=header"):
+        load_settings(host="0.0.0.0")
+    assert load_settings(host="0.0.0.0", auth_mode="header").auth_mode == "header"
