@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo serve clean
+.PHONY: test lint typecheck pytest browser demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-pytest: $(STAMP)
+# Browser tests drive Debian's Chromium (browser downloads are impossible here): install it once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+pytest: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The whole app against a built-in simulated organization: no key needed.
+demo: $(STAMP)
+	$(BIN)/usage-tracker demo
+
+# The app against the real API, with the settings in .env (see .env.example).
+serve: $(STAMP)
+	@test -f .env || { echo "create .env first: cp .env.example .env, then set OPENAI_ADMIN_KEY"; exit 1; }
+	$(BIN)/usage-tracker serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,235 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against a real server.
+
+Screenshots land in test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from .conftest import ROOT, LiveApp, live_app
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+DAY, HOUR = 86400, 3600
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    workdir = tmp_path_factory.mktemp("browser")
+    with live_app(f"sqlite:///{workdir / 'usage.db'}", workdir, refresh_seconds=1) as live:
+        yield live
+
+
+class Watched:
+    """A page that records console errors and uncaught exceptions."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    watched = Watched(context.new_page())
+    yield watched
+    context.close()
+    assert watched.errors == []
+
+
+def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
+    """Poll ``expression`` from outside the page: Playwright's wait_for_function evaluates
+    strings inside the page, which the dashboard's CSP (rightly) forbids."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.05)
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", "").strip())
+
+
+def _table(page: Page, key: str) -> dict[str, int]:
+    rows = page.locator(f'table[data-table="{key}"] tbody tr')
+    out = {}
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("th, td")
+        if cells.count() == 6:
+            out[cells.nth(0).inner_text().strip()] = _number(cells.nth(5).inner_text())
+    return out
+
+
+def _api(app: LiveApp, path: str, **params: Any) -> Any:
+    return httpx2.get(app.url + path, params=params, timeout=30).json()
+
+
+def test_the_dashboard_shows_todays_pools_and_tables_from_the_truth(
+    app: LiveApp, page: Watched
+) -> None:
+    page.page.goto(app.url + "/?range=today")
+    wait_until(page.page, "window.Chart !== undefined")
+    tiers = _api(app, "/api/tiers")
+    for pool in ("large", "small"):
+        used = page.page.locator(f'[data-pool="{pool}"] .pool-used').get_attribute("data-value")
+        assert int(used or -1) == tiers["pools"][pool]["used"]
+    day = app.now - app.now % DAY
+    truth = app.org.truth("completions", day, app.now + 1, ["model"])
+    table = _table(page.page, "model")
+    for (model,), row in truth.items():
+        tokens = row["input_tokens"] + row["output_tokens"]
+        if tokens:
+            assert table[str(model)] >= tokens  # completions plus any other source of the model
+    assert page.page.locator("canvas#usage-chart").is_visible()
+    page.shot("dashboard-today")
+
+
+def test_changing_the_range_and_the_stacking_updates_the_page(app: LiveApp, page: Watched) -> None:
+    page.page.goto(app.url + "/?range=today")
+    today_requests = page.page.locator("#kpi-requests").get_attribute("data-value")
+    page.page.get_by_role("link", name="30 days").click()
+    page.page.wait_for_url("**range=30d**")
+    summary = _api(app, "/api/summary", **_range_of(page.page))
+    assert (
+        int(page.page.locator("#kpi-input").get_attribute("data-value") or -1)
+        == summary["totals"]["input_tokens"]
+    )
+    assert page.page.locator("#kpi-requests").get_attribute("data-value") != today_requests
+    people = _table(page.page, "person")
+    assert people == {
+        r["person"]: r["tokens"]
+        for r in summary["by"]["person"]
+        if r["tokens"] or r["num_model_requests"]
+    }
+    legend_people = _legend(page.page)
+    page.page.get_by_role("link", name="by model").click()
+    page.page.wait_for_url("**stack=model**")
+    legend_models = _legend(page.page)
+    assert legend_models != legend_people
+    assert any(name.startswith("gpt-") for name in legend_models)
+    page.shot("dashboard-30d-by-model")
+
+
+def _range_of(page: Page) -> dict[str, str]:
+    label = page.locator(".range-label")
+    return {
+        "start_time": label.get_attribute("data-start") or "",
+        "end_time": label.get_attribute("data-end") or "",
+    }
+
+
+def _legend(page: Page) -> list[str]:
+    wait_until(page, "window.Chart && Chart.getChart('usage-chart')")
+    names: list[str] = page.evaluate(
+        "Chart.getChart('usage-chart').data.datasets.map(d => d.label)"
+    )
+    return names
+
+
+def test_drilling_down_from_a_person_shows_their_models(app: LiveApp, page: Watched) -> None:
+    page.page.goto(app.url + "/?range=7d")
+    page.page.get_by_role("link", name="Jane Smith").first.click()
+    page.page.wait_for_url("**person=Jane**")
+    assert "person:" in page.page.locator(".context").inner_text()
+    models = _table(page.page, "model")
+    jane = [k.id for k in app.org.keys if k.owner_name == "Jane Smith"]
+    label = page.page.locator(".range-label")
+    start, end = (
+        int(label.get_attribute("data-start") or 0),
+        int(label.get_attribute("data-end") or 0),
+    )
+    expected: dict[str, int] = {}
+    for source in ("completions", "embeddings", "moderations"):
+        for (key, model), row in app.org.truth(source, start, end, ["api_key_id", "model"]).items():
+            if key in jane:
+                expected[str(model)] = (
+                    expected.get(str(model), 0)
+                    + row.get("input_tokens", 0)
+                    + row.get("output_tokens", 0)
+                )
+    assert {m: t for m, t in models.items() if t} == {m: t for m, t in expected.items() if t}
+
+
+def test_a_phone_gets_no_horizontal_scroll(app: LiveApp, browser: Browser) -> None:
+    context = browser.new_context(
+        viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True
+    )
+    watched = Watched(context.new_page())
+    watched.page.goto(app.url + "/?range=7d")
+    wait_until(watched.page, "window.Chart && Chart.getChart('usage-chart')")
+    width = watched.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360
+    watched.shot("dashboard-phone")
+    context.close()
+    assert watched.errors == []
+
+
+def test_the_theme_toggle_switches_and_is_remembered(app: LiveApp, page: Watched) -> None:
+    page.page.goto(app.url + "/")
+    html = page.page.locator("html")
+    assert html.get_attribute("data-theme") == "dark"
+    dark_bg = page.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.page.get_by_role("button", name="Switch between dark and light theme").click()
+    assert html.get_attribute("data-theme") == "light"
+    assert page.page.evaluate("getComputedStyle(document.body).backgroundColor") != dark_bg
+    page.shot("dashboard-light")
+    page.page.reload()
+    page.page.wait_for_load_state("domcontentloaded")
+    wait_until(page.page, "document.documentElement.dataset.theme === 'light'")
+
+
+def test_the_page_refreshes_itself_while_visible(app: LiveApp, page: Watched) -> None:
+    page.page.goto(app.url + "/")
+    page.page.evaluate("document.getElementById('content').dataset.marker = 'old'")
+    wait_until(page.page, "!document.getElementById('content').dataset.marker", timeout=10)
+    assert page.page.locator("#kpi-input").is_visible()
+
+
+def test_tables_work_without_javascript(app: LiveApp, browser: Browser) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    plain = context.new_page()
+    plain.goto(app.url + "/?range=7d")
+    assert len(_table(plain, "person")) >= 5
+    plain.get_by_role("link", name="Yesterday").click()
+    assert "range=yesterday" in plain.url
+    context.close()
