@@ -99,3 +99,18 @@ def test_since_takes_a_date_and_refuses_anything_else(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "YYYY-MM-DD" in done.stderr
+
+
+def test_serve_refuses_to_start_without_a_chosen_sign_in_mode(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AUTH_MODE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "usage_tracker", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "AUTH_MODE" in done.stderr

@@ -161,6 +161,11 @@ def serve() -> None:
     from usage_tracker.web.app import create_app
 
     settings = _settings()
+    try:
+        settings.require_auth_mode()
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     runtime.configure_logging(settings)
     if settings.openai_admin_key is None:
         typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)

@@ -85,14 +85,21 @@ class Settings(BaseSettings):
                 f"AUTH_MODE=none is refused on HOST={self.host}: without sign-in the dashboard may "
                 "only listen on 127.0.0.1; set AUTH_MODE=header behind a signing-in proxy"
             )
-        if self.auth_mode is None:
-            object.__setattr__(self, "auth_mode", "none" if loopback else None)
-            if not loopback:
-                raise ValueError(
-                    f"HOST={self.host} is reachable from other machines: set AUTH_MODE=header "
-                    "(a reverse proxy that signs people in) or bind HOST=127.0.0.1"
-                )
+        if self.auth_mode is None and not loopback:
+            raise ValueError(
+                f"HOST={self.host} is reachable from other machines: set AUTH_MODE=header "
+                "(a reverse proxy that signs people in) or bind HOST=127.0.0.1"
+            )
         return self
+
+    def require_auth_mode(self) -> str:
+        """The sign-in mode; serving without one chosen explicitly is refused."""
+        if self.auth_mode is None:
+            raise SettingsError(
+                "AUTH_MODE is not set: set AUTH_MODE=none for a run on this machine only "
+                "(HOST=127.0.0.1), or AUTH_MODE=header behind a signing-in reverse proxy."
+            )
+        return self.auth_mode
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:

@@ -45,7 +45,9 @@ def create_app(
     on_ready: Callable[[AppState], None] | None = None,
 ) -> FastAPI:
     """The app. At start-up it migrates the database and, when ``run_sync`` and an admin key
-    (or ``client``) are given, runs the sync loop in a background thread."""
+    (or ``client``) are given, runs the sync loop in a background thread. Raises SettingsError
+    when no sign-in mode was chosen."""
+    settings.require_auth_mode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
