@@ -17,14 +17,14 @@ import pytest
 from usage_tracker import simulator
 from usage_tracker.serving import BackgroundServer
 from usage_tracker.store import Store
+from usage_tracker.store.schema import STORED_AS
 from usage_tracker.sync import ALL, COSTS, SyncWindow, sync_once
 from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import DIMENSIONS, SOURCES
+from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
 
 DAY = 86400
-STORED = {d: ("image_source" if d == "source" else d) for d in DIMENSIONS}
 
 
 def _stored_value(value: object) -> object:
@@ -41,7 +41,7 @@ def assert_store_matches_truth(
     """Every source, grouped by every dimension it has, and costs by every cost dimension,
     equal the simulator's truth over [start, end)."""
     for name, source in SOURCES.items():
-        columns = [STORED[d] for d in source.group_by]
+        columns = [STORED_AS[d] for d in source.group_by]
         rows = store.usage_totals(
             start, end + 3600, columns, sources=[name], metrics=source.metrics
         )

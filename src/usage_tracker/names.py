@@ -6,13 +6,14 @@ last good mapping stays in use.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from usage_tracker.jsonfiles import parse_json_object
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,7 @@ class KeyMappings:
 
 def parse_mappings(text: str, origin: str) -> dict[str, str]:
     """``{"key_id": "Name", …}``; a ValueError names ``origin``, line and column otherwise."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{origin}, line {e.lineno}, column {e.colno}: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{origin}, line 1, column 1: expected an object of key id to name")
+    data = parse_json_object(text, origin, "an object of key id to name")
     bad = [k for k, v in data.items() if not isinstance(v, str)]
     if bad:
         raise ValueError(f"{origin}: the name of {bad[0]!r} is not a string")

@@ -5,12 +5,13 @@ The table is data (``data/pools.json``, dated), overridable by a file of the sam
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from usage_tracker.jsonfiles import parse_json_object
 
 POOLS = ("large", "small")
 UNCLASSIFIED = "unclassified"
@@ -46,12 +47,9 @@ class PoolTable:
 
 def _parse(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PoolTableError(f"{origin}, line {e.lineno}, column {e.colno}: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise PoolTableError(f"{origin}: expected a JSON object")
-    return data
+        return parse_json_object(text, origin)
+    except ValueError as e:
+        raise PoolTableError(str(e)) from None
 
 
 def _rules(data: dict[str, Any], origin: str) -> list[Rule]:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import false
 
-from usage_tracker.upstream.contract import METRICS
+from usage_tracker.upstream.contract import DIMENSIONS, METRICS
 
 metadata = MetaData(
     naming_convention={
@@ -36,19 +36,12 @@ metadata = MetaData(
     }
 )
 
-USAGE_DIMENSIONS = (
-    "project_id",
-    "user_id",
-    "api_key_id",
-    "model",
-    "batch",
-    "service_tier",
-    "size",
-    "image_source",
-    "vector_store_id",
-    "context_level",
-)
-"""Stored dimension columns; ``image_source`` holds the images endpoint's ``source`` field."""
+USAGE_DIMENSIONS = tuple("image_source" if d == "source" else d for d in DIMENSIONS)
+"""Stored dimension columns: the contract's, with the images endpoint's ``source`` field stored as
+``image_source`` (``source`` is the column naming the usage endpoint)."""
+
+STORED_AS = dict(zip(DIMENSIONS, USAGE_DIMENSIONS, strict=True))
+"""Contract dimension -> stored column."""
 
 
 class Scaled(TypeDecorator[Decimal]):

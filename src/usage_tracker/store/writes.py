@@ -28,7 +28,7 @@ def usage_row(result: UsageResult) -> dict[str, Any]:
     """The stored row of one upstream result: absent dimensions as "", absent counters as 0."""
     row: dict[str, Any] = {"source": result.source, "bucket_start": result.start_time}
     for name, value in zip(DIMENSIONS, result.dimensions, strict=True):
-        row["image_source" if name == "source" else name] = _dimension_value(value)
+        row[schema.STORED_AS[name]] = _dimension_value(value)
     for metric in METRICS:
         row[metric] = result.metrics.get(metric, 0)
     return row

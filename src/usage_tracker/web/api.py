@@ -13,6 +13,7 @@ from usage_tracker import __version__, reports
 from usage_tracker.cursors import CursorError, decode_cursor, encode_cursor
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
+from usage_tracker.store.schema import STORED_AS
 from usage_tracker.upstream import UpstreamError
 from usage_tracker.upstream.contract import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, WIDTH_SECONDS
 from usage_tracker.web.security import Principal
@@ -20,8 +21,6 @@ from usage_tracker.web.state import AppState
 
 HOUR, DAY = 3600, 86400
 MINUTE_CACHE_SECONDS = 60
-STORED = {"source": "image_source"}
-"""API dimension -> stored column, where they differ."""
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -165,7 +164,7 @@ def _stored_page(
         return {"object": "page", "data": [], "has_more": False, "next_page": None}
     last = min(starts[-1] + step, stop)
     time_key = "day" if width == "1d" and first % DAY == 0 else "hour"
-    columns = [STORED.get(g, g) for g in groups]
+    columns = [STORED_AS[g] for g in groups]
     rows = state.store.usage_totals(
         first, last, [time_key, *columns], sources=[source], metrics=spec.metrics
     )
