@@ -244,7 +244,12 @@ def _minute_page(
             "has_more": cursor is not None,
             "next_page": cursor,
         }
-        state.minute_cache[key] = (time.monotonic() + MINUTE_CACHE_SECONDS, body)
+        now = time.monotonic()
+        with state.cache_lock:  # forget expired answers so the cache stays small
+            for old in [k for k, (expires, _) in state.minute_cache.items() if expires <= now]:
+                del state.minute_cache[old]
+                state.minute_locks.pop(old, None)
+            state.minute_cache[key] = (now + MINUTE_CACHE_SECONDS, body)
         return body
 
 

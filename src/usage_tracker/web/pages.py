@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from usage_tracker import __version__, reports
 from usage_tracker.reports import ReportError
+from usage_tracker.upstream.contract import SOURCES
 from usage_tracker.web.api import State, current_names, health_report, tiers_report
 from usage_tracker.web.security import Principal
 
@@ -39,7 +40,7 @@ OTHER_SOURCE_COUNTERS = {
     "images": ("images", "images"),
     "audio_speeches": ("characters", "characters"),
     "audio_transcriptions": ("seconds", "seconds"),
-    "vector_stores": ("usage_bytes", "bytes stored"),
+    "vector_stores": ("usage_bytes", "stored"),
     "code_interpreter_sessions": ("num_sessions", "sessions"),
     "file_search_calls": ("num_requests", "calls"),
     "web_search_calls": ("num_requests", "calls"),
@@ -98,6 +99,15 @@ def date_range(
     return lo, min(hi, hour_end) if lo < hour_end else hi
 
 
+def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(source, amount with its unit, requests) for the "other sources" table."""
+    counter, unit = OTHER_SOURCE_COUNTERS[row["source"]]
+    amount = row[counter]
+    shown = f"{amount / 1e9:,.1f} GB" if counter == "usage_bytes" else f"{_compact(amount)} {unit}"
+    has_requests = "num_model_requests" in SOURCES[row["source"]].metrics
+    return row["source"], shown, f"{row['num_model_requests']:,}" if has_requests else "—"
+
+
 @router.get("/", response_class=HTMLResponse)
 def dashboard(
     request: Request,
@@ -148,16 +158,7 @@ def dashboard(
         "pools": tiers_report(state, now),
         "health": health,
         "data_as_of": min(synced) if synced else None,
-        "others": [
-            (
-                row["source"],
-                row[OTHER_SOURCE_COUNTERS[row["source"]][0]],
-                OTHER_SOURCE_COUNTERS[row["source"]][1],
-                row["num_model_requests"],
-            )
-            for row in others
-            if row["source"] in OTHER_SOURCE_COUNTERS
-        ],
+        "others": [_other_source(r) for r in others if r["source"] in OTHER_SOURCE_COUNTERS],
         "refresh_seconds": state.settings.refresh_seconds,
         "range_error": getattr(request.state, "range_error", None),
         "now": now,
