@@ -114,3 +114,25 @@ def test_serve_refuses_to_start_without_a_chosen_sign_in_mode(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "AUTH_MODE" in done.stderr
+
+
+def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
+    from usage_tracker import simulator
+    from usage_tracker.serving import BackgroundServer
+
+    key = "sk-admin-DebugLogSentinel0123456789"
+    sim = simulator.build(seed=2, days=2, admin_key=key)
+    with BackgroundServer(sim) as server:
+        env = {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+            "OPENAI_BASE_URL": server.url + "/v1",
+            "OPENAI_ADMIN_KEY": key,
+            "LOG_LEVEL": "debug",
+            "BACKFILL_DAYS": "1",
+        }
+        done = _run("sync", "--once", env=env, cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-2000:]
+    assert "/organization/usage/completions" in output  # debug shows each request…
+    assert key not in output  # …never the key
+    assert "Sentinel" not in output

@@ -194,9 +194,12 @@ def demo(
     from usage_tracker.upstream import AdminClient
     from usage_tracker.web.app import create_app
 
-    workdir = Path(tempfile.mkdtemp(prefix="usage-tracker-demo-"))
     sim = simulator.build(seed=seed, days=90, late_hours=2)
-    with BackgroundServer(sim) as upstream:
+    with (
+        tempfile.TemporaryDirectory(prefix="usage-tracker-demo-") as tmp,
+        BackgroundServer(sim) as upstream,
+    ):
+        workdir = Path(tmp)
         service = next(k for k in sim.org.keys if k.owner_type == "service_account")
         mappings = workdir / "api_key_mappings.json"
         mappings.write_text(json.dumps({service.id: "Data Platform Team"}, indent=2))

@@ -26,7 +26,6 @@ from .contract import (
     COSTS_MAX_LIMIT,
     MAX_LIMIT,
     SOURCES,
-    WIDTH_SECONDS,
     align_down,
     align_up,
 )
@@ -163,15 +162,13 @@ class AdminClient:
         cursor until ``has_more`` is false is done here; ``page`` resumes from a cursor.
         """
         spec = SOURCES[source]
-        width = WIDTH_SECONDS[bucket_width]
         start, end = align_down(start_time, bucket_width), align_up(end_time, bucket_width)
-        limit = min(MAX_LIMIT[bucket_width], max(1, (end - start) // width))
         params: dict[str, Any] = {
             "start_time": start,
             "end_time": end,
             "bucket_width": bucket_width,
             "group_by": list(spec.group_by if group_by is None else group_by),
-            "limit": limit,
+            "limit": MAX_LIMIT[bucket_width],
             **{k: v for k, v in filters.items() if v is not None},
         }
         endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
@@ -227,7 +224,7 @@ class AdminClient:
             "end_time": end,
             "bucket_width": "1d",
             "group_by": list(group_by),
-            "limit": min(COSTS_MAX_LIMIT, max(1, (end - start) // 86400)),
+            "limit": COSTS_MAX_LIMIT,
             **{k: v for k, v in filters.items() if v is not None},
         }
         endpoint = self._sdk.admin.organization.usage.with_raw_response.costs

@@ -103,7 +103,10 @@ def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
     """(source, amount with its unit, requests) for the "other sources" table."""
     counter, unit = OTHER_SOURCE_COUNTERS[row["source"]]
     amount = row[counter]
-    shown = f"{amount / 1e9:,.1f} GB" if counter == "usage_bytes" else f"{_compact(amount)} {unit}"
+    # Vector-store bytes are sampled per bucket, so a range sums them: GB-days, not GB.
+    shown = (
+        f"{amount / 1e9:,.1f} GB·days" if counter == "usage_bytes" else f"{_compact(amount)} {unit}"
+    )
     has_requests = "num_model_requests" in SOURCES[row["source"]].metrics
     return row["source"], shown, f"{row['num_model_requests']:,}" if has_requests else "—"
 
