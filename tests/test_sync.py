@@ -291,3 +291,25 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         assert partial.row_count(table) == reference.row_count(table), table
     partial.close()
     reference.close()
+
+
+def test_since_never_skips_the_gap_of_an_unfinished_backfill(
+    store: Store, served: tuple[simulator.Simulator, AdminClient]
+) -> None:
+    sim, client = served
+    names = 1 + len(sim.org.projects) + 1  # projects, each project's keys, users
+    # Three pages of completions arrive, then OpenAI fails for longer than the client retries.
+    sim.faults.force(*["ok"] * (names + 3), *["500"] * (FAST_RETRY.max_retries + 1))
+    report = sync_once(store, client, window=SyncWindow(backfill_days=60), now=NOW)
+    assert "completions" in " ".join(report.errors)
+    state = store.sync_state("completions")
+    assert state is not None
+    assert not state["backfill_complete"]
+    assert (
+        sync_once(
+            store, client, window=SyncWindow(backfill_days=60, since=NOW - 2 * DAY), now=NOW
+        ).errors
+        == []
+    )
+    assert store.sync_state("completions")["backfill_complete"]  # type: ignore[index]
+    assert_store_matches_truth(store, sim.org, state["backfill_from"], NOW)

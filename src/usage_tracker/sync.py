@@ -118,10 +118,13 @@ def _start(store: Store, source: str, window: SyncWindow, now: int) -> int:
         writes.start_sync_state(conn, source, backfill_from, now)
     state = store.sync_state(source)
     assert state is not None
+    resume = int(state["done_until"])
     if window.since is not None:
-        return align_down(window.since, grain)
+        since = align_down(window.since, grain)
+        # An unfinished backfill is never skipped over: its gap is fetched too.
+        return since if state["backfill_complete"] else min(since, resume)
     if not state["backfill_complete"]:
-        return int(state["done_until"])  # resume an interrupted backfill where it stopped
+        return resume  # resume an interrupted backfill where it stopped
     lookback = int(state["done_until"]) - window.lookback_hours * HOUR
     return align_down(max(int(state["backfill_from"]), lookback), grain)
 
