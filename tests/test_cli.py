@@ -136,3 +136,72 @@ def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
     assert "/organization/usage/completions" in output  # debug shows each request…
     assert key not in output  # …never the key
     assert "Sentinel" not in output
+
+
+def test_simulate_serves_the_contract_and_its_truth(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import httpx2
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "usage_tracker",
+            "simulate",
+            "--port",
+            str(port),
+            "--seed",
+            "3",
+            "--days",
+            "5",
+            "--admin-key",
+            "sk-admin-cli-test",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": "Bearer sk-admin-cli-test"}
+        for _ in range(100):
+            try:
+                httpx2.get(url, timeout=1)
+                break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        now = int(time.time())
+        start = now - now % 86400 - 3 * 86400
+        page = httpx2.get(
+            url + "/v1/organization/usage/completions",
+            params={"start_time": start, "end_time": start + 2 * 86400, "limit": 2},
+            headers=headers,
+        ).json()
+        truth = httpx2.get(
+            url + "/_simulator/truth",
+            params={"source": "completions", "start_time": start, "end_time": start + 2 * 86400},
+            headers=headers,
+        ).json()
+        assert (
+            sum(r["input_tokens"] for b in page["data"] for r in b["results"])
+            == truth["data"][0]["input_tokens"]
+        )
+        assert (
+            httpx2.get(
+                url + "/v1/organization/users", headers={"Authorization": "Bearer sk-admin-other"}
+            ).status_code
+            == 401
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_simulate_refuses_an_unknown_fault_kind(tmp_path: Path) -> None:
+    done = _run("simulate", "--faults", "429,gremlins", env={}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "gremlins" in done.stderr

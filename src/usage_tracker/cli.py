@@ -46,6 +46,10 @@ def simulate(
     fault_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of responses that fail.")
     ] = 0.0,
+    faults: Annotated[
+        str, typer.Option(help="Kinds of fault drawn: 429, 500, slow, drop, truncate.")
+    ] = "429,500,slow,drop,truncate",
+    slow_seconds: Annotated[float, typer.Option(min=0.0, help="Delay of a slow fault.")] = 2.0,
     latency_ms: Annotated[int, typer.Option(min=0, help="Latency added to each response.")] = 0,
     late_hours: Annotated[
         int, typer.Option(min=0, help="Recent hours reported incomplete, as OpenAI's late data.")
@@ -56,11 +60,26 @@ def simulate(
 
     from usage_tracker import simulator
 
-    faults = simulator.Faults(rate=fault_rate, seed=seed, latency_seconds=latency_ms / 1000)
+    kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
+    unknown = set(kinds) - set(simulator.FAULT_KINDS)
+    if unknown or not kinds:
+        raise typer.BadParameter(
+            f"unknown fault kind {', '.join(sorted(unknown)) or '(none)'}; "
+            f"choose among {', '.join(simulator.FAULT_KINDS)}",
+            param_hint="--faults",
+        )
+    injected = simulator.Faults(
+        rate=fault_rate,
+        kinds=kinds,
+        seed=seed,
+        slow_seconds=slow_seconds,
+        latency_seconds=latency_ms / 1000,
+    )
     sim = simulator.build(
-        seed=seed, days=days, admin_key=admin_key, faults=faults, late_hours=late_hours
+        seed=seed, days=days, admin_key=admin_key, faults=injected, late_hours=late_hours
     )
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
+    typer.echo(f"ground truth: http://{host}:{port}/_simulator/truth?source=…&start_time=…")
     uvicorn.run(sim, host=host, port=port, log_level="warning")
 
 

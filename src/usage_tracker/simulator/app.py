@@ -168,6 +168,7 @@ class Simulator:
             ),
             (re.compile(r"/v1/organization/users"), self._users),
             (re.compile(r"/v1/organization/users/(?P<user_id>[^/]+)"), self._user),
+            (re.compile(r"/_simulator/truth"), self._truth),
         ]
 
     # -- ASGI -------------------------------------------------------------------------------
@@ -321,6 +322,27 @@ class Simulator:
                 _bucket(start, end, [_cost_result(k, v, group_by) for k, v in rows.items()])
             )
         return window.page(buckets)
+
+    def _truth(self, query: Query) -> dict[str, Any]:
+        """Not OpenAI's: the simulator's ground truth, for scripts that test a client.
+
+        ``source`` (a usage source or ``costs``), ``start_time``, ``end_time``, ``group_by``."""
+        source = query.text("source") or "completions"
+        start = query.integer("start_time", required=True) or 0
+        end = query.integer("end_time", required=True) or 0
+        if source == "costs":
+            groups = _group_by(query, COSTS_GROUP_BY)
+            costs = self.org.cost_truth(start, end, groups)
+            rows = [
+                {**dict(zip(groups, k, strict=True)), "amount": str(v)} for k, v in costs.items()
+            ]
+        elif source in SOURCES:
+            groups = _group_by(query, SOURCES[source].group_by)
+            usage = self.org.truth(source, start, end, groups)
+            rows = [{**dict(zip(groups, k, strict=True)), **v} for k, v in usage.items()]
+        else:
+            raise ApiError(400, f"Invalid value for 'source': {source!r}.", "source")
+        return {"object": "list", "data": rows}
 
     # -- names ------------------------------------------------------------------------------
 
