@@ -169,7 +169,7 @@ def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[L
                 **settings,
             }
         )
-        app = create_app(config, client=client, run_sync=False)
+        app = create_app(config, client=client, run_sync=False, clock=lambda: now)
         with BackgroundServer(app) as server:
             yield LiveApp(server.url, sim, now, database_url, workdir)
         client.close()

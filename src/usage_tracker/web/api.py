@@ -151,7 +151,7 @@ def _stored_page(
 ) -> dict[str, Any]:
     spec = SOURCES[source]
     step = WIDTH_SECONDS[width]
-    now = int(time.time())
+    now = int(state.clock())
     stop = start + ((now - start) // step + 1) * step if now >= start else start
     stop = min(stop, end) if end is not None else stop
     fingerprint = f"{source}:{start}:{end}:{width}:{','.join(groups)}"
@@ -273,12 +273,11 @@ def summary(
     end_time: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Over [start_time, end_time) in whole UTC hours; by default today (UTC) so far."""
-    start, end = _hour_range(start_time, end_time)
+    start, end = _hour_range(int(state.clock()), start_time, end_time)
     return reports.summary(state.store, current_names(state), start, end)
 
 
-def _hour_range(start: int | None, end: int | None) -> tuple[int, int]:
-    now = int(time.time())
+def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
     start = now - now % DAY if start is None else start
     end = now - now % HOUR + HOUR if end is None else end
     for name, value in (("start_time", start), ("end_time", end)):
@@ -331,11 +330,11 @@ def _ranked(tokens: dict[str, int]) -> list[dict[str, Any]]:
 
 @router.get("/tiers", summary="Today's complimentary-token pools (UTC day)")
 def tiers(state: State, _who: Principal) -> dict[str, Any]:
-    return tiers_report(state, int(time.time()))
+    return tiers_report(state, int(state.clock()))
 
 
 def health_report(state: AppState) -> dict[str, Any]:
-    now = int(time.time())
+    now = int(state.clock())
     try:
         state.store.ping()
         database: dict[str, Any] = {"ok": True, "backend": state.store.backend}

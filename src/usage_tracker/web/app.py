@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +44,7 @@ def create_app(
     client: AdminClient | None = None,
     run_sync: bool = True,
     on_ready: Callable[[AppState], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The app. At start-up it migrates the database and, when ``run_sync`` and an admin key
     (or ``client``) are given, runs the sync loop in a background thread. Raises SettingsError
@@ -57,7 +59,13 @@ def create_app(
             upstream = open_client(settings)
         pools, pool_error = _pool_table(settings)
         state = AppState(
-            settings, store, KeyMappings(settings.key_mappings_file), pools, pool_error, upstream
+            settings,
+            store,
+            KeyMappings(settings.key_mappings_file),
+            pools,
+            pool_error,
+            upstream,
+            clock=clock,
         )
         app.state.app_state = state
         thread = None

@@ -4,7 +4,6 @@ JSON API; its tables work without JavaScript, which only adds charts, sorting an
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -125,7 +124,7 @@ def dashboard(
     person: str | None = None,
     model: str | None = None,
 ) -> HTMLResponse:
-    now = int(time.time())
+    now = int(state.clock())
     try:
         lo, hi = date_range(range, now, start, end)
     except ReportError as e:

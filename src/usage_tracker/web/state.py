@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ class AppState:
     pools: PoolTable
     pool_error: str | None
     client: AdminClient | None
-    started_at: float = field(default_factory=time.time)
+    clock: Callable[[], float] = time.time
+    """What "now" is: the wall clock, or a fixed time in tests."""
     stopping: threading.Event = field(default_factory=threading.Event)
     minute_cache: dict[Any, Any] = field(default_factory=dict)
     minute_locks: dict[Any, threading.Lock] = field(default_factory=dict)
