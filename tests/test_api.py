@@ -355,3 +355,46 @@ def test_no_sign_in_is_refused_off_loopback() -> None:
     with pytest.raises(SettingsError, match="AUTH_MODE=header"):
         load_settings(host="0.0.0.0")
     assert load_settings(host="0.0.0.0", auth_mode="header").auth_mode == "header"
+
+
+def test_an_upstream_outage_on_the_minute_path_is_a_clear_502(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    app.sim.faults.force(*["500"] * 20)
+    try:
+        start = app.now - app.now % 60 - 7 * 60  # a window no earlier test has cached
+        response = http.get(
+            "/api/usage", params={"start_time": start, "bucket_width": "1m", "limit": 7}
+        )
+    finally:
+        app.sim.faults.forced.clear()
+    assert response.status_code == 502
+    message = response.json()["error"]["message"]
+    assert "unavailable" in message
+    assert ADMIN_KEY not in message
+
+
+def test_a_fresh_install_without_data_or_key_still_serves(tmp_path: Path) -> None:
+    from usage_tracker.serving import BackgroundServer
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+        auth_mode="none",
+        key_mappings_file=tmp_path / "none.json",
+    )
+    with (
+        BackgroundServer(create_app(settings)) as server,
+        httpx2.Client(base_url=server.url) as client,
+    ):
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "first sync running" in page.text
+        health = client.get("/api/health").json()
+        assert health["status"] == "degraded"
+        assert "OPENAI_ADMIN_KEY" in health["upstream_error"]
+        assert client.get("/api/tiers").json()["pools"]["small"]["used"] == 0
+        minute = client.get("/api/usage", params={"start_time": 3600, "bucket_width": "1m"})
+        assert minute.status_code == 400
+        assert "no admin key" in minute.json()["error"]["message"]
