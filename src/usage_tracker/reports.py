@@ -93,11 +93,22 @@ def usage_totals(
             f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPINGS)}",
             "group_by",
         )
-    if start % HOUR or end % HOUR or end <= start:
-        raise ReportError("the range must be whole UTC hours with start before end")
+    _check_range(start, end)
     columns = list(dict.fromkeys(GROUPINGS[g] for g in group_by))
     metrics = list(dict.fromkeys([*metrics, "input_tokens", "output_tokens"]))
     rows = store.usage_totals(start, end, columns, sources=sources, metrics=metrics, where=where)
+    return _fold(names, rows, group_by, metrics)
+
+
+def _check_range(start: int, end: int) -> None:
+    if start % HOUR or end % HOUR or end <= start:
+        raise ReportError("the range must be whole UTC hours with start before end")
+
+
+def _fold(
+    names: Names, rows: Iterable[dict[str, Any]], group_by: Sequence[str], metrics: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Stored rows summed per report grouping (several keys may be one person)."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
@@ -287,8 +298,12 @@ def summary(
     """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, billed and estimated
     cost. Pages and ``/api/summary`` both render this. ``where`` narrows the usage (not the
     billed cost, which the Costs API gives per project and key only)."""
-    totals = usage_totals(store, names, start, end, where=where)
-    by = {g: usage_totals(store, names, start, end, [g], where=where) for g in SUMMARY_GROUPS}
+    _check_range(start, end)
+    # One query at the finest grain the groupings need, folded per grouping here.
+    columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
+    rows = store.usage_totals(start, end, columns, where=where)
+    totals = _fold(names, rows, (), METRICS)
+    by = {g: _fold(names, rows, [g], METRICS) for g in SUMMARY_GROUPS}
     billed = cost_totals(store, names, start, end, ["project_id"])
     estimate = estimated_cost(store, start, end, load_price_table())
     return {
