@@ -140,7 +140,6 @@ def dashboard(
     chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=where or None)
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
-    others = reports.usage_totals(state.store, names, lo, hi, ["source"])
     context: dict[str, Any] = {
         "request": request,
         "who": who,
@@ -160,7 +159,11 @@ def dashboard(
         "pools": tiers_report(state, now),
         "health": health,
         "data_as_of": min(synced) if synced else None,
-        "others": [_other_source(r) for r in others if r["source"] in OTHER_SOURCE_COUNTERS],
+        "others": [
+            _other_source(r)
+            for r in summary["by"]["source"]
+            if r["source"] in OTHER_SOURCE_COUNTERS
+        ],
         "refresh_seconds": state.settings.refresh_seconds,
         "range_error": getattr(request.state, "range_error", None),
         "now": now,
