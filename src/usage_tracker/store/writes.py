@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, func, insert, literal, select, update
@@ -115,47 +116,21 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> N
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes), list(rows))
 
 
+def _seen(items: Iterable[Project | ApiKey | User], seen_at: int) -> list[dict[str, Any]]:
+    # The records' fields are the tables' columns, plus when the row was last seen upstream.
+    return [{**asdict(item), "last_seen_at": seen_at} for item in items]
+
+
 def upsert_projects(conn: Connection, items: Iterable[Project], seen_at: int) -> None:
-    rows = [
-        {
-            "id": p.id,
-            "name": p.name,
-            "created_at": p.created_at,
-            "archived_at": p.archived_at,
-            "status": p.status,
-            "last_seen_at": seen_at,
-        }
-        for p in items
-    ]
-    _upsert(conn, schema.projects, rows)
+    _upsert(conn, schema.projects, _seen(items, seen_at))
 
 
 def upsert_api_keys(conn: Connection, items: Iterable[ApiKey], seen_at: int) -> None:
-    rows = [
-        {
-            "id": k.id,
-            "project_id": k.project_id,
-            "name": k.name,
-            "redacted_value": k.redacted_value,
-            "created_at": k.created_at,
-            "last_used_at": k.last_used_at,
-            "owner_type": k.owner_type,
-            "owner_id": k.owner_id,
-            "owner_name": k.owner_name,
-            "owner_email": k.owner_email,
-            "last_seen_at": seen_at,
-        }
-        for k in items
-    ]
-    _upsert(conn, schema.api_keys, rows)
+    _upsert(conn, schema.api_keys, _seen(items, seen_at))
 
 
 def upsert_users(conn: Connection, items: Iterable[User], seen_at: int) -> None:
-    rows = [
-        {"id": u.id, "name": u.name, "email": u.email, "role": u.role, "last_seen_at": seen_at}
-        for u in items
-    ]
-    _upsert(conn, schema.users, rows)
+    _upsert(conn, schema.users, _seen(items, seen_at))
 
 
 def start_sync_state(conn: Connection, source: str, backfill_from: int, now: int) -> None:
