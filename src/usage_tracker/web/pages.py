@@ -18,6 +18,7 @@ from usage_tracker.web.api import State, current_names, health_report, tiers_rep
 from usage_tracker.web.security import Principal
 
 HOUR, DAY = 3600, 86400
+EARLIEST = int(dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp())
 PRESETS = {
     "today": "Today",
     "yesterday": "Yesterday",
@@ -95,7 +96,11 @@ def date_range(
     hi = int(dt.datetime.combine(last_day, dt.time(), dt.UTC).timestamp()) + DAY
     if hi <= lo:
         raise ReportError("the custom range ends before it starts", "end")
-    return lo, min(hi, hour_end) if lo < hour_end else hi
+    if lo >= hour_end:
+        raise ReportError("the custom range starts in the future", "start")
+    if lo < EARLIEST:
+        raise ReportError("the custom range starts before 2020, before any usage data", "start")
+    return lo, min(hi, hour_end)
 
 
 def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
