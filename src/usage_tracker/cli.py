@@ -231,6 +231,7 @@ def demo(
             host="127.0.0.1",
             port=port,
             sync_interval_seconds=60,
+            log_level="warning",  # keep the terminal for the URL; problems still show
         )
         runtime.configure_logging(settings)
         typer.echo(f"simulated OpenAI organization at {upstream.url}/v1; database in {workdir}")
