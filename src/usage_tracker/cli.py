@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
 import sys
 import threading
 from typing import Annotated, Any
@@ -245,7 +247,16 @@ def demo(
         typer.echo(
             f"\n  Dashboard: http://127.0.0.1:{port}\n  API docs:  http://127.0.0.1:{port}/docs\n"
         )
-        uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets the
+        # temporary database be removed instead of the process dying on the spot.
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    typer.echo("demo stopped; its temporary database is removed")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:
