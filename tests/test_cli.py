@@ -205,3 +205,46 @@ def test_simulate_refuses_an_unknown_fault_kind(tmp_path: Path) -> None:
     done = _run("simulate", "--faults", "429,gremlins", env={}, cwd=tmp_path)
     assert done.returncode == 2
     assert "gremlins" in done.stderr
+
+
+def test_demo_serves_a_populated_dashboard_and_cleans_up(tmp_path: Path) -> None:
+    import re
+    import signal
+    import socket
+    import time
+
+    import httpx2
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "usage_tracker", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.3)
+        page = httpx2.get(url + "/?range=7d", timeout=30)
+        assert page.status_code == 200
+        assert "Jane Smith" in page.text
+        assert "Data Platform Team" in page.text  # the demo's mapping file names a service key
+        assert httpx2.get(url + "/api/tiers", timeout=30).json()["pools"]["small"]["used"] > 0
+        assert httpx2.get(url + "/api/health", timeout=30).json()["status"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert f"Dashboard: http://127.0.0.1:{port}" in output
+    workdir = re.search(r"database in (\S+)", output)
+    assert workdir is not None
+    assert not Path(workdir.group(1)).exists()
