@@ -309,7 +309,7 @@ def summary(
     return {
         "start_time": start,
         "end_time": end,
-        "totals": totals[0] if totals else usage_totals_zero(),
+        "totals": totals[0] if totals else _zero_totals(),
         "by": by,
         "billed_usd": sum((r["amount"] for r in billed), Decimal(0)),
         "billed_by_project": billed,
@@ -319,7 +319,7 @@ def summary(
     }
 
 
-def usage_totals_zero() -> dict[str, Any]:
+def _zero_totals() -> dict[str, Any]:
     return {**dict.fromkeys(METRICS, 0), "tokens": 0}
 
 

@@ -53,7 +53,6 @@ class Scaled(TypeDecorator[Decimal]):
 
     def __init__(self, places: int) -> None:
         super().__init__()
-        self.places = places
         self._unit = Decimal(10) ** places
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:

@@ -43,7 +43,6 @@ def create_app(
     *,
     client: AdminClient | None = None,
     run_sync: bool = True,
-    on_ready: Callable[[AppState], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The app. At start-up it migrates the database and, when ``run_sync`` and an admin key
@@ -71,8 +70,6 @@ def create_app(
         thread = None
         if run_sync and upstream is not None:
             thread = _start_sync(state, upstream)
-        if on_ready:
-            on_ready(state)
         try:
             yield
         finally:
