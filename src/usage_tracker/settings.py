@@ -133,8 +133,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         problems = []
         for error in e.errors():
-            name = "_".join(str(p) for p in error["loc"]).upper() or "settings"
-            secret = "KEY" in name or "SECRET" in name
-            got = "" if secret else f" (got {error.get('input')!r})"
-            problems.append(f"{name}: {error['msg']}{got}")
+            name = "_".join(str(p) for p in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            # The input is shown only when it is one plain, non-secret value: a check across
+            # settings gets all of them as input, admin key included.
+            plain = name and "KEY" not in name and "SECRET" not in name
+            shown = f" (got {value!r})" if plain and not isinstance(value, dict | list) else ""
+            problems.append(f"{name}: {message}{shown}" if name else message)
         raise SettingsError("; ".join(problems)) from None
