@@ -398,3 +398,11 @@ def test_a_fresh_install_without_data_or_key_still_serves(tmp_path: Path) -> Non
         minute = client.get("/api/usage", params={"start_time": 3600, "bucket_width": "1m"})
         assert minute.status_code == 400
         assert "no admin key" in minute.json()["error"]["message"]
+
+
+def test_the_openapi_document_describes_errors_as_served(http: httpx2.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    usage = spec["paths"]["/api/usage"]["get"]["responses"]
+    assert "422" not in usage
+    assert usage["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert "HTTPValidationError" not in spec["components"]["schemas"]

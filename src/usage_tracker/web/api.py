@@ -22,7 +22,25 @@ from usage_tracker.web.state import AppState
 HOUR, DAY = 3600, 86400
 MINUTE_CACHE_SECONDS = 60
 
-router = APIRouter(prefix="/api", tags=["api"])
+
+class ErrorDetail(BaseModel):
+    message: str
+    param: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx (and the 502 of an upstream outage on the 1m path) has this body."""
+
+    error: ErrorDetail
+
+
+router = APIRouter(
+    prefix="/api",
+    tags=["api"],
+    responses={
+        400: {"model": ErrorBody, "description": "A parameter is invalid; `param` names it."}
+    },
+)
 
 
 def app_state(request: Request) -> AppState:
