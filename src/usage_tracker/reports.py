@@ -14,6 +14,7 @@ from typing import Any
 from usage_tracker.names import Names
 from usage_tracker.pools import NOT_ELIGIBLE, POOLS, UNCLASSIFIED, PoolTable
 from usage_tracker.store import Store
+from usage_tracker.store.schema import from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
 
 DAY, HOUR = 86400, 3600
@@ -55,11 +56,9 @@ def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
 def _label(names: Names, grouping: str, value: Any) -> Any:
     if grouping == "person":
         return names.person(value)
-    if grouping == "batch":
-        return {"true": True, "false": False}.get(value)
     if grouping in ("day", "hour"):
         return value
-    return value or None
+    return from_stored(GROUPINGS[grouping], value)
 
 
 def _display(names: Names, grouping: str, value: Any) -> str | None:

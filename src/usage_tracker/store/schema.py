@@ -44,6 +44,22 @@ STORED_AS = dict(zip(DIMENSIONS, USAGE_DIMENSIONS, strict=True))
 """Contract dimension -> stored column."""
 
 
+def to_stored(value: str | bool | None) -> str:
+    """A dimension's value as stored: absent as "", booleans (batch) as "true" / "false"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def from_stored(column: str, stored: str) -> str | bool | None:
+    """The inverse of :func:`to_stored` for the value of ``column``."""
+    if column == "batch":
+        return {"true": True, "false": False}.get(stored)
+    return stored or None
+
+
 class Scaled(TypeDecorator[Decimal]):
     """A Decimal stored as an integer count of 10^-places units: exact sums on SQLite too
     (whose NUMERIC is a float). With 10 places, 64 bits hold sums up to 922 million dollars."""

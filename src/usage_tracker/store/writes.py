@@ -17,19 +17,11 @@ from . import schema
 DAY = 86400
 
 
-def _dimension_value(value: str | bool | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 def usage_row(result: UsageResult) -> dict[str, Any]:
     """The stored row of one upstream result: absent dimensions as "", absent counters as 0."""
     row: dict[str, Any] = {"source": result.source, "bucket_start": result.start_time}
     for name, value in zip(DIMENSIONS, result.dimensions, strict=True):
-        row[schema.STORED_AS[name]] = _dimension_value(value)
+        row[schema.STORED_AS[name]] = schema.to_stored(value)
     for metric in METRICS:
         row[metric] = result.metrics.get(metric, 0)
     return row

@@ -13,7 +13,7 @@ from usage_tracker import __version__, reports
 from usage_tracker.cursors import CursorError, decode_cursor, encode_cursor
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
-from usage_tracker.store.schema import STORED_AS
+from usage_tracker.store.schema import STORED_AS, from_stored
 from usage_tracker.upstream import UpstreamError
 from usage_tracker.upstream.contract import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, WIDTH_SECONDS
 from usage_tracker.web.security import Principal
@@ -93,12 +93,6 @@ def _result_name(names: Names, result: dict[str, Any]) -> str | None:
     if result.get("project_id"):
         return names.project(result["project_id"])
     return None
-
-
-def _api_value(dimension: str, stored: str) -> str | bool | None:
-    if dimension == "batch":
-        return {"true": True, "false": False}.get(stored)
-    return stored or None
 
 
 @router.get("/usage", response_model=UsagePage, summary="Usage buckets (the upstream page shape)")
@@ -195,7 +189,7 @@ def _stored_page(
         if out is None:
             out = {"object": spec.object, **dict.fromkeys(spec.metrics, 0)}
             out.update(dict.fromkeys(spec.group_by))
-            out.update({g: _api_value(g, row[c]) for g, c in zip(groups, columns, strict=True)})
+            out.update({g: from_stored(c, row[c]) for g, c in zip(groups, columns, strict=True)})
             out["name"] = _result_name(names, out)
             merged[key] = out
             results[bucket].append(out)
