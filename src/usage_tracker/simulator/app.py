@@ -32,6 +32,7 @@ from usage_tracker.upstream.contract import (
     SOURCES,
     WIDTH_SECONDS,
     Source,
+    buckets_stop,
 )
 
 from .org import Event, Organization, SimKey, SimProject, SimUser
@@ -477,10 +478,7 @@ class _Window:
                 "limit",
             )
         step = WIDTH_SECONDS[width]
-        # Buckets run from start_time; none starts after the one holding "now".
-        stop = start + ((now - start) // step + 1) * step if now >= start else start
-        if end is not None:
-            stop = min(stop, end)
+        stop = buckets_stop(start, end, step, now)
         fingerprint = f"{start}:{end}:{width}"
         first = start
         cursor = query.text("page")

@@ -189,3 +189,10 @@ def align_down(ts: int, width: str) -> int:
 def align_up(ts: int, width: str) -> int:
     """The first UTC bucket boundary of ``width`` at or after ``ts``."""
     return -(-ts // WIDTH_SECONDS[width]) * WIDTH_SECONDS[width]
+
+
+def buckets_stop(start: int, end: int | None, step: int, now: int) -> int:
+    """Where the buckets of a request end: they run from ``start`` in ``step``s, none starting
+    after the one that holds ``now``, and none past ``end`` (exclusive) when it is given."""
+    stop = start + ((now - start) // step + 1) * step if now >= start else start
+    return stop if end is None else min(stop, end)

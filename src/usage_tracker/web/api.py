@@ -15,7 +15,13 @@ from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
 from usage_tracker.store.schema import STORED_AS, from_stored
 from usage_tracker.upstream import UpstreamError
-from usage_tracker.upstream.contract import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, WIDTH_SECONDS
+from usage_tracker.upstream.contract import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    SOURCES,
+    WIDTH_SECONDS,
+    buckets_stop,
+)
 from usage_tracker.web.security import Principal
 from usage_tracker.web.state import AppState
 
@@ -163,9 +169,7 @@ def _stored_page(
 ) -> dict[str, Any]:
     spec = SOURCES[source]
     step = WIDTH_SECONDS[width]
-    now = int(state.clock())
-    stop = start + ((now - start) // step + 1) * step if now >= start else start
-    stop = min(stop, end) if end is not None else stop
+    stop = buckets_stop(start, end, step, int(state.clock()))
     fingerprint = f"{source}:{start}:{end}:{width}:{','.join(groups)}"
     try:
         first = decode_cursor(page, fingerprint) if page else start
