@@ -304,11 +304,11 @@ def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]
     return start, end
 
 
-def tiers_report(state: AppState, now: int) -> dict[str, Any]:
+def tiers_report(state: AppState, names: Names, now: int) -> dict[str, Any]:
     settings = state.settings
     report = reports.pool_usage(
         state.store,
-        current_names(state),
+        names,
         state.pools,
         now,
         usage_tier=settings.usage_tier,
@@ -346,7 +346,7 @@ def _ranked(tokens: dict[str, int]) -> list[dict[str, Any]]:
 
 @router.get("/tiers", summary="Today's complimentary-token pools (UTC day)")
 def tiers(state: State, _who: Principal) -> dict[str, Any]:
-    return tiers_report(state, int(state.clock()))
+    return tiers_report(state, current_names(state), int(state.clock()))
 
 
 def health_report(state: AppState) -> dict[str, Any]:

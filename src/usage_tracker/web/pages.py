@@ -161,7 +161,7 @@ def dashboard(
         "summary": summary,
         "tables": TABLES,
         "chart": chart,
-        "pools": tiers_report(state, now),
+        "pools": tiers_report(state, names, now),
         "health": health,
         "data_as_of": min(synced) if synced else None,
         "others": [
