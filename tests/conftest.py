@@ -1,4 +1,4 @@
-"""Shared fixtures: a fixed clock, the simulator served for real, the shared contract."""
+"""Shared fixtures: a fixed clock, the simulator served for real, real databases."""
 
 from __future__ import annotations
 
@@ -16,22 +16,16 @@ from usage_tracker.serving import BackgroundServer
 from usage_tracker.upstream import AdminClient, RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("USAGE_TRACKER_SHARED", ROOT.parent / "shared"))
-SPEC = SHARED / "upstream" / "openai-admin-api.yaml"
-EXAMPLES = SHARED / "upstream" / "examples"
+CONTRACT = ROOT / "tests" / "upstream"
+SPEC = CONTRACT / "openai-admin-api.yaml"
+"""OpenAI's published contract, trimmed to what the tests check (see tests/upstream/README.md)."""
+EXAMPLES = CONTRACT / "examples"
 
 NOW = int(dt.datetime(2026, 11, 25, 13, 37, 21, tzinfo=dt.UTC).timestamp())
 """A fixed "now": mid-afternoon UTC on a Wednesday, so today is a partial day."""
 
 ADMIN_KEY = simulator.DEFAULT_ADMIN_KEY
 FAST_RETRY = RetryPolicy(max_retries=8, base_delay=0.005, max_delay=0.05)
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SPEC.exists():
-        pytest.fail(f"the shared contract is missing: {SPEC} (set USAGE_TRACKER_SHARED)")
-    return SHARED
 
 
 @pytest.fixture

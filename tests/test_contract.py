@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +16,12 @@ from usage_tracker.upstream.contract import (
     SOURCES,
 )
 
+from .conftest import SPEC
+
 
 @pytest.fixture(scope="module")
-def spec(shared_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((shared_dir / "upstream" / "openai-admin-api.yaml").read_text())
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())
 
 
 def _params(spec: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:

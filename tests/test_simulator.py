@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -63,9 +62,7 @@ def _cases() -> Iterator[tuple[str, str, tuple[str, ...]]]:
                 yield name, width, group
 
 
-def test_every_source_width_and_grouping_validates_against_the_spec(
-    http: httpx2.Client, shared_dir: Path
-) -> None:
+def test_every_source_width_and_grouping_validates_against_the_spec(http: httpx2.Client) -> None:
     checked = 0
     for name, width, group in _cases():
         step = WIDTH_SECONDS[width]
@@ -102,7 +99,7 @@ def test_limit_defaults_by_bucket_width(http: httpx2.Client, width: str) -> None
     assert page["has_more"] is True
 
 
-def test_costs_validate_for_every_grouping(http: httpx2.Client, shared_dir: Path) -> None:
+def test_costs_validate_for_every_grouping(http: httpx2.Client) -> None:
     for group in _subsets(COSTS_GROUP_BY):
         page = _get(
             http,

@@ -1,6 +1,6 @@
 """What OpenAI's Usage and Costs endpoints accept and return, as data.
 
-Taken from the published contract (``shared/upstream/openai-admin-api.yaml``); a test checks this
+Taken from the published contract (trimmed copy in ``tests/upstream/``); a test checks this
 table against that file so the client and the simulator cannot drift from it.
 """
 
