@@ -181,7 +181,8 @@ def test_minute_buckets_go_upstream_once_for_identical_requests(
         ({"start_time": 3600, "group_by": "colour"}, "group_by"),
         ({"start_time": 3600, "source": "images", "group_by": "batch"}, "group_by"),
         ({"start_time": 3600, "bucket_width": "1h", "limit": 169}, "limit"),
-        ({"start_time": 3601, "bucket_width": "1h"}, "start_time"),
+        ({"start_time": 9223372036854771200, "bucket_width": "1h"}, "start_time"),
+        ({"start_time": 3600, "end_time": 9223372036854771200}, "end_time"),
         ({"start_time": 7200, "end_time": 3600}, "end_time"),
         ({"start_time": 3600, "source": "everything"}, "source"),
         ({"start_time": 3600, "page": "page_bm9wZQ=="}, "page"),
@@ -263,9 +264,39 @@ def test_a_malformed_mapping_file_is_reported_and_the_last_good_one_kept(
         error = http.get("/api/health").json()["key_mappings_error"]
         assert "api_key_mappings.json, line 4, column 1" in error
         assert "line 4, column 1" in http.get("/").text
+        mapping.write_text(json.dumps({jane.id: "J. Smith (laptop)"}, indent=1))
+        assert name_of_jane() == "J. Smith (laptop)"
+        mapping.unlink()  # a deleted file drops its names, and says so
+        assert name_of_jane() == "Jane Smith"
+        health = http.get("/api/health").json()
+        assert "was deleted" in health["key_mappings_error"]
+        assert health["status"] == "degraded"
+        assert "was deleted" in http.get("/").text
     finally:
-        mapping.unlink()
+        mapping.write_text("{}")
     assert name_of_jane() == "Jane Smith"
+    assert http.get("/api/health").json()["key_mappings_error"] is None
+
+
+def test_a_directory_at_the_mapping_path_is_reported_not_a_500(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    mapping = app.workdir / "api_key_mappings.json"
+    mapping.unlink(missing_ok=True)
+    mapping.mkdir()
+    try:
+        start = app.now - app.now % DAY
+        assert http.get("/api/usage", params={"start_time": start}).status_code == 200
+        assert http.get("/").status_code == 200
+        health = http.get("/api/health")
+        assert health.status_code == 200
+        error = health.json()["key_mappings_error"]
+        assert "KEY_MAPPINGS_FILE api_key_mappings.json: cannot read it" in error
+        assert health.json()["status"] == "degraded"
+        assert str(app.workdir) not in health.text  # health needs no sign-in: no paths
+    finally:
+        mapping.rmdir()
+        mapping.write_text("{}")
     assert http.get("/api/health").json()["key_mappings_error"] is None
 
 

@@ -138,6 +138,45 @@ def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
     assert "Sentinel" not in output
 
 
+def test_debug_logs_never_copy_upstream_headers_even_one_that_echoes_the_key(
+    tmp_path: Path,
+) -> None:
+    from starlette.types import Message, Receive, Scope, Send
+
+    from usage_tracker import simulator
+    from usage_tracker.serving import BackgroundServer
+
+    key = "sk-admin-EchoedHeaderSentinel0123456789"
+    sim = simulator.build(seed=2, days=2, admin_key=key)
+
+    async def echoing(scope: Scope, receive: Receive, send: Send) -> None:
+        """A misbehaving upstream: every response echoes the request's Authorization header."""
+        auth = dict(scope.get("headers", [])).get(b"authorization", b"")
+
+        async def send_echo(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-echo", auth)]}
+            await send(message)
+
+        await sim(scope, receive, send_echo)
+
+    with BackgroundServer(echoing) as server:
+        env = {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+            "OPENAI_BASE_URL": server.url + "/v1",
+            "OPENAI_ADMIN_KEY": key,
+            "LOG_LEVEL": "debug",
+            "BACKFILL_DAYS": "1",
+        }
+        done = _run("sync", "--once", env=env, cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-2000:]
+    assert "GET /v1/organization/usage/completions -> 200" in output
+    assert "request id req_" in output  # the request id and status are logged…
+    assert "x-echo" not in output.lower()  # …the headers are not
+    assert "Sentinel" not in output
+
+
 def test_simulate_serves_the_contract_and_its_truth(tmp_path: Path) -> None:
     import socket
     import time

@@ -110,19 +110,21 @@ def sync(
         str | None, typer.Option(help="Fetch from this UTC date (YYYY-MM-DD) this run.")
     ] = None,
 ) -> None:
-    """Copy usage, costs and names from OpenAI into the database (every SYNC_INTERVAL_SECONDS)."""
+    """Copy usage, costs and names from OpenAI into the database (every SYNC_INTERVAL_SECONDS,
+    and the last two hours every RECENT_SYNC_SECONDS in between)."""
     from usage_tracker import runtime
-    from usage_tracker.sync import run_forever, sync_once
+    from usage_tracker.store import StoreUnavailableError
+    from usage_tracker.sync import run_forever, sync_once, sync_recent
 
     start = _date(since)
     settings = _settings()
     runtime.configure_logging(settings)
     try:
         client = runtime.open_client(settings)
-    except SettingsError as e:
+        store = runtime.open_store(settings)
+    except (SettingsError, StoreUnavailableError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    store = runtime.open_store(settings)
     window = runtime.sync_window(settings, start)
     if not once:
         stopping = threading.Event()
@@ -132,12 +134,20 @@ def sync(
                 lambda: sync_once(store, client, window=window),
                 settings.sync_interval_seconds,
                 stopping,
+                recent=(lambda: sync_recent(store, client))
+                if settings.recent_sync_seconds
+                else None,
+                recent_seconds=settings.recent_sync_seconds,
             )
         except KeyboardInterrupt:
             stopping.set()
         return
-    with _ProgressBars() as bars:
-        report = sync_once(store, client, window=window, progress=bars.update)
+    try:
+        with _ProgressBars() as bars:
+            report = sync_once(store, client, window=window, progress=bars.update)
+    except StoreUnavailableError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     if report.skipped:
         typer.echo("another process is syncing this database; nothing done")
         return
@@ -176,9 +186,7 @@ class _ProgressBars:
 def serve() -> None:
     """Serve the dashboard and API (HOST:PORT) and sync in the background; settings from the
     environment and .env."""
-    import uvicorn
-
-    from usage_tracker import runtime
+    from usage_tracker import runtime, serving
     from usage_tracker.web.app import create_app
 
     settings = _settings()
@@ -191,9 +199,7 @@ def serve() -> None:
     if settings.openai_admin_key is None:
         typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)
     typer.echo(f"OpenAI Usage Tracker at http://{settings.host}:{settings.port}")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    serving.run(create_app(settings), settings.host, settings.port, settings.log_level)
 
 
 @app.command()
@@ -206,9 +212,7 @@ def demo(
     import tempfile
     from pathlib import Path
 
-    import uvicorn
-
-    from usage_tracker import runtime, simulator
+    from usage_tracker import runtime, serving, simulator
     from usage_tracker.serving import BackgroundServer
     from usage_tracker.store import Store
     from usage_tracker.sync import sync_once
@@ -251,7 +255,7 @@ def demo(
         # temporary database be removed instead of the process dying on the spot.
         signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+            serving.run(create_app(settings), "127.0.0.1", port, "warning")
     typer.echo("demo stopped; its temporary database is removed")
 
 

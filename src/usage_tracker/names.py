@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 
 class KeyMappings:
-    """The mapping file, reloaded when its modification time or size changes."""
+    """The mapping file, reloaded when its modification time or size changes.
+
+    ``error`` says in words what is wrong with it (unreadable, malformed, deleted); it names
+    the file, never its directory, since /api/health shows it without sign-in.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.error: str | None = None
+        self._origin = f"KEY_MAPPINGS_FILE {path.name}"
         self._mapping: dict[str, str] = {}
         self._stamp: tuple[float, int] | None = None
+        self._seen = False
         self._lock = threading.Lock()
 
     def current(self) -> dict[str, str]:
@@ -37,18 +43,36 @@ class KeyMappings:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
-            self._mapping, self._stamp, self.error = {}, None, None
+            if self._seen and self._stamp is not None:
+                self.error = (
+                    f"{self._origin} was deleted: its names are no longer used (OpenAI's "
+                    "names are shown instead). Restore the file to bring them back."
+                )
+                log.warning("key mappings: %s", self.error)
+            self._mapping, self._stamp = {}, None
+            return
+        except OSError as e:
+            self._fail(f"{self._origin}: cannot read it: {e.strerror}")
             return
         stamp = (stat.st_mtime, stat.st_size)
         if stamp == self._stamp:
             return
         self._stamp = stamp
         try:
-            self._mapping = parse_mappings(self.path.read_text(encoding="utf-8"), str(self.path))
-            self.error = None
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+            self._fail(f"{self._origin}: cannot read it: {reason}")
+            return
+        try:
+            self._mapping = parse_mappings(text, self._origin)
+            self._seen, self.error = True, None
         except ValueError as e:
-            self.error = f"{e}; the last good mapping stays in use"
-            log.error("key mappings: %s", self.error)
+            self._fail(str(e))
+
+    def _fail(self, problem: str) -> None:
+        self.error = f"{problem}; the last good mapping stays in use"
+        log.error("key mappings: %s", self.error)
 
 
 def parse_mappings(text: str, origin: str) -> dict[str, str]:

@@ -75,12 +75,14 @@ def load_pool_table(override: Path | None = None) -> PoolTable:
     limits = {tier: dict(pools) for tier, pools in base["limits"].items()}
     as_of = str(base["as_of"])
     if override is not None:
+        # Errors reach /api/health, which needs no sign-in: the file's name, not its path.
+        origin = f"TIERS_FILE {override.name}"
         try:
             text = override.read_text()
         except OSError as e:
-            raise PoolTableError(f"{override}: cannot read: {e.strerror}") from None
-        extra = _parse(text, str(override))
-        rules = _rules(extra, str(override)) + rules
+            raise PoolTableError(f"{origin}: cannot read: {e.strerror}") from None
+        extra = _parse(text, origin)
+        rules = _rules(extra, origin) + rules
         for tier, pools in extra.get("limits", {}).items():
             limits.setdefault(tier, {}).update({k: int(v) for k, v in pools.items()})
         as_of = str(extra.get("as_of", as_of))

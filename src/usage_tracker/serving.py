@@ -10,6 +10,15 @@ from typing import Any
 
 import uvicorn
 
+APP_SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+"""uvicorn must not rewrite the client's address from X-Forwarded-For before the app's own
+trust rule (``web.proxy``) has looked at the TCP peer."""
+
+
+def run(app: Any, host: str, port: int, log_level: str = "info") -> None:
+    """Serve ``app`` in the foreground until interrupted."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **APP_SERVER_OPTIONS)
+
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket; port 0 picks a free one."""
@@ -31,7 +40,8 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
         self._sock = bind(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        cfg = uvicorn.Config(app, log_level="warning", lifespan="on", **config)
+        options = {"log_level": "warning", "lifespan": "on", **APP_SERVER_OPTIONS, **config}
+        cfg = uvicorn.Config(app, **options)
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
 

@@ -36,12 +36,19 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=90, ge=1, le=3660)
     sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
     sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
+    recent_sync_seconds: int = Field(default=60, ge=0, le=3600)
+    """Between full syncs, re-fetch the previous and current hour this often (one request per
+    usage source); 0 turns it off."""
 
     auth_mode: Literal["none", "header"] | None = None
     """``none``: no sign-in (allowed only on a loopback HOST); ``header``: a reverse proxy in
     TRUSTED_PROXIES signs people in and passes the name in AUTH_HEADER."""
     auth_header: str = "X-Forwarded-User"
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1", "::1")
+    """Addresses or networks (CIDR) of the reverse proxies whose forwarded headers are believed."""
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    """Host names this server answers for (``*.example.com`` allowed); empty means any, except
+    with AUTH_MODE=none, which answers only for loopback names and these."""
     refresh_seconds: int = Field(default=60, ge=0, le=3600)
     """How often an open dashboard refreshes itself; 0 turns live refresh off."""
 
@@ -50,11 +57,25 @@ class Settings(BaseSettings):
     display_timezone: str = "UTC"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("sharing_projects", "trusted_proxies", mode="before")
+    @field_validator("sharing_projects", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{address!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
         return value
 
     @field_validator("database_url")

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from usage_tracker.store import Store, writes
-from usage_tracker.upstream import AdminClient, AdminKeyError, UpstreamError
+from usage_tracker.store import Store, StoreUnavailableError, writes
+from usage_tracker.upstream import ENDS_SYNC, AdminClient, UpstreamError
 from usage_tracker.upstream.contract import SOURCES, align_down, align_up
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class SourceOutcome:
     rows: int = 0
     error: str | None = None
     fatal: bool = False
-    """The admin key was refused: asking again for other sources is pointless."""
+    """The admin key was refused, or the URL does not lead to OpenAI: asking again for other
+    sources is pointless this run."""
 
 
 @dataclass
@@ -85,7 +86,7 @@ def sync_once(
             refresh_names(store, client, now)
         except UpstreamError as e:
             report.names_error = str(e)
-            fatal = str(e) if isinstance(e, AdminKeyError) else None
+            fatal = str(e) if isinstance(e, ENDS_SYNC) else None
             log.warning("names not refreshed: %s", e)
         for source in sources:
             if fatal is not None:
@@ -151,7 +152,7 @@ def _sync_source(
             if progress:
                 progress(source, hi, start, end)
     except UpstreamError as e:
-        outcome.error, outcome.fatal = str(e), isinstance(e, AdminKeyError)
+        outcome.error, outcome.fatal = str(e), isinstance(e, ENDS_SYNC)
         log.warning("%s: sync stopped: %s", source, e)
     with store.transaction() as conn:
         writes.finish_sync_state(
@@ -197,15 +198,90 @@ def _record_failure(
     return SourceOutcome(source, error=error)
 
 
+def sync_recent(
+    store: Store,
+    client: AdminClient,
+    *,
+    now: int | None = None,
+    sources: Sequence[str] = tuple(SOURCES),
+) -> SyncReport:
+    """Re-fetch the previous and the current hour of every usage source: one request each, so
+    that today's figures stay about a minute behind OpenAI between full syncs. Sources whose
+    backfill is not complete are left to the full sync (which owns the watermarks)."""
+    with store.sync_lock() as held:
+        if not held:
+            return SyncReport(skipped=True)
+        now = int(time.time()) if now is None else now
+        start, end = align_down(now, "1h") - HOUR, align_up(now + 1, "1h")
+        complete = {s["source"] for s in store.sync_states() if s["backfill_complete"]}
+        report = SyncReport()
+        for source in (s for s in sources if s in complete):
+            outcome = report.outcomes[source] = SourceOutcome(source)
+            try:
+                for lo, hi, rows in _reader_and_writer(client, source, start, end)[0]:
+                    with store.transaction() as conn:
+                        outcome.rows += writes.replace_usage(conn, source, lo, hi, rows)
+                        writes.mark_fresh(conn, source, now)
+                    outcome.pages += 1
+            except UpstreamError as e:
+                outcome.error = str(e)
+                log.warning("%s: recent hours not refreshed: %s", source, e)
+                if isinstance(e, ENDS_SYNC):
+                    break
+        return report
+
+
+@dataclass
+class LoopStatus:
+    """What the sync loop last went through, for health and the page banner: the failure of
+    the last run in plain words (None after a run that completed), and when."""
+
+    error: str | None = None
+    failed_at: int | None = None
+    last_run_at: int | None = None
+
+    def record(self, error: str | None) -> None:
+        now = int(time.time())
+        self.last_run_at = now
+        self.error, self.failed_at = (error, now) if error else (None, None)
+
+
+def guarded(run: Callable[[], SyncReport], status: LoopStatus) -> None:
+    """Run one sync; a failure of the database or of the program is recorded in ``status`` in
+    plain words and logged, never raised."""
+    try:
+        report = run()
+    except StoreUnavailableError as e:
+        log.error("sync: %s", e)
+        status.record(str(e))
+        return
+    except Exception as e:
+        log.exception("sync failed unexpectedly; will try again")
+        status.record(f"The sync failed unexpectedly ({type(e).__name__}); the log has details.")
+        return
+    for error in report.errors:
+        log.warning("sync: %s", error)
+    status.record(None)
+
+
 def run_forever(
-    sync: Callable[[], SyncReport], interval_seconds: float, stopping: threading.Event
+    sync: Callable[[], SyncReport],
+    interval_seconds: float,
+    stopping: threading.Event,
+    *,
+    status: LoopStatus | None = None,
+    recent: Callable[[], SyncReport] | None = None,
+    recent_seconds: float = 60,
 ) -> None:
-    """``while not stopping: sync(); sleep`` — a sync that raises is logged, never fatal."""
+    """``while not stopping: sync(); sleep``, with ``recent()`` every ``recent_seconds`` in
+    between. A run that raises is recorded in ``status`` and logged, never fatal."""
+    status = status or LoopStatus()
     while not stopping.is_set():
-        try:
-            report = sync()
-            for error in report.errors:
-                log.warning("sync: %s", error)
-        except Exception:
-            log.exception("sync failed unexpectedly; will try again")
-        stopping.wait(interval_seconds)
+        guarded(sync, status)
+        next_full = time.monotonic() + interval_seconds
+        while recent is not None and not stopping.is_set():
+            wait = min(recent_seconds, next_full - time.monotonic())
+            if wait <= 0 or stopping.wait(wait) or time.monotonic() >= next_full:
+                break
+            guarded(recent, status)
+        stopping.wait(max(0.0, next_full - time.monotonic()))

@@ -9,6 +9,7 @@ truncated bodies, at a seeded random rate or on demand.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import re
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from usage_tracker.cursors import CursorError, decode_cursor, encode_cursor
 from usage_tracker.upstream.contract import (
     COSTS_DEFAULT_LIMIT,
     COSTS_FILTERS,
@@ -155,6 +155,8 @@ class Simulator:
         self.faults = faults or Faults()
         self.scope_error_style = scope_error_style
         self.requests: Counter[str] = Counter()
+        self.responses_sent = 0
+        """Every response, faulted ones included; numbers the x-request-id header."""
         self._routes: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = [
             (re.compile(r"/v1/organization/usage/(?P<source>[a-z_]+)"), self._usage),
             (re.compile(r"/v1/organization/costs"), self._costs),
@@ -226,8 +228,10 @@ class Simulator:
         elif fault == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
         payload = json.dumps(body).encode()
+        self.responses_sent += 1
         raw_headers = [
             (b"content-type", b"application/json"),
+            (b"x-request-id", f"req_{self.responses_sent:024x}".encode()),
             (b"content-length", str(len(payload)).encode()),
             *((k.encode(), v.encode()) for k, v in headers.items()),
         ]
@@ -505,13 +509,20 @@ class _Window:
         }
 
 
+def encode_cursor(next_start: int, fingerprint: str) -> str:
+    """The simulator's cursor: opaque to clients, like OpenAI's."""
+    return "page_" + base64.urlsafe_b64encode(f"{next_start}|{fingerprint}".encode()).decode()
+
+
 def _decode_cursor(cursor: str, fingerprint: str) -> int:
     try:
-        return decode_cursor(cursor, fingerprint)
-    except CursorError:
-        raise ApiError(
-            400, "Invalid value for 'page': not a cursor for this query.", "page"
-        ) from None
+        raw = base64.urlsafe_b64decode(cursor.removeprefix("page_").encode()).decode()
+        start, seen = raw.split("|", 1)
+        if seen == fingerprint:
+            return int(start)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ApiError(400, "Invalid value for 'page': not a cursor for this query.", "page")
 
 
 def _group_by(query: Query, allowed: tuple[str, ...]) -> tuple[str, ...]:

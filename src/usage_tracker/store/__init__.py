@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from . import queries, schema, writes
 from .db import connect, migrate, sync_lock
+from .errors import StoreUnavailableError, translated
 from .queries import GROUPABLE, Row
 
 
@@ -24,7 +25,8 @@ class Store:
     def open(cls, url: str) -> Store:
         """Connect to ``url`` and apply any pending migration."""
         engine = connect(url)
-        migrate(engine)
+        with translated():
+            migrate(engine)
         return cls(engine)
 
     @property
@@ -36,14 +38,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """One transaction; a database failure is raised as StoreUnavailableError."""
+        with translated(), self.engine.begin() as conn:
             yield conn
 
-    def sync_lock(self) -> AbstractContextManager[bool]:
-        return sync_lock(self.engine)
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with translated(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def sync_lock(self) -> Iterator[bool]:
+        """True while this process holds the sync lock; False when another one does."""
+        with translated(), sync_lock(self.engine) as held:
+            yield held
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     # -- reads ------------------------------------------------------------------------------
@@ -58,7 +69,7 @@ class Store:
         where: Mapping[str, Sequence[str]] | None = None,
         metrics: Sequence[str] | None = None,
     ) -> list[Row]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.usage_totals(
                 conn,
                 start,
@@ -70,7 +81,7 @@ class Store:
             )
 
     def cost_totals(self, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.cost_totals(conn, start, end, group_by)
 
     def api_keys(self) -> list[Row]:
@@ -89,12 +100,12 @@ class Store:
         return next((s for s in self.sync_states() if s["source"] == source), None)
 
     def row_count(self, table: str) -> int:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.count_rows(conn, schema.metadata.tables[table])
 
     def _all(self, table: Any) -> list[Row]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.table_rows(conn, table)
 
 
-__all__ = ["GROUPABLE", "Row", "Store", "schema", "writes"]
+__all__ = ["GROUPABLE", "Row", "Store", "StoreUnavailableError", "schema", "writes"]

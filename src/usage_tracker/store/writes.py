@@ -167,3 +167,14 @@ def finish_sync_state(
     if backfill_complete:
         values["backfill_complete"] = True
     conn.execute(update(table).where(table.c.source == source).values(**values))
+
+
+def mark_fresh(conn: Connection, source: str, now: int) -> None:
+    """The recent hours of ``source`` were just re-fetched: its data is current as of ``now``.
+    The last full sync's error, if any, stays until the next full sync."""
+    table = schema.sync_state
+    conn.execute(
+        update(table)
+        .where(and_(table.c.source == source, table.c.last_success_at < now))
+        .values(last_success_at=now)
+    )

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from .client import AdminClient, RetryPolicy
 from .errors import (
+    ENDS_SYNC,
     AdminKeyError,
     BadUpstreamResponseError,
     InvalidAdminKeyError,
     NotAdminKeyError,
+    NotJsonError,
     RateLimitedError,
     RevokedAdminKeyError,
     UpstreamError,
     UpstreamUnavailableError,
+    UpstreamUnreachableError,
 )
 from .records import ApiKey, CostBucket, CostResult, Project, UsageBucket, UsageResult, User
 
 __all__ = [
+    "ENDS_SYNC",
     "AdminClient",
     "AdminKeyError",
     "ApiKey",
@@ -24,12 +28,14 @@ __all__ = [
     "CostResult",
     "InvalidAdminKeyError",
     "NotAdminKeyError",
+    "NotJsonError",
     "Project",
     "RateLimitedError",
     "RetryPolicy",
     "RevokedAdminKeyError",
     "UpstreamError",
     "UpstreamUnavailableError",
+    "UpstreamUnreachableError",
     "UsageBucket",
     "UsageResult",
     "User",

@@ -33,10 +33,12 @@ from .errors import (
     BadUpstreamResponseError,
     InvalidAdminKeyError,
     NotAdminKeyError,
+    NotJsonError,
     RateLimitedError,
     RevokedAdminKeyError,
     UpstreamError,
     UpstreamUnavailableError,
+    UpstreamUnreachableError,
     scrub,
 )
 from .records import (
@@ -68,6 +70,11 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_retry_after: float = 120.0
     """A longer ``Retry-After`` is not waited for: the call fails and the next sync tries again."""
+    max_connect_retries: int = 2
+    """A server that refuses connections (or a name that does not resolve) is usually a wrong
+    OPENAI_BASE_URL or no network: say so in seconds instead of backing off for minutes."""
+    deadline: float | None = None
+    """Seconds one call may take with all its retries; none means only the retries bound it."""
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.max_delay, self.base_delay * 2.0**attempt)
@@ -93,11 +100,53 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 class _Retryable(Exception):
-    def __init__(self, what: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self,
+        what: str,
+        retry_after: float | None = None,
+        status: int | None = None,
+        *,
+        connect: bool = False,
+    ):
         super().__init__(what)
         self.what = what
         self.retry_after = retry_after
         self.status = status
+        self.connect = connect
+
+
+class NotJsonResponseError(openai.OpenAIError):
+    """A 2xx answer that is not JSON: a mistyped base URL, a captive portal, a proxy's page.
+    Raised from the HTTP client's response hook; the SDK passes OpenAIErrors through as-is."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(content_type)
+        self.content_type = content_type
+
+
+_STARTED = "usage_tracker.started"
+
+
+def _note_start(request: httpx2.Request) -> None:
+    request.extensions[_STARTED] = time.monotonic()
+
+
+def _check_and_log(response: httpx2.Response) -> None:
+    """One debug line per upstream response: method, path, status, time and request id, never
+    the headers (a misbehaving upstream could echo the key in one). Refuses a non-JSON 2xx."""
+    request = response.request
+    elapsed = (time.monotonic() - request.extensions.get(_STARTED, time.monotonic())) * 1000
+    log.debug(
+        "%s %s -> %d (%.0f ms, request id %s)",
+        request.method,
+        request.url.path,
+        response.status_code,
+        elapsed,
+        response.headers.get("x-request-id", "-"),
+    )
+    content_type = response.headers.get("content-type", "")
+    if response.is_success and "json" not in content_type.lower():
+        raise NotJsonResponseError(content_type.split(";")[0].strip() or "no content type")
 
 
 class AdminClient:
@@ -122,6 +171,13 @@ class AdminClient:
         self._key = key
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._base_url = base_url
+        if http_client is None:
+            http_client = openai.DefaultHttpx2Client()
+        hooks = http_client.event_hooks
+        hooks["request"] = [*hooks["request"], _note_start]
+        hooks["response"] = [*hooks["response"], _check_and_log]
+        http_client.event_hooks = hooks
         self._sdk = openai.OpenAI(
             admin_api_key=key,
             api_key="unused",  # the admin endpoints authenticate with admin_api_key only
@@ -305,24 +361,31 @@ class AdminClient:
     def _call(self, label: str, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One upstream call as a plain dict, retried on transient faults."""
         policy = self._retry
+        started = time.monotonic()
         for attempt in range(policy.max_retries + 1):
             self.requests[label] += 1
             try:
                 result = self._attempt(endpoint, *args, **kwargs)
             except _Retryable as fault:
-                if (
-                    attempt == policy.max_retries
-                    or (fault.retry_after or 0) > policy.max_retry_after
-                ):
-                    raise self._exhausted(fault, attempt + 1) from None
                 delay = policy.delay(attempt, fault.retry_after)
-                log.warning("%s: %s; retrying in %.2f s", label, fault.what, delay)
+                if self._give_up(fault, attempt, time.monotonic() - started + delay):
+                    raise self._exhausted(fault, attempt + 1) from None
+                what = f"cannot connect to {fault.what}" if fault.connect else fault.what
+                log.warning("%s: %s; retrying in %.2f s", label, what, delay)
                 self.retries[label] += 1
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
+        policy = self._retry
+        return (
+            attempt >= (policy.max_connect_retries if fault.connect else policy.max_retries)
+            or (fault.retry_after or 0) > policy.max_retry_after
+            or (policy.deadline is not None and elapsed_after_delay > policy.deadline)
+        )
 
     def _attempt(self, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # The SDK builds the request, authenticates and raises typed HTTP errors. Usage and cost
@@ -341,10 +404,15 @@ class AdminClient:
             raise _Retryable(f"HTTP {e.status_code}", None, e.status_code) from None
         except openai.APITimeoutError:
             raise _Retryable("timed out") from None
-        except openai.APIConnectionError:
+        except openai.APIConnectionError as e:
+            if isinstance(e.__cause__, httpx2.ConnectError):
+                host = httpx2.URL(self._base_url).host
+                raise _Retryable(host, connect=True) from None
             raise _Retryable("connection failed") from None
         except json.JSONDecodeError:
             raise _Retryable("truncated or malformed response body") from None
+        except NotJsonResponseError as e:
+            raise NotJsonError(e.content_type) from None
         except openai.APIStatusError as e:
             raise self._translate_status(e) from None
         except openai.OpenAIError as e:
@@ -367,6 +435,8 @@ class AdminClient:
 
     @staticmethod
     def _exhausted(fault: _Retryable, attempts: int) -> UpstreamError:
+        if fault.connect:
+            return UpstreamUnreachableError(fault.what, attempts)
         if fault.status == 429:
             return RateLimitedError(fault.retry_after, attempts)
         if fault.status is None and "truncated" in fault.what:

@@ -10,7 +10,12 @@
     │                               or an admin key without the usage scope
     ├── RateLimitedError            429 still returned after every retry
     ├── UpstreamUnavailableError    5xx, timeouts, dropped connections after every retry
+    │   └── UpstreamUnreachableError  no connection at all: wrong OPENAI_BASE_URL, no network
     └── BadUpstreamResponseError    a response we cannot read, or a request OpenAI rejected
+        └── NotJsonError            a 2xx page that is not JSON: not OpenAI's API at that URL
+
+``ENDS_SYNC`` lists the errors after which a sync stops asking for the other sources: the key
+is refused or the URL does not lead to OpenAI, so every other request would fail the same way.
 """
 
 from __future__ import annotations
@@ -100,9 +105,31 @@ class UpstreamUnavailableError(UpstreamError):
         )
 
 
+class UpstreamUnreachableError(UpstreamUnavailableError):
+    def __init__(self, host: str, attempts: int) -> None:
+        UpstreamError.__init__(
+            self,
+            f"Cannot connect to {host} ({attempts} attempts). Check OPENAI_BASE_URL and this "
+            "machine's network; stored data is unchanged and the next sync will try again.",
+        )
+
+
 class BadUpstreamResponseError(UpstreamError):
     def __init__(self, detail: str, status_code: int | None = None) -> None:
         super().__init__(
             f"OpenAI sent a response this version cannot use: {detail}. Stored data is unchanged.",
             status_code=status_code,
         )
+
+
+class NotJsonError(BadUpstreamResponseError):
+    def __init__(self, content_type: str) -> None:
+        UpstreamError.__init__(
+            self,
+            f"The upstream answered with {content_type}, not JSON: this is not OpenAI's API. "
+            "Check OPENAI_BASE_URL (https://api.openai.com/v1) and whether a proxy or captive "
+            "portal stands in between. Stored data is unchanged.",
+        )
+
+
+ENDS_SYNC = (AdminKeyError, UpstreamUnreachableError, NotJsonError)

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from usage_tracker import __version__, reports
-from usage_tracker.cursors import CursorError, decode_cursor, encode_cursor
+from usage_tracker.cursors import CursorError
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
+from usage_tracker.store import StoreUnavailableError
 from usage_tracker.store.schema import STORED_AS, from_stored
-from usage_tracker.upstream import UpstreamError
 from usage_tracker.upstream.contract import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     SOURCES,
     WIDTH_SECONDS,
+    align_down,
+    align_up,
     buckets_stop,
 )
 from usage_tracker.web.security import Principal
 from usage_tracker.web.state import AppState
 
 HOUR, DAY = 3600, 86400
-MINUTE_CACHE_SECONDS = 60
 
 
 class ErrorDetail(BaseModel):
@@ -101,21 +100,55 @@ def _result_name(names: Names, result: dict[str, Any]) -> str | None:
     return None
 
 
-@router.get("/usage", response_model=UsagePage, summary="Usage buckets (the upstream page shape)")
+MAX_TIME = 253402300799
+"""9999-12-31T23:59:59Z: the last second a date can name (and far inside a 64-bit integer)."""
+TIME_DOC = (
+    "Unix seconds, UTC, from 0 to 253402300799. Any second is accepted: hourly storage widens "
+    "the range to the whole hours that contain it, and the buckets show the bounds served."
+)
+Time = Annotated[int, Query(ge=0, le=MAX_TIME, description=TIME_DOC)]
+
+
+@router.get(
+    "/usage",
+    response_model=UsagePage,
+    summary="Usage buckets (the upstream page shape)",
+    responses={
+        502: {"model": ErrorBody, "description": "bucket_width=1m: OpenAI did not answer."},
+        503: {"model": ErrorBody, "description": "Busy (1m) or the database is unavailable."},
+    },
+)
 def usage(
     request: Request,
     state: State,
     _who: Principal,
-    start_time: Annotated[int, Query(ge=0, description="Unix seconds, inclusive.")],
-    end_time: Annotated[int | None, Query(ge=0, description="Unix seconds, exclusive.")] = None,
+    start_time: Time,
+    end_time: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_TIME,
+            description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
+        ),
+    ] = None,
     bucket_width: Literal["1m", "1h", "1d"] = "1d",
-    group_by: Annotated[list[str], Query(description="Repeatable; `none` for no grouping.")] = [],  # noqa: B006 - FastAPI copies defaults
+    group_by: Annotated[
+        list[str],
+        Query(description="Repeatable; `none` for no grouping. Each must apply to `source`."),
+    ] = [],  # noqa: B006 - FastAPI copies defaults
     source: Annotated[str, Query(description="The usage endpoint.")] = "completions",
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_LIMIT["1m"],
+            description="Buckets per page: at most 31 (1d), 168 (1h) or 1440 (1m).",
+        ),
+    ] = None,
     page: Annotated[str | None, Query(description="`next_page` of the previous page.")] = None,
 ) -> dict[str, Any]:
     """The original tracker's contract: `1h` and `1d` buckets come from the database, `1m`
-    goes upstream through a 60-second single-flight cache. Each result adds `name`."""
+    goes upstream through a bounded single-flight cache. Each result adds `name`."""
     if source not in SOURCES:
         raise ReportError(
             f"Invalid value for 'source': expected one of {', '.join(SOURCES)}.", "source"
@@ -132,22 +165,21 @@ def usage(
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     names = current_names(state)
     if bucket_width == "1m":
-        return _minute_page(
-            state, names, source, start_time, end_time, groups=groups, limit=limit, page=page
+        return state.minute.page(
+            source,
+            start_time,
+            end_time,
+            groups=groups,
+            limit=limit,
+            page=page,
+            shape=lambda r: _minute_result(names, source, r),
         )
-    for name, value in (("start_time", start_time), ("end_time", end_time)):
-        if value is not None and value % HOUR:
-            raise ReportError(
-                f"Invalid value for '{name}': stored usage is hourly, so it must be a whole UTC "
-                "hour (a multiple of 3600).",
-                name,
-            )
     return _stored_page(
         state,
         names,
         source,
-        start_time,
-        end_time,
+        align_down(start_time, "1h"),
+        None if end_time is None else align_up(end_time, "1h"),
         width=bucket_width,
         groups=groups,
         limit=limit,
@@ -171,10 +203,7 @@ def _stored_page(
     step = WIDTH_SECONDS[width]
     stop = buckets_stop(start, end, step, int(state.clock()))
     fingerprint = f"{source}:{start}:{end}:{width}:{','.join(groups)}"
-    try:
-        first = decode_cursor(page, fingerprint) if page else start
-    except CursorError as e:
-        raise ReportError(f"Invalid value for 'page': {e}.", "page") from None
+    first = _cursor_start(state, page, fingerprint, start, step) if page else start
     starts = list(range(first, min(stop, first + limit * step), step))
     if not starts:
         return {"object": "page", "data": [], "has_more": False, "next_page": None}
@@ -213,60 +242,20 @@ def _stored_page(
             for t in starts
         ],
         "has_more": more,
-        "next_page": encode_cursor(after, fingerprint) if more else None,
+        "next_page": state.cursors.encode(str(after), fingerprint) if more else None,
     }
 
 
-def _minute_page(
-    state: AppState,
-    names: Names,
-    source: str,
-    start: int,
-    end: int | None,
-    *,
-    groups: list[str],
-    limit: int,
-    page: str | None,
-) -> dict[str, Any]:
-    """One upstream page of 1m buckets, shared by identical requests for 60 s."""
-    if state.client is None:
-        raise ReportError(
-            "bucket_width=1m reads OpenAI directly and no admin key is set.", "bucket_width"
-        )
-    key = (source, start, end, tuple(groups), limit, page)
-    with state.cache_lock:
-        lock = state.minute_locks.setdefault(key, threading.Lock())
-    with lock:  # single flight: the second identical request waits and reuses the answer
-        hit = state.minute_cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return dict(hit[1])
-        try:
-            buckets, cursor = state.client.usage_page(
-                source, start, end, bucket_width="1m", group_by=groups, limit=limit, page=page
-            )
-        except UpstreamError as e:
-            raise UpstreamFailure(str(e)) from None
-        body = {
-            "object": "page",
-            "data": [
-                {
-                    "object": "bucket",
-                    "start_time": b.start_time,
-                    "end_time": b.end_time,
-                    "results": [_minute_result(names, source, r) for r in b.results],
-                }
-                for b in buckets
-            ],
-            "has_more": cursor is not None,
-            "next_page": cursor,
-        }
-        now = time.monotonic()
-        with state.cache_lock:  # forget expired answers so the cache stays small
-            for old in [k for k, (expires, _) in state.minute_cache.items() if expires <= now]:
-                del state.minute_cache[old]
-                state.minute_locks.pop(old, None)
-            state.minute_cache[key] = (now + MINUTE_CACHE_SECONDS, body)
-        return body
+def _cursor_start(state: AppState, page: str, fingerprint: str, start: int, step: int) -> int:
+    """Where a page cursor resumes: signed by this server for this query, and on a bucket
+    boundary of it (never before ``start``)."""
+    try:
+        first = int(state.cursors.decode(page, fingerprint))
+    except (CursorError, ValueError) as e:
+        raise ReportError(f"Invalid value for 'page': {e}.", "page") from None
+    if first < start or (first - start) % step:
+        raise ReportError("Invalid value for 'page': not a bucket of this query.", "page")
+    return first
 
 
 def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
@@ -277,28 +266,33 @@ def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
     return out
 
 
-class UpstreamFailure(Exception):
-    """OpenAI could not answer a request that must go upstream (502 with the reason)."""
-
-
 @router.get("/summary", summary="Totals per person, key, user, project, model and source")
 def summary(
     state: State,
     _who: Principal,
-    start_time: Annotated[int | None, Query(ge=0)] = None,
-    end_time: Annotated[int | None, Query(ge=0)] = None,
+    start_time: Annotated[
+        int | None, Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: today's start.")
+    ] = None,
+    end_time: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_TIME,
+            description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Over [start_time, end_time) in whole UTC hours; by default today (UTC) so far."""
+    """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
+    The answer's `start_time` and `end_time` are the bounds served."""
     start, end = _hour_range(int(state.clock()), start_time, end_time)
     return reports.summary(state.store, current_names(state), start, end)
 
 
 def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
-    start = now - now % DAY if start is None else start
-    end = now - now % HOUR + HOUR if end is None else end
-    for name, value in (("start_time", start), ("end_time", end)):
-        if value % HOUR:
-            raise ReportError(f"Invalid value for '{name}': must be a whole UTC hour.", name)
+    if start is not None and end is not None and end <= start:
+        raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
+    start = align_down(now if start is None else start, "1d" if start is None else "1h")
+    end = align_up(now + 1 if end is None else end, "1h")
     if end <= start:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     return start, end
@@ -350,15 +344,18 @@ def tiers(state: State, _who: Principal) -> dict[str, Any]:
 
 
 def health_report(state: AppState) -> dict[str, Any]:
+    """The app's state in words. It needs no sign-in, so it names no file path or secret."""
     now = int(state.clock())
     try:
         state.store.ping()
-        database: dict[str, Any] = {"ok": True, "backend": state.store.backend}
-    except Exception as e:
-        database = {"ok": False, "backend": state.store.backend, "error": type(e).__name__}
+        sync_states = state.store.sync_states()
+        database: dict[str, Any] = {"ok": True, "backend": state.store.backend, "error": None}
+    except StoreUnavailableError as e:
+        sync_states = []
+        database = {"ok": False, "backend": state.store.backend, "error": str(e)}
     syncs = []
     errors = []
-    for s in state.store.sync_states() if database["ok"] else []:
+    for s in sync_states:
         last = s["last_success_at"]
         syncs.append(
             {
@@ -376,18 +373,32 @@ def health_report(state: AppState) -> dict[str, Any]:
         upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
     state.mappings.current()  # re-reads the file if it changed
     mapping_error = state.mappings.error
-    ok = database["ok"] and upstream_error is None and mapping_error is None
+    problems = (
+        not database["ok"],
+        upstream_error,
+        mapping_error,
+        state.loop.error,
+        state.pool_error,
+    )
     return {
-        "status": "ok" if ok else "degraded",
+        "status": "degraded" if any(problems) else "ok",
         "version": __version__,
         "database": database,
         "sync": syncs,
+        "sync_error": state.loop.error,
         "upstream_error": upstream_error,
         "key_mappings_error": mapping_error,
         "pool_table_error": state.pool_error,
     }
 
 
-@router.get("/health", summary="Database, last sync per source, upstream error, version")
-def health(state: State) -> dict[str, Any]:
-    return health_report(state)
+@router.get(
+    "/health",
+    summary="Database, last sync per source, upstream and sync errors, version",
+    responses={503: {"description": "The database is unavailable (the body says why)."}},
+)
+def health(state: State, response: Response) -> dict[str, Any]:
+    report = health_report(state)
+    if not report["database"]["ok"]:
+        response.status_code = 503
+    return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,19 +13,27 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__
+from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
 from usage_tracker.settings import Settings
-from usage_tracker.store import Store
-from usage_tracker.sync import SyncReport, run_forever, sync_once
+from usage_tracker.store import Store, StoreUnavailableError
+from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
+from usage_tracker.web.minute import (
+    MINUTE_RETRY,
+    MINUTE_TIMEOUT_SECONDS,
+    Busy,
+    MinuteGateway,
+    UpstreamFailure,
+)
 from usage_tracker.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,14 @@ def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
     except PoolTableError as e:
         log.error("pool table: %s; using the shipped table", e)
         return load_pool_table(None), f"{e}; the shipped table is in use"
+
+
+def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
+    """The client of the 1m path: a short deadline and one retry, so that a slow OpenAI never
+    holds the app's workers for long (the sync's client may wait minutes on purpose)."""
+    if settings.openai_admin_key is None:
+        return client
+    return open_client(settings, retry=MINUTE_RETRY, timeout=MINUTE_TIMEOUT_SECONDS)
 
 
 def create_app(
@@ -59,6 +75,9 @@ def create_app(
         if upstream is None and settings.openai_admin_key is not None:
             upstream = open_client(settings)
         pools, pool_error = _pool_table(settings)
+        key = settings.openai_admin_key
+        signer = CursorSigner(key.get_secret_value() if key is not None else None)
+        minute_client = _minute_client(settings, upstream)
         state = AppState(
             settings,
             store,
@@ -66,6 +85,8 @@ def create_app(
             pools,
             pool_error,
             upstream,
+            MinuteGateway(minute_client, signer),
+            signer,
             clock=clock,
         )
         app.state.app_state = state
@@ -78,6 +99,8 @@ def create_app(
             state.stopping.set()
             if thread is not None:
                 thread.join(timeout=30)
+            if minute_client is not None and minute_client is not upstream:
+                minute_client.close()
             store.close()
 
     app = FastAPI(
@@ -125,9 +148,17 @@ def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
     def sync() -> SyncReport:
         return sync_once(state.store, upstream, window=sync_window(settings))
 
+    def recent() -> SyncReport:
+        return sync_recent(state.store, upstream)
+
     thread = threading.Thread(
         target=run_forever,
         args=(sync, settings.sync_interval_seconds, state.stopping),
+        kwargs={
+            "status": state.loop,
+            "recent": recent if settings.recent_sync_seconds else None,
+            "recent_seconds": settings.recent_sync_seconds,
+        },
         name="sync",
         daemon=True,
     )
@@ -135,8 +166,26 @@ def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
     return thread
 
 
-def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "param": param}}, status_code=status)
+def _error(
+    status: int, message: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "param": param}}, status_code=status, headers=headers
+    )
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/openapi.json", "/static/"))
+
+
+def _allow(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A 405's ``Allow``, with HEAD wherever GET is (the guard answers HEAD as GET)."""
+    if headers and "Allow" in headers:
+        methods = [m.strip() for m in headers["Allow"].split(",")]
+        if "GET" in methods and "HEAD" not in methods:
+            methods.append("HEAD")
+        return {**headers, "Allow": ", ".join(methods)}
+    return dict(headers) if headers else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -151,12 +200,27 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def report_error(request: Request, exc: ReportError) -> JSONResponse:
         return _error(400, str(exc), getattr(exc, "param", None))
 
-    from usage_tracker.web.api import UpstreamFailure
-
     @app.exception_handler(UpstreamFailure)
     async def upstream_failure(request: Request, exc: UpstreamFailure) -> JSONResponse:
         return _error(502, str(exc))
 
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        message = (
+            "Too many bucket_width=1m requests are waiting on OpenAI; try again in a few "
+            "seconds (or use 1h, served from the database)."
+        )
+        return _error(503, message, None, {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_down(request: Request, exc: StoreUnavailableError) -> Response:
+        headers = {"Retry-After": "10"}
+        if _wants_html(request):
+            from usage_tracker.web.pages import unavailable_page
+
+            return unavailable_page(request, str(exc), headers)
+        return _error(503, str(exc), None, headers)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, str(exc.detail), None, _allow(exc.headers))

@@ -65,6 +65,8 @@ def _compact(n: float | int | None) -> str:
     return f"{n:,.0f}"
 
 
+templates.env.globals["static"] = lambda path: f"/static/{path}"
+"""Asset URLs are root-relative, never built from the request's Host header."""
 templates.env.filters["utc"] = _utc
 templates.env.filters["compact"] = _compact
 templates.env.filters["thousands"] = lambda n: f"{n:,}"
@@ -174,6 +176,14 @@ def dashboard(
         "now": now,
     }
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+def unavailable_page(request: Request, message: str, headers: dict[str, str]) -> HTMLResponse:
+    """The page shown, with status 503, while the database cannot be read."""
+    context = {"request": request, "message": message, "version": __version__}
+    return templates.TemplateResponse(
+        request, "unavailable.html", context, status_code=503, headers=headers
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)

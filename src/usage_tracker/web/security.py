@@ -1,45 +1,29 @@
-"""Sign-in and security headers.
+"""Sign-in: who is asking.
 
 ``AUTH_MODE=none`` serves without sign-in and is accepted only on a loopback HOST (settings
-refuse it elsewhere). ``AUTH_MODE=header`` trusts a reverse proxy that signs people in: requests
-must come from TRUSTED_PROXIES and carry the user's name in AUTH_HEADER.
+refuse it elsewhere; the guard serves only loopback Host names then). ``AUTH_MODE=header``
+trusts a reverse proxy that signs people in: the TCP peer must be one of TRUSTED_PROXIES, and
+the user's name comes in AUTH_HEADER, exactly once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from starlette.responses import Response
 
 from usage_tracker.settings import Settings
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'self'"
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
+from usage_tracker.web.guard import LOOPBACK_HOSTS, PEER, Guard, HostRule
+from usage_tracker.web.proxy import ProxyTrust
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     app.state.settings = settings
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.state.proxy_trust = ProxyTrust.of(settings.trusted_proxies)
+    hosts = settings.allowed_hosts
+    if settings.auth_mode == "none":
+        hosts = (*LOOPBACK_HOSTS, *hosts)
+    app.add_middleware(Guard, trust=app.state.proxy_trust, hosts=HostRule(hosts))
 
 
 def principal(request: Request) -> str:
@@ -47,9 +31,14 @@ def principal(request: Request) -> str:
     settings: Settings = request.app.state.settings
     if settings.auth_mode == "none":
         return "local"
-    peer = request.client.host if request.client else ""
-    user = request.headers.get(settings.auth_header, "").strip()
-    if peer in settings.trusted_proxies and user:
+    trust: ProxyTrust = request.app.state.proxy_trust
+    names = request.headers.getlist(settings.auth_header)
+    if len(names) > 1:
+        raise HTTPException(
+            400, f"The sign-in header {settings.auth_header} appears more than once."
+        )
+    user = names[0].strip() if names else ""
+    if trust.trusts(request.scope.get(PEER, "")) and user:
         return user
     raise HTTPException(401, "Sign-in required: open this page through the signing-in proxy.")
 

@@ -6,13 +6,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
 from usage_tracker.settings import Settings
 from usage_tracker.store import Store
+from usage_tracker.sync import LoopStatus
 from usage_tracker.upstream import AdminClient
+from usage_tracker.web.minute import MinuteGateway
 
 
 @dataclass
@@ -25,9 +27,10 @@ class AppState:
     pools: PoolTable
     pool_error: str | None
     client: AdminClient | None
+    minute: MinuteGateway
+    cursors: CursorSigner
     clock: Callable[[], float] = time.time
     """What "now" is: the wall clock, or a fixed time in tests."""
     stopping: threading.Event = field(default_factory=threading.Event)
-    minute_cache: dict[Any, Any] = field(default_factory=dict)
-    minute_locks: dict[Any, threading.Lock] = field(default_factory=dict)
-    cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    loop: LoopStatus = field(default_factory=LoopStatus)
+    """How the background sync went (a database failure, an unexpected error)."""
