@@ -167,3 +167,44 @@ def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[L
         with BackgroundServer(app) as server:
             yield LiveApp(server.url, sim, now, database_url, workdir)
         client.close()
+
+
+@contextmanager
+def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/img/favicon.svg"):  # type: ignore[no-untyped-def]
+    """``usage-tracker serve`` as a real process on a free port, with ``env`` on top of this
+    one's; yields (base URL, path of its combined output). Stopped afterwards."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = cwd / f"serve-{port}.log"
+    full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "usage_tracker", "serve"],
+            env=full_env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(url + ready_path, timeout=2)
+                break
+            except httpx2.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"serve did not start: {log_path.read_text()}") from None
+                time.sleep(0.1)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 from usage_tracker.pools import load_pool_table
 from usage_tracker.upstream.contract import SOURCES, WIDTH_SECONDS
 
-from .conftest import ADMIN_KEY, LiveApp, fresh_database, live_app
+from .conftest import ADMIN_KEY, LiveApp, fresh_database, live_app, serve_process
 
 DAY, HOUR = 86400, 3600
 
@@ -338,32 +336,8 @@ def _same_pools_in_every_timezone(app: LiveApp, tmp_path: Path) -> None:
 
 
 def _tiers_from_a_server_process(env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env["PORT"] = str(port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "usage_tracker", "serve"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                response = httpx2.get(f"http://127.0.0.1:{port}/api/tiers", timeout=2)
-                if response.status_code == 200:
-                    return dict(response.json())
-            except httpx2.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("the server did not start")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_process(env, cwd) as (url, _log):
+        return dict(httpx2.get(url + "/api/tiers", timeout=10).json())
 
 
 def test_header_sign_in_requires_the_trusted_proxys_header(tmp_path: Path) -> None:

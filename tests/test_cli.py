@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from usage_tracker.store import Store
 
@@ -287,3 +290,67 @@ def test_demo_serves_a_populated_dashboard_and_cleans_up(tmp_path: Path) -> None
     workdir = re.search(r"database in (\S+)", output)
     assert workdir is not None
     assert not Path(workdir.group(1)).exists()
+
+
+def test_a_full_disk_is_a_message_not_a_traceback(
+    sim_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL), from a page limit on the file."""
+    from sqlalchemy import Engine, event
+    from typer.testing import CliRunner
+
+    from usage_tracker.cli import app
+
+    def small_disk(dbapi_connection: Any, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count = {max(pages, 60) + 2}")
+        cursor.close()
+
+    db = tmp_path / "full.db"
+    for name, value in {
+        "DATABASE_URL": f"sqlite:///{db}",
+        "OPENAI_BASE_URL": sim_url,
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+        "BACKFILL_DAYS": "30",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    event.listen(Engine, "connect", small_disk)
+    try:
+        result = CliRunner().invoke(app, ["sync", "--once"])
+    finally:
+        event.remove(Engine, "connect", small_disk)
+    assert result.exit_code == 1
+    assert "error: The database cannot be written: the disk is full" in result.output
+    assert "Traceback" not in result.output
+    store = Store.open(f"sqlite:///{db}")  # what was written is whole: no half-written page
+    for state in store.sync_states():
+        stored = store.usage_totals(
+            state["backfill_from"], state["done_until"], sources=[state["source"]]
+        )
+        assert (state["done_until"] > state["backfill_from"]) == bool(stored)
+    store.close()
+
+
+def test_sync_against_an_unreachable_upstream_fails_in_seconds_with_a_message(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+    }
+    started = time.monotonic()
+    done = _run("sync", "--once", env=env, cwd=tmp_path)
+    took = time.monotonic() - started
+    assert done.returncode == 1
+    assert "error: names: Cannot connect to 127.0.0.1 (3 attempts)" in done.stderr
+    assert "Traceback" not in done.stderr
+    print(f"unreachable upstream: sync --once gave up after {took:.1f} s")

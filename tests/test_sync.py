@@ -16,9 +16,19 @@ import pytest
 
 from usage_tracker import simulator
 from usage_tracker.serving import BackgroundServer
-from usage_tracker.store import Store
+from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.store.schema import STORED_AS
-from usage_tracker.sync import ALL, COSTS, SyncWindow, sync_once
+from usage_tracker.sync import (
+    ALL,
+    COSTS,
+    LoopStatus,
+    SyncReport,
+    SyncWindow,
+    guarded,
+    run_forever,
+    sync_once,
+    sync_recent,
+)
 from usage_tracker.upstream import AdminClient
 from usage_tracker.upstream.contract import SOURCES
 
@@ -313,3 +323,109 @@ def test_since_never_skips_the_gap_of_an_unfinished_backfill(
     )
     assert store.sync_state("completions")["backfill_complete"]  # type: ignore[index]
     assert_store_matches_truth(store, sim.org, state["backfill_from"], NOW)
+
+
+def test_the_recent_pass_asks_once_per_source_and_picks_up_the_last_two_hours(
+    store: Store,
+) -> None:
+    clock = {"now": NOW}
+    sim = simulator.build(seed=5, days=3, clock=lambda: clock["now"], late_hours=1)
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        sync_once(store, client, window=SyncWindow(backfill_days=3), now=NOW)
+        sim.org.revise()  # OpenAI fills in the last hours
+        clock["now"] = NOW + 50
+        before = sum(sim.requests.values())
+        report = sync_recent(store, client, now=clock["now"])
+        assert report.errors == []
+        assert sum(sim.requests.values()) - before == len(SOURCES)  # one request per source
+    start = store.sync_state("completions")["backfill_from"]  # type: ignore[index]
+    assert_store_matches_truth(store, sim.org, start, clock["now"])
+    assert all(
+        s["last_success_at"] == clock["now"] for s in store.sync_states() if s["source"] != COSTS
+    )
+
+
+def test_the_recent_pass_leaves_an_unfinished_backfill_to_the_full_sync(store: Store) -> None:
+    sim = simulator.build(seed=5, days=3, clock=lambda: NOW)
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        report = sync_recent(store, client, now=NOW)
+    assert report.outcomes == {}
+    assert sum(sim.requests.values()) == 0
+    assert store.row_count("usage") == 0
+
+
+def test_the_loop_records_a_database_failure_in_words_and_clears_it_after() -> None:
+    status = LoopStatus()
+
+    def failing() -> SyncReport:
+        raise StoreUnavailableError("The database cannot be written: the disk is full.")
+
+    guarded(failing, status)
+    assert status.error == "The database cannot be written: the disk is full."
+    guarded(lambda: (_ for _ in ()).throw(KeyError("x")), status)  # type: ignore[arg-type]
+    assert "unexpectedly (KeyError)" in (status.error or "")
+    guarded(SyncReport, status)
+    assert status.error is None
+
+
+def test_the_loop_runs_the_recent_pass_between_full_syncs() -> None:
+    calls: list[str] = []
+    stopping = threading.Event()
+
+    def full() -> SyncReport:
+        calls.append("full")
+        if calls.count("full") == 2:
+            stopping.set()
+        return SyncReport()
+
+    def recent() -> SyncReport:
+        calls.append("recent")
+        return SyncReport()
+
+    run_forever(full, 0.35, stopping, recent=recent, recent_seconds=0.1)
+    assert (calls[0], calls[-1]) == ("full", "full")
+    assert set(calls[1:-1]) == {"recent"}
+
+
+def _html_server() -> BackgroundServer:
+    async def portal(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        body = b"<html><body>Please accept the terms of this Wi-Fi</body></html>"
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return BackgroundServer(portal)
+
+
+def test_an_upstream_answering_html_fails_every_source_in_words_after_one_request(
+    store: Store,
+) -> None:
+    with _html_server() as server, AdminClient(ADMIN_KEY, server.url + "/v1") as client:
+        report = sync_once(store, client, window=SyncWindow(backfill_days=2), now=NOW)
+        assert sum(client.requests.values()) == 1  # a mistyped URL is not retried per source
+    assert report.errors
+    assert all("text/html, not JSON" in e for e in report.errors)
+    assert all("OPENAI_BASE_URL" in (s["last_error"] or "") for s in store.sync_states())
+    assert len(store.sync_states()) == len(ALL)
+
+
+def test_an_unreachable_upstream_fails_the_sync_in_a_few_attempts(store: Store) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with AdminClient(ADMIN_KEY, f"http://127.0.0.1:{port}/v1", retry=FAST_RETRY) as client:
+        report = sync_once(store, client, window=SyncWindow(backfill_days=2), now=NOW)
+        attempts = sum(client.requests.values())
+    assert attempts == FAST_RETRY.max_connect_retries + 1
+    assert all("Cannot connect to 127.0.0.1" in e for e in report.errors)
+    assert len(report.errors) == len(ALL) + 1  # names and every source say so

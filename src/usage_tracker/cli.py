@@ -7,12 +7,17 @@ import datetime as dt
 import signal
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from usage_tracker import __version__
 from usage_tracker.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from usage_tracker.store import Store
+    from usage_tracker.sync import SyncWindow
+    from usage_tracker.upstream import AdminClient
 
 app = typer.Typer(
     help="OpenAI Usage Tracker: who used what in a shared OpenAI organization.",
@@ -114,18 +119,34 @@ def sync(
     and the last two hours every RECENT_SYNC_SECONDS in between)."""
     from usage_tracker import runtime
     from usage_tracker.store import StoreUnavailableError
-    from usage_tracker.sync import run_forever, sync_once, sync_recent
 
     start = _date(since)
     settings = _settings()
     runtime.configure_logging(settings)
     try:
         client = runtime.open_client(settings)
-        store = runtime.open_store(settings)
-    except (SettingsError, StoreUnavailableError) as e:
+    except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    window = runtime.sync_window(settings, start)
+    try:
+        store = runtime.open_store(settings)
+    except StoreUnavailableError as e:
+        client.close()
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        _sync(store, client, runtime.sync_window(settings, start), settings, once=once)
+    finally:
+        client.close()
+        store.close()
+
+
+def _sync(
+    store: Store, client: AdminClient, window: SyncWindow, settings: Settings, *, once: bool
+) -> None:
+    from usage_tracker.store import StoreUnavailableError
+    from usage_tracker.sync import run_forever, sync_once, sync_recent
+
     if not once:
         stopping = threading.Event()
         typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
