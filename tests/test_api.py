@@ -411,3 +411,221 @@ def test_the_openapi_document_describes_errors_as_served(http: httpx2.Client) ->
     assert "422" not in usage
     assert usage["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_the_original_pages_request_for_a_utc_day_gets_that_days_totals(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    """The original page asks for [local midnight, +86399] by day, grouped by key."""
+    day = app.now - app.now % DAY - 3 * DAY
+    params = {
+        "start_time": day,
+        "end_time": day + 86399,
+        "bucket_width": "1d",
+        "group_by": "api_key_id",
+    }
+    body = http.get("/api/usage", params=params).json()
+    assert [(b["start_time"], b["end_time"]) for b in body["data"]] == [(day, day + DAY)]
+    got = {r["api_key_id"]: r["input_tokens"] for r in body["data"][0]["results"]}
+    truth = app.org.truth("completions", day, day + DAY, ["api_key_id"])
+    assert got == {k: v["input_tokens"] for (k,), v in truth.items() if v["input_tokens"]}
+
+
+@pytest.mark.parametrize("offset", [1, 1799, 3599])
+def test_any_second_is_widened_to_the_hours_that_hold_it(
+    http: httpx2.Client, app: LiveApp, offset: int
+) -> None:
+    hour = app.now - app.now % HOUR - 6 * HOUR
+    params = {"start_time": hour + offset, "end_time": hour + 2 * HOUR + offset}
+    body = http.get("/api/usage", params={**params, "bucket_width": "1h"}).json()
+    served = [(b["start_time"], b["end_time"]) for b in body["data"]]
+    assert served == [
+        (hour, hour + HOUR),
+        (hour + HOUR, hour + 2 * HOUR),
+        (hour + 2 * HOUR, hour + 3 * HOUR),
+    ]
+    summary = http.get("/api/summary", params=params).json()
+    assert (summary["start_time"], summary["end_time"]) == (hour, hour + 3 * HOUR)
+    truth = app.org.truth("completions", hour, hour + 3 * HOUR, [])
+    assert summary["by"]["source"][0]["input_tokens"] == sum(
+        v["input_tokens"] for v in truth.values()
+    )
+
+
+def test_scripts_can_ask_up_to_now(http: httpx2.Client, app: LiveApp) -> None:
+    start = app.now - app.now % DAY
+    body = http.get(
+        "/api/usage", params={"start_time": start, "end_time": app.now, "bucket_width": "1h"}
+    ).json()
+    assert body["data"][-1]["end_time"] == app.now - app.now % HOUR + HOUR
+    assert (
+        http.get("/api/summary", params={"start_time": start, "end_time": app.now}).status_code
+        == 200
+    )
+
+
+def _first_page(http: httpx2.Client, start: int) -> tuple[dict[str, Any], str]:
+    params = {"start_time": start, "bucket_width": "1h", "limit": 2}
+    body = http.get("/api/usage", params=params).json()
+    assert body["has_more"]
+    return params, body["next_page"]
+
+
+def test_forged_or_altered_cursors_are_refused(http: httpx2.Client, app: LiveApp) -> None:
+    import base64
+
+    start = app.now - app.now % DAY - DAY
+    params, cursor = _first_page(http, start)
+    assert http.get("/api/usage", params={**params, "page": cursor}).status_code == 200
+    fingerprint = f"completions:{start}:None:1h:"
+    unsigned = "page_" + base64.urlsafe_b64encode(f"-7200|{fingerprint}".encode()).decode()
+    _body, tag = cursor.removeprefix("page_").split(".")
+    altered = (
+        "page_"
+        + base64.urlsafe_b64encode(f"{start - 3600}|{fingerprint}".encode()).decode().rstrip("=")
+        + "."
+        + tag
+    )
+    other_query = {**params, "start_time": start - DAY}
+    for bad, query in [(unsigned, params), (altered, params), (cursor, other_query), ("x", params)]:
+        response = http.get("/api/usage", params={**query, "page": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["param"] == "page"
+
+
+@pytest.mark.parametrize("position", [-7200, 0, 1, 1800])
+def test_a_signed_cursor_must_still_be_a_bucket_of_its_query(
+    http: httpx2.Client, app: LiveApp, position: int
+) -> None:
+    """Even one signed with the server's key: never before start_time, never off the hour."""
+    from usage_tracker.cursors import CursorSigner
+
+    start = app.now - app.now % DAY - DAY
+    params, _ = _first_page(http, start)
+    fingerprint = f"completions:{start}:None:1h:"
+    forged = CursorSigner(ADMIN_KEY).encode(
+        str(start + position if position > 0 else position), fingerprint
+    )
+    response = http.get("/api/usage", params={**params, "page": forged})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "page"
+
+
+def test_a_bad_minute_page_is_refused_before_reaching_openai(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    before = app.sim.requests["completions"]
+    start = app.now - app.now % 60 - 5 * 60
+    for page in ("page_AAAA", "../../organization/users", "x" * 5000):
+        response = http.get(
+            "/api/usage", params={"start_time": start, "bucket_width": "1m", "page": page}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "page"
+    assert app.sim.requests["completions"] == before
+
+
+def test_minute_pages_continue_through_signed_cursors(http: httpx2.Client, app: LiveApp) -> None:
+    start = app.now - app.now % 60 - 90 * 60
+    params = {"start_time": start, "end_time": start + 90 * 60, "bucket_width": "1m", "limit": 60}
+    first = http.get("/api/usage", params=params).json()
+    assert first["has_more"]
+    second = http.get("/api/usage", params={**params, "page": first["next_page"]}).json()
+    starts = [b["start_time"] for b in first["data"] + second["data"]]
+    assert starts == list(range(start, start + 90 * 60, 60))
+
+
+def test_a_slow_openai_cannot_stall_the_app_through_the_minute_path(tmp_path: Path) -> None:
+    """Many distinct 1m requests while OpenAI is slow: a few go upstream, the rest get 503 with
+    Retry-After at once, and health answers while the slow calls are still in flight."""
+    from usage_tracker import simulator
+
+    with live_app(f"sqlite:///{tmp_path / 'm.db'}", tmp_path) as live:
+        live.sim.faults = simulator.Faults(rate=1.0, kinds=("slow",), slow_seconds=2.5)
+        before = live.sim.requests["completions"]
+        answers: dict[int, httpx2.Response] = {}
+        health_done_while_busy: list[bool] = []
+
+        def ask(i: int) -> None:
+            start = live.now - live.now % 60 - (200 + i) * 60
+            params = {"start_time": start, "bucket_width": "1m", "limit": 5}
+            answers[i] = httpx2.get(live.url + "/api/usage", params=params, timeout=30)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # the slow calls are now waiting on OpenAI
+        health = httpx2.get(live.url + "/api/health", timeout=30)
+        health_done_while_busy.append(any(t.is_alive() for t in threads))
+        for t in threads:
+            t.join()
+    statuses = sorted(r.status_code for r in answers.values())
+    assert health.status_code == 200
+    assert health_done_while_busy == [True]
+    assert statuses.count(200) == 4  # MinuteGateway's default max_in_flight
+    assert statuses.count(503) == 8
+    assert live.sim.requests["completions"] - before == 4
+    busy = next(r for r in answers.values() if r.status_code == 503)
+    assert busy.headers["retry-after"] == "5"
+    assert "1m" in busy.json()["error"]["message"]
+
+
+def test_a_failing_sync_shows_in_health_and_on_the_page(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 's.db'}",
+        key_mappings_file=tmp_path / "none.json",
+        auth_mode="none",
+    )
+    app = create_app(settings, run_sync=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        app.state.app_state.loop.record("The database cannot be written: the disk is full.")
+        health = client.get("/api/health").json()
+        assert health["status"] == "degraded"
+        assert health["sync_error"] == "The database cannot be written: the disk is full."
+        assert "the disk is full" in client.get("/").text
+
+
+def test_a_database_that_goes_away_is_a_503_in_words_and_comes_back(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL restarting, seen from the app: pages and API answer 503 with the reason (the
+    API as its JSON error body, the page with a banner), health says so, and all recover."""
+    from sqlalchemy.engine import make_url
+
+    from .relay import Relay
+
+    with fresh_database(request, "postgresql", tmp_path) as url:
+        parsed = make_url(url)
+        with Relay((parsed.host or "127.0.0.1", parsed.port or 5432)) as relay:
+            relayed = parsed.set(host="127.0.0.1", port=relay.port).render_as_string(
+                hide_password=False
+            )
+            with live_app(relayed, tmp_path) as live:
+                start = live.now - live.now % DAY
+                assert httpx2.get(live.url + "/api/summary").status_code == 200
+                relay.cut()
+                api = httpx2.get(live.url + "/api/summary", timeout=30)
+                page = httpx2.get(live.url + "/", timeout=30)
+                usage = httpx2.get(live.url + "/api/usage", params={"start_time": start})
+                health = httpx2.get(live.url + "/api/health", timeout=30)
+                relay.start()
+                again = httpx2.get(live.url + "/api/summary", timeout=30)
+                page_again = httpx2.get(live.url + "/", timeout=30)
+    for response in (api, usage):
+        assert response.status_code == 503
+        assert response.json()["error"]["message"].startswith("The database is not available")
+        assert response.headers["retry-after"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "The database is not available" in page.text
+    assert health.status_code == 503
+    assert health.json()["database"]["ok"] is False
+    assert health.json()["status"] == "degraded"
+    assert again.status_code == 200
+    assert page_again.status_code == 200
