@@ -136,7 +136,9 @@ def usage(
         list[str],
         Query(description="Repeatable; `none` for no grouping. Each must apply to `source`."),
     ] = [],  # noqa: B006 - FastAPI copies defaults
-    source: Annotated[str, Query(description="The usage endpoint.")] = "completions",
+    source: Annotated[
+        str, Query(description="The usage endpoint.", json_schema_extra={"enum": list(SOURCES)})
+    ] = "completions",
     limit: Annotated[
         int | None,
         Query(
@@ -271,7 +273,10 @@ def summary(
     state: State,
     _who: Principal,
     start_time: Annotated[
-        int | None, Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: today's start.")
+        int | None,
+        Query(
+            ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: midnight UTC of end_time's day."
+        ),
     ] = None,
     end_time: Annotated[
         int | None,
@@ -289,10 +294,14 @@ def summary(
 
 
 def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """[start, end) widened to whole hours. Without ``start``: the UTC day of ``end`` (today
+    by default) from its midnight; without ``end``: now."""
     if start is not None and end is not None and end <= start:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
-    start = align_down(now if start is None else start, "1d" if start is None else "1h")
-    end = align_up(now + 1 if end is None else end, "1h")
+    if end is None:  # now; or, for a start in the future, its hour (nothing there yet)
+        end = max(now, start or 0) + 1
+    start = align_down(end - 1, "1d") if start is None else align_down(start, "1h")
+    end = align_up(end, "1h")
     if end <= start:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     return start, end
