@@ -417,13 +417,15 @@ def test_a_90_day_hourly_fetch_with_20_percent_faults_matches_the_truth_exactly(
     faults = simulator.Faults(rate=0.2, seed=11, slow_seconds=1.5)
     sim = simulator.build(seed=7, days=90, clock=lambda: NOW, faults=faults)
     org = sim.org
-    with BackgroundServer(sim) as server:
-        client = AdminClient(
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(
             ADMIN_KEY,
             server.url + "/v1",
             timeout=0.75,
             retry=RetryPolicy(max_retries=12, base_delay=0.005, max_delay=0.05),
-        )
+        ) as client,
+    ):
         for name, source in SOURCES.items():
             totals: dict[tuple[object, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
             buckets = 0

@@ -99,8 +99,9 @@ def create_app(
             state.stopping.set()
             if thread is not None:
                 thread.join(timeout=30)
-            if minute_client is not None and minute_client is not upstream:
-                minute_client.close()
+            for opened in (minute_client, upstream):  # the ones opened here, not the caller's
+                if opened is not None and opened is not client:
+                    opened.close()
             store.close()
 
     app = FastAPI(
