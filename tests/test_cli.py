@@ -354,3 +354,11 @@ def test_sync_against_an_unreachable_upstream_fails_in_seconds_with_a_message(
     assert "error: names: Cannot connect to 127.0.0.1 (3 attempts)" in done.stderr
     assert "Traceback" not in done.stderr
     print(f"unreachable upstream: sync --once gave up after {took:.1f} s")
+
+
+def test_serve_with_the_database_down_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {"AUTH_MODE": "none", "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"}
+    done = _run("serve", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "error: The database is not available" in done.stderr
+    assert "Traceback" not in done.stderr

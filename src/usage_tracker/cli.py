@@ -217,10 +217,24 @@ def serve() -> None:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     runtime.configure_logging(settings)
+    _check_database(settings)
     if settings.openai_admin_key is None:
         typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)
     typer.echo(f"OpenAI Usage Tracker at http://{settings.host}:{settings.port}")
     serving.run(create_app(settings), settings.host, settings.port, settings.log_level)
+
+
+def _check_database(settings: Settings) -> None:
+    """Open (and migrate) the database once before serving, so that a database that is down
+    at start-up is one line saying so, not a traceback from the server's start-up."""
+    from usage_tracker import runtime
+    from usage_tracker.store import StoreUnavailableError
+
+    try:
+        runtime.open_store(settings).close()
+    except StoreUnavailableError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
