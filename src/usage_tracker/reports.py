@@ -13,6 +13,7 @@ from typing import Any
 
 from usage_tracker.names import Names
 from usage_tracker.pools import NOT_ELIGIBLE, POOLS, UNCLASSIFIED, PoolTable
+from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
@@ -162,6 +163,9 @@ class PoolReport:
     unclassified: dict[str, int]
 
 
+EVERYONE_ELSE = "everyone else"
+
+
 def pool_usage(
     store: Store,
     names: Names,
@@ -170,11 +174,13 @@ def pool_usage(
     *,
     usage_tier: str = "1-2",
     sharing_projects: Iterable[str] = (),
+    scope: Scope = EVERYTHING,
 ) -> PoolReport:
     """Today's (UTC) completions usage against the complimentary pools.
 
     Only traffic of ``sharing_projects`` counts (all projects when empty). Unknown models are
-    listed as unclassified and counted in no pool."""
+    listed as unclassified and counted in no pool. The pools are the organization's whatever
+    the ``scope``; outside it, people are folded into one "everyone else"."""
     day_start = align_down(now, "1d")
     end = align_down(now, "1h") + HOUR
     sharing = set(sharing_projects)
@@ -202,7 +208,8 @@ def pool_usage(
         if row["service_tier"] == COMPLIMENTARY_TIER:
             status.reported_complimentary += tokens
         status.models[row["model"]] = status.models.get(row["model"], 0) + tokens
-        person = names.person(row["api_key_id"])
+        key = row["api_key_id"]
+        person = names.person(key) if scope.allows(key) else EVERYONE_ELSE
         status.people[person] = status.people.get(person, 0) + tokens
     elapsed = max(now - day_start, 60)  # a minute at least: no huge rate just after midnight
     for status in pools.values():
@@ -216,21 +223,44 @@ def pool_usage(
 
 
 def cost_totals(
-    store: Store, names: Names, start: int, end: int, group_by: Sequence[str] = ()
+    store: Store,
+    names: Names,
+    start: int,
+    end: int,
+    group_by: Sequence[str] = (),
+    *,
+    scope: Scope = EVERYTHING,
 ) -> list[dict[str, Any]]:
     """Billed cost (the Costs API, whole UTC days) grouped by project_id, line_item, api_key_id
-    or day, biggest first."""
+    or day, biggest first; only the cost of the ``scope``'s keys."""
     allowed = ("project_id", "line_item", "api_key_id", "day")
     unknown = [g for g in group_by if g not in allowed]
     if unknown:
         raise ReportError(f"cannot group costs by {', '.join(unknown)}")
-    rows = store.cost_totals(align_down(start, "1d"), end, group_by)
+    if scope.everything:
+        rows = store.cost_totals(align_down(start, "1d"), end, group_by)
+    else:
+        rows = _scoped_costs(store, start, end, list(group_by), scope)
     for row in rows:
         if "api_key_id" in row:
             row["name"] = names.person(row["api_key_id"])
         elif "project_id" in row:
             row["name"] = names.project(row["project_id"])
     return sorted(rows, key=lambda r: -r["amount"])
+
+
+def _scoped_costs(
+    store: Store, start: int, end: int, group_by: list[str], scope: Scope
+) -> list[dict[str, Any]]:
+    by_key = list(dict.fromkeys([*group_by, "api_key_id"]))
+    folded: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in store.cost_totals(align_down(start, "1d"), end, by_key):
+        if not scope.allows(row["api_key_id"]):
+            continue
+        key = tuple(row[g] for g in group_by)
+        out = folded.setdefault(key, {**{g: row[g] for g in group_by}, "amount": Decimal(0)})
+        out["amount"] += row["amount"]
+    return list(folded.values())
 
 
 @dataclass(frozen=True)
@@ -261,13 +291,16 @@ class Estimate:
     unpriced_models: list[str]
 
 
-def estimated_cost(store: Store, start: int, end: int, prices: PriceTable) -> Estimate:
+def estimated_cost(
+    store: Store, start: int, end: int, prices: PriceTable, *, scope: Scope = EVERYTHING
+) -> Estimate:
     """List-price cost of the token sources in [start, end); complimentary traffic is free."""
     rows = store.usage_totals(
         start,
         end,
         ["model", "service_tier"],
         metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
+        where=scope.where(),
     )
     usd, unpriced = Decimal(0), set()
     for row in rows:
@@ -293,18 +326,19 @@ def summary(
     end: int,
     *,
     where: Mapping[str, Sequence[str]] | None = None,
+    scope: Scope = EVERYTHING,
 ) -> dict[str, Any]:
     """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, billed and estimated
-    cost. Pages and ``/api/summary`` both render this. ``where`` narrows the usage (not the
-    billed cost, which the Costs API gives per project and key only)."""
+    cost, of the ``scope``'s keys only. Pages and ``/api/summary`` both render this. ``where``
+    narrows the usage (not the billed cost, which the Costs API gives per project and key)."""
     _check_range(start, end)
     # One query at the finest grain the groupings need, folded per grouping here.
     columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
-    rows = store.usage_totals(start, end, columns, where=where)
+    rows = store.usage_totals(start, end, columns, where=scope.narrow(where))
     totals = _fold(names, rows, (), METRICS)
     by = {g: _fold(names, rows, [g], METRICS) for g in SUMMARY_GROUPS}
-    billed = cost_totals(store, names, start, end, ["project_id"])
-    estimate = estimated_cost(store, start, end, load_price_table())
+    billed = cost_totals(store, names, start, end, ["project_id"], scope=scope)
+    estimate = estimated_cost(store, start, end, load_price_table(), scope=scope)
     return {
         "start_time": start,
         "end_time": end,

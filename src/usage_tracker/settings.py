@@ -40,10 +40,19 @@ class Settings(BaseSettings):
     """Between full syncs, re-fetch the previous and current hour this often (one request per
     usage source); 0 turns it off."""
 
-    auth_mode: Literal["none", "header"] | None = None
+    auth_mode: Literal["none", "header", "password"] | None = None
     """``none``: no sign-in (allowed only on a loopback HOST); ``header``: a reverse proxy in
-    TRUSTED_PROXIES signs people in and passes the name in AUTH_HEADER."""
+    TRUSTED_PROXIES signs people in and passes their email in AUTH_HEADER; ``password``:
+    accounts in the database (``usage-tracker user add``)."""
     auth_header: str = "X-Forwarded-User"
+    admin_emails: Annotated[tuple[str, ...], NoDecode] = ()
+    """Emails that are admins whatever their account says (the first admin, in header mode)."""
+    oidc_default_role: Literal["member", "viewer"] = "member"
+    """The role of a signed-in email that has no account (header mode)."""
+    session_secret: SecretStr | None = None
+    """Signs CSRF tokens; generated once and kept in the database when not set."""
+    session_idle_minutes: int = Field(default=8 * 60, ge=5, le=30 * 24 * 60)
+    session_max_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1", "::1")
     """Addresses or networks (CIDR) of the reverse proxies whose forwarded headers are believed."""
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
@@ -57,12 +66,21 @@ class Settings(BaseSettings):
     display_timezone: str = "UTC"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("sharing_projects", "trusted_proxies", "allowed_hosts", mode="before")
+    @field_validator(
+        "sharing_projects", "trusted_proxies", "allowed_hosts", "admin_emails", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
+
+    @field_validator("admin_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from usage_tracker.auth import normal_email
+
+        return tuple(normal_email(e) for e in value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -104,12 +122,14 @@ class Settings(BaseSettings):
         if self.auth_mode == "none" and not loopback:
             raise ValueError(
                 f"AUTH_MODE=none is refused on HOST={self.host}: without sign-in the dashboard may "
-                "only listen on 127.0.0.1; set AUTH_MODE=header behind a signing-in proxy"
+                "only listen on 127.0.0.1; set AUTH_MODE=password, or AUTH_MODE=header behind a "
+                "signing-in proxy"
             )
         if self.auth_mode is None and not loopback:
             raise ValueError(
-                f"HOST={self.host} is reachable from other machines: set AUTH_MODE=header "
-                "(a reverse proxy that signs people in) or bind HOST=127.0.0.1"
+                f"HOST={self.host} is reachable from other machines: set AUTH_MODE=password "
+                "(accounts in the database), AUTH_MODE=header (a reverse proxy that signs people "
+                "in) or bind HOST=127.0.0.1"
             )
         return self
 
@@ -118,7 +138,8 @@ class Settings(BaseSettings):
         if self.auth_mode is None:
             raise SettingsError(
                 "AUTH_MODE is not set: set AUTH_MODE=none for a run on this machine only "
-                "(HOST=127.0.0.1), or AUTH_MODE=header behind a signing-in reverse proxy."
+                "(HOST=127.0.0.1), AUTH_MODE=password for accounts in the database, or "
+                "AUTH_MODE=header behind a signing-in reverse proxy."
             )
         return self.auth_mode
 

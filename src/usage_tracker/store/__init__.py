@@ -53,6 +53,21 @@ class Store:
         with translated(), sync_lock(self.engine) as held:
             yield held
 
+    def secret(self, name: str, generated: str) -> str:
+        """The stored secret ``name``, storing ``generated`` when there is none yet; two
+        processes starting at once agree on the first one stored."""
+        from sqlalchemy.exc import IntegrityError
+
+        from . import accounts
+
+        for _ in range(2):
+            try:
+                with self.transaction() as conn:
+                    return accounts.secret(conn, name, generated)
+            except IntegrityError:
+                continue  # another process stored it first: read theirs
+        raise StoreUnavailableError(f"The secret {name} could not be stored; try again.")
+
     def ping(self) -> None:
         with self._reading() as conn:
             conn.exec_driver_sql("SELECT 1")

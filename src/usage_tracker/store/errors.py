@@ -11,7 +11,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 _PASSWORD = re.compile(r"(password=|://[^:/@\s]*:)[^@\s]*", re.IGNORECASE)
 
@@ -44,6 +44,8 @@ def translated() -> Iterator[None]:
     """Re-raise a database failure as :class:`StoreUnavailableError`."""
     try:
         yield
+    except IntegrityError:
+        raise  # a constraint the caller expects (a row another process inserted first)
     except DBAPIError as e:
         raise explain(e) from None
     except SQLAlchemyError as e:

@@ -162,3 +162,48 @@ sync_state = Table(
     Column("runs", Integer, nullable=False, server_default="0"),
 )
 """Per source (and ``costs``): everything in [backfill_from, done_until) is stored."""
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""People who may sign in: email (lower case), role, and an argon2id hash in password mode."""
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("email", String(320), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+)
+"""Server-side sessions: the cookie holds a random token, the database only its SHA-256."""
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger),
+    Column("revoked_at", BigInteger),
+)
+"""Bearer tokens for scripts; they act with their account's role."""
+
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""Secrets generated once and shared by every replica (the session secret)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from usage_tracker import __version__, reports
@@ -22,7 +22,7 @@ from usage_tracker.upstream.contract import (
     align_up,
     buckets_stop,
 )
-from usage_tracker.web.security import Principal
+from usage_tracker.web.auth import Access, SignInRequired, Viewer, principal
 from usage_tracker.web.state import AppState
 
 HOUR, DAY = 3600, 86400
@@ -54,10 +54,6 @@ def app_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(app_state)]
-
-
-def current_names(state: AppState) -> Names:
-    return reports.load_names(state.store, state.mappings.current())
 
 
 class Bucket(BaseModel):
@@ -121,7 +117,7 @@ Time = Annotated[int, Query(ge=0, le=MAX_TIME, description=TIME_DOC)]
 def usage(
     request: Request,
     state: State,
-    _who: Principal,
+    access: Viewer,
     start_time: Time,
     end_time: Annotated[
         int | None,
@@ -165,8 +161,12 @@ def usage(
         )
     if end_time is not None and end_time <= start_time:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
-    names = current_names(state)
+    names = access.names
     if bucket_width == "1m":
+        if not access.scope.everything:
+            raise HTTPException(
+                403, "bucket_width=1m reads OpenAI directly for everyone's keys; use 1h or 1d."
+            )
         return state.minute.page(
             source,
             start_time,
@@ -178,7 +178,7 @@ def usage(
         )
     return _stored_page(
         state,
-        names,
+        access,
         source,
         align_down(start_time, "1h"),
         None if end_time is None else align_up(end_time, "1h"),
@@ -191,7 +191,7 @@ def usage(
 
 def _stored_page(
     state: AppState,
-    names: Names,
+    access: Access,
     source: str,
     start: int,
     end: int | None,
@@ -213,8 +213,14 @@ def _stored_page(
     time_key = "day" if width == "1d" and first % DAY == 0 else "hour"
     columns = [STORED_AS[g] for g in groups]
     rows = state.store.usage_totals(
-        first, last, [time_key, *columns], sources=[source], metrics=spec.metrics
+        first,
+        last,
+        [time_key, *columns],
+        sources=[source],
+        metrics=spec.metrics,
+        where=access.scope.where(),
     )
+    names = access.names
     results: dict[int, list[dict[str, Any]]] = {t: [] for t in starts}
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
@@ -271,7 +277,7 @@ def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
 @router.get("/summary", summary="Totals per person, key, user, project, model and source")
 def summary(
     state: State,
-    _who: Principal,
+    access: Viewer,
     start_time: Annotated[
         int | None,
         Query(
@@ -290,7 +296,7 @@ def summary(
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
     start, end = _hour_range(int(state.clock()), start_time, end_time)
-    return reports.summary(state.store, current_names(state), start, end)
+    return reports.summary(state.store, access.names, start, end, scope=access.scope)
 
 
 def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
@@ -307,15 +313,16 @@ def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]
     return start, end
 
 
-def tiers_report(state: AppState, names: Names, now: int) -> dict[str, Any]:
+def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
     settings = state.settings
     report = reports.pool_usage(
         state.store,
-        names,
+        access.names,
         state.pools,
         now,
         usage_tier=settings.usage_tier,
         sharing_projects=settings.sharing_projects,
+        scope=access.scope,
     )
     return {
         "day_start": report.day_start,
@@ -348,8 +355,8 @@ def _ranked(tokens: dict[str, int]) -> list[dict[str, Any]]:
 
 
 @router.get("/tiers", summary="Today's complimentary-token pools (UTC day)")
-def tiers(state: State, _who: Principal) -> dict[str, Any]:
-    return tiers_report(state, current_names(state), int(state.clock()))
+def tiers(state: State, access: Viewer) -> dict[str, Any]:
+    return tiers_report(state, access, int(state.clock()))
 
 
 def health_report(state: AppState) -> dict[str, Any]:
@@ -406,8 +413,13 @@ def health_report(state: AppState) -> dict[str, Any]:
     summary="Database, last sync per source, upstream and sync errors, version",
     responses={503: {"description": "The database is unavailable (the body says why)."}},
 )
-def health(state: State, response: Response) -> dict[str, Any]:
+def health(request: Request, state: State, response: Response) -> dict[str, Any]:
+    """Open to all, for load balancers: signed out, only ``status``; the details need sign-in."""
     report = health_report(state)
     if not report["database"]["ok"]:
         response.status_code = 503
+    try:
+        principal(request)
+    except (SignInRequired, StoreUnavailableError):
+        return {"status": report["status"]}
     return report

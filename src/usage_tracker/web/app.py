@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,6 +29,7 @@ from usage_tracker.settings import Settings
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
+from usage_tracker.web.auth import CurrentUser, SignInRequired
 from usage_tracker.web.minute import (
     MINUTE_RETRY,
     MINUTE_TIMEOUT_SECONDS,
@@ -46,6 +49,16 @@ def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
     except PoolTableError as e:
         log.error("pool table: %s; using the shipped table", e)
         return load_pool_table(None), f"{e}; the shipped table is in use"
+
+
+def _session_secret(settings: Settings, store: Store) -> str:
+    """SESSION_SECRET, or one generated on the first start and shared through the database by
+    every replica (never a fixed default)."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    from usage_tracker.auth import new_secret
+
+    return store.secret("session_secret", new_secret())
 
 
 def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
@@ -78,6 +91,7 @@ def create_app(
         key = settings.openai_admin_key
         signer = CursorSigner(key.get_secret_value() if key is not None else None)
         minute_client = _minute_client(settings, upstream)
+        secret = _session_secret(settings, store)
         state = AppState(
             settings,
             store,
@@ -87,6 +101,7 @@ def create_app(
             upstream,
             MinuteGateway(minute_client, signer),
             signer,
+            csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
         )
         app.state.app_state = state
@@ -111,13 +126,20 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import api, pages, security
+    from usage_tracker.web import api, pages, security, signin
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(signin.router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(_who: CurrentUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     _install_error_handlers(app)
     _document_errors_as_served(app)
     return app
@@ -221,6 +243,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
             return unavailable_page(request, str(exc), headers)
         return _error(503, str(exc), None, headers)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, exc: SignInRequired) -> Response:
+        password_mode = app.state.settings.auth_mode == "password"
+        if password_mode and _wants_html(request) and request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return _error(401, str(exc), None, {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,18 +4,17 @@ JSON API; its tables work without JavaScript, which only adds charts, sorting an
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from usage_tracker import __version__, reports
 from usage_tracker.reports import ReportError
 from usage_tracker.upstream.contract import SOURCES
-from usage_tracker.web.api import State, current_names, health_report, tiers_report
-from usage_tracker.web.security import Principal
+from usage_tracker.web.api import State, health_report, tiers_report
+from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
+from usage_tracker.web.templating import compact, templates, utc
 
 HOUR, DAY = 3600, 86400
 EARLIEST = int(dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp())
@@ -47,29 +46,6 @@ OTHER_SOURCE_COUNTERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def _utc(ts: int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if ts is None:
-        return "—"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
-
-
-def _compact(n: float | int | None) -> str:
-    if n is None:
-        return "—"
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= size:
-            return f"{n / size:.1f}".rstrip("0").rstrip(".") + suffix
-    return f"{n:,.0f}"
-
-
-templates.env.globals["static"] = lambda path: f"/static/{path}"
-"""Asset URLs are root-relative, never built from the request's Host header."""
-templates.env.filters["utc"] = _utc
-templates.env.filters["compact"] = _compact
-templates.env.filters["thousands"] = lambda n: f"{n:,}"
 
 
 def date_range(
@@ -111,7 +87,7 @@ def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
     amount = row[counter]
     # Vector-store bytes are sampled per bucket, so a range sums them: GB-days, not GB.
     shown = (
-        f"{amount / 1e9:,.1f} GB·days" if counter == "usage_bytes" else f"{_compact(amount)} {unit}"
+        f"{amount / 1e9:,.1f} GB·days" if counter == "usage_bytes" else f"{compact(amount)} {unit}"
     )
     has_requests = "num_model_requests" in SOURCES[row["source"]].metrics
     return row["source"], shown, f"{row['num_model_requests']:,}" if has_requests else "—"
@@ -121,7 +97,7 @@ def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
 def dashboard(
     request: Request,
     state: State,
-    who: Principal,
+    access: Viewer,
     range: Annotated[
         Literal["today", "yesterday", "7d", "30d", "mtd", "custom"], Query()
     ] = "today",
@@ -137,24 +113,25 @@ def dashboard(
     except ReportError as e:
         lo, hi = date_range("today", now)
         request.state.range_error = str(e)
-    names = current_names(state)
+    names, scope = access.names, access.scope
     where: dict[str, list[str]] = {}
     if person:
         where["api_key_id"] = reports.keys_of_person(state.store, names, lo, hi, person) or ["-"]
     if model:
         where["model"] = [model]
-    summary = reports.summary(state.store, names, lo, hi, where=where or None)
-    chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=where or None)
+    summary = reports.summary(state.store, names, lo, hi, where=where or None, scope=scope)
+    chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=scope.narrow(where))
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {
         "request": request,
-        "who": who,
+        "who": access.who,
+        "csrf": csrf_token(request, access.who),
         "version": __version__,
         "presets": PRESETS,
         "preset": range,
-        "custom_start": start or _utc(lo, "%Y-%m-%d"),
-        "custom_end": end or _utc(hi - 1, "%Y-%m-%d"),
+        "custom_start": start or utc(lo, "%Y-%m-%d"),
+        "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
         "start": lo,
         "end": hi,
         "stack": stack,
@@ -163,7 +140,7 @@ def dashboard(
         "summary": summary,
         "tables": TABLES,
         "chart": chart,
-        "pools": tiers_report(state, names, now),
+        "pools": tiers_report(state, access, now),
         "health": health,
         "data_as_of": min(synced) if synced else None,
         "others": [
@@ -187,6 +164,6 @@ def unavailable_page(request: Request, message: str, headers: dict[str, str]) ->
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def docs(request: Request) -> HTMLResponse:
+def docs(request: Request, _who: CurrentUser) -> HTMLResponse:
     """Swagger UI from vendored files (no CDN), started by a static script (strict CSP)."""
     return templates.TemplateResponse(request, "docs.html", {"request": request})

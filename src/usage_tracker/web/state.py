@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from usage_tracker.auth import LoginThrottle
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
@@ -29,6 +30,9 @@ class AppState:
     client: AdminClient | None
     minute: MinuteGateway
     cursors: CursorSigner
+    csrf_key: bytes = b""
+    """Derived from SESSION_SECRET (or the secret generated once and kept in the database)."""
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], float] = time.time
     """What "now" is: the wall clock, or a fixed time in tests."""
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -300,3 +300,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> None:
     app()
+
+
+def _register_subcommands() -> None:
+    from usage_tracker.cli.accounts import tokens, users
+
+    app.add_typer(users, name="user")
+    app.add_typer(tokens, name="token")
+
+
+_register_subcommands()

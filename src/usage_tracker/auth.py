@@ -1,0 +1,130 @@
+"""Who may see what: roles, the signed-in principal, the scope of data it may read, password
+hashes (argon2id), API tokens and login throttling. Pure rules; the web layer applies them and
+the store keeps the rows.
+
+Roles: ``admin`` (everything, including accounts and tokens), ``viewer`` (all usage, changes
+nothing), ``member`` (only the usage of their own keys: those whose owner email, as OpenAI
+reports it, is theirs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from usage_tracker.scope import EVERYTHING, Scope
+
+Role = Literal["admin", "viewer", "member"]
+ROLES: tuple[Role, ...] = ("admin", "viewer", "member")
+TOKEN_PREFIX = "ut_"  # noqa: S105 - the visible prefix of every API token, not a secret
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking. ``via``: ``none`` (no sign-in), ``header``, ``session`` or ``token``."""
+
+    email: str
+    role: Role
+    via: str
+    name: str | None = None
+    csrf: str | None = None
+    """The session's CSRF token (sessions only: cookies are sent by browsers on their own)."""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def scope(self, key_owners: Iterable[tuple[str, str | None]]) -> Scope:
+        """All keys, or for a member the keys (id, owner email) whose owner is this email."""
+        if self.role != "member":
+            return EVERYTHING
+        mine = self.email.lower()
+        return Scope(frozenset(k for k, owner in key_owners if (owner or "").lower() == mine))
+
+
+def normal_email(email: str) -> str:
+    """Emails compare case-insensitively; a ValueError when it is not one."""
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in email):
+        raise ValueError(f"{email!r} is not an email address")
+    return email
+
+
+# -- secrets that are only ever stored hashed ------------------------------------------------
+
+
+def digest(value: str) -> str:
+    """SHA-256 of a random token (session or API token): enough for 256-bit random values."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 10:
+        raise ValueError("a password needs at least 10 characters")
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def spend_verification_time(password: str) -> None:
+    """Verify against a throwaway hash, so that an unknown email takes as long as a wrong
+    password (no account enumeration by timing)."""
+    password_matches(_dummy_hash(), password)
+
+
+class LoginThrottle:
+    """At most ``per_minute`` failed sign-ins a minute per account and per address; past that,
+    even the right password is refused until the window moves on."""
+
+    def __init__(self, per_minute: int = 5) -> None:
+        self._limit = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def allowed(self, email: str, address: str) -> bool:
+        return all(self._limiter.test(self._limit, *key) for key in self._keys(email, address))
+
+    def failed(self, email: str, address: str) -> None:
+        for key in self._keys(email, address):
+            self._limiter.hit(self._limit, *key)
+
+    @staticmethod
+    def _keys(email: str, address: str) -> list[tuple[str, str]]:
+        return [("account", email.lower()), ("address", address)]

@@ -1,0 +1,169 @@
+"""SQL of sign-in: accounts, server-side sessions, API tokens and generated secrets.
+Every function runs on a connection inside :meth:`Store.transaction`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from . import schema
+
+Row = dict[str, Any]
+
+
+def _one(conn: Connection, query: Any) -> Row | None:
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+# -- accounts -------------------------------------------------------------------------------
+
+
+def account(conn: Connection, email: str) -> Row | None:
+    return _one(conn, select(schema.accounts).where(schema.accounts.c.email == email))
+
+
+def accounts(conn: Connection) -> list[Row]:
+    query = select(schema.accounts).order_by(schema.accounts.c.email)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def save_account(
+    conn: Connection,
+    email: str,
+    *,
+    role: str,
+    name: str | None,
+    password_hash: str | None,
+    now: int,
+) -> None:
+    """Create the account, or change its role, name and (when given) password hash."""
+    table = schema.accounts
+    if account(conn, email) is None:
+        conn.execute(
+            insert(table).values(
+                email=email, role=role, name=name, password_hash=password_hash, created_at=now
+            )
+        )
+        return
+    values: dict[str, Any] = {"role": role}
+    if name is not None:
+        values["name"] = name
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    conn.execute(update(table).where(table.c.email == email).values(**values))
+
+
+def set_password_hash(conn: Connection, email: str, password_hash: str) -> bool:
+    table = schema.accounts
+    done = conn.execute(
+        update(table).where(table.c.email == email).values(password_hash=password_hash)
+    )
+    return bool(done.rowcount)
+
+
+def remove_account(conn: Connection, email: str, now: int) -> bool:
+    """Delete the account, end its sessions and revoke its tokens."""
+    end_sessions(conn, email)
+    tokens = schema.api_tokens
+    conn.execute(
+        update(tokens)
+        .where(tokens.c.email == email, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    done = conn.execute(delete(schema.accounts).where(schema.accounts.c.email == email))
+    return bool(done.rowcount)
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def create_session(conn: Connection, token_hash: str, email: str, csrf: str, now: int) -> None:
+    conn.execute(
+        insert(schema.sessions).values(
+            token_hash=token_hash, email=email, csrf=csrf, created_at=now, last_seen_at=now
+        )
+    )
+
+
+def session(conn: Connection, token_hash: str) -> Row | None:
+    return _one(conn, select(schema.sessions).where(schema.sessions.c.token_hash == token_hash))
+
+
+def touch_session(conn: Connection, token_hash: str, now: int) -> None:
+    table = schema.sessions
+    conn.execute(update(table).where(table.c.token_hash == token_hash).values(last_seen_at=now))
+
+
+def end_session(conn: Connection, token_hash: str) -> None:
+    conn.execute(delete(schema.sessions).where(schema.sessions.c.token_hash == token_hash))
+
+
+def end_sessions(conn: Connection, email: str) -> int:
+    return int(
+        conn.execute(delete(schema.sessions).where(schema.sessions.c.email == email)).rowcount
+    )
+
+
+def end_stale_sessions(conn: Connection, idle_before: int, created_before: int) -> None:
+    table = schema.sessions
+    conn.execute(
+        delete(table).where(
+            (table.c.last_seen_at < idle_before) | (table.c.created_at < created_before)
+        )
+    )
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def create_token(
+    conn: Connection, token_hash: str, prefix: str, email: str, *, name: str | None, now: int
+) -> int:
+    result = conn.execute(
+        insert(schema.api_tokens).values(
+            token_hash=token_hash, prefix=prefix, email=email, name=name, created_at=now
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def token(conn: Connection, token_hash: str) -> Row | None:
+    table = schema.api_tokens
+    return _one(conn, select(table).where(table.c.token_hash == token_hash))
+
+
+def tokens(conn: Connection) -> list[Row]:
+    table = schema.api_tokens
+    query = select(table).order_by(table.c.created_at.desc(), table.c.id.desc())
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def touch_token(conn: Connection, token_id: int, now: int) -> None:
+    table = schema.api_tokens
+    conn.execute(update(table).where(table.c.id == token_id).values(last_used_at=now))
+
+
+def revoke_token(conn: Connection, token_id: int, now: int) -> bool:
+    table = schema.api_tokens
+    done = conn.execute(
+        update(table)
+        .where(table.c.id == token_id, table.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(done.rowcount)
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def secret(conn: Connection, name: str, generated: str) -> str:
+    """The secret called ``name``; ``generated`` is stored first when there is none yet (the
+    first replica to start wins, the others read its value)."""
+    table = schema.app_secrets
+    found = conn.execute(select(table.c.value).where(table.c.name == name)).scalar()
+    if found is None:
+        conn.execute(insert(table).values(name=name, value=generated))
+        return generated
+    return str(found)

@@ -1,0 +1,192 @@
+"""Who is asking, and what they may read: applied once, below the routes.
+
+Every data route depends on :data:`Viewer` (or :data:`Admin`): a principal from a bearer API
+token (every mode), a session cookie (``AUTH_MODE=password``), the trusted proxy's header
+(``header``) or nobody at all (``none``, loopback only), turned into the :class:`Scope` of
+usage it may read. Routes hand that scope to the reports; none filters rows on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from usage_tracker import reports
+from usage_tracker.auth import Principal, digest
+from usage_tracker.names import Names
+from usage_tracker.scope import Scope
+from usage_tracker.settings import Settings
+from usage_tracker.store import accounts as rows
+from usage_tracker.web.guard import PEER
+from usage_tracker.web.proxy import ProxyTrust
+from usage_tracker.web.state import AppState
+
+SESSION_COOKIE = "ut_session"
+CSRF_HEADER = "X-CSRF-Token"
+TOUCH_EVERY = 60
+"""A session's last use is written at most once a minute, not on every request."""
+
+
+class SignInRequired(Exception):
+    """No valid sign-in: the API answers 401, pages redirect to the login page."""
+
+    def __init__(self, message: str = "Sign-in required.") -> None:
+        super().__init__(message)
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.app_state
+    return state
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def principal(request: Request) -> Principal:
+    """Who is asking; raises SignInRequired when nobody valid is."""
+    cached = request.scope.get("usage_tracker.principal")
+    if isinstance(cached, Principal):
+        return cached
+    found = _find_principal(request)
+    request.scope["usage_tracker.principal"] = found
+    return found
+
+
+def _find_principal(request: Request) -> Principal:
+    state = _state(request)
+    settings = state.settings
+    token = _bearer(request)
+    if token is not None:
+        return _token_principal(state, token)
+    if settings.auth_mode == "none":
+        return Principal("local", "admin", "none", name="local")
+    if settings.auth_mode == "header":
+        return _header_principal(request, state)
+    return _session_principal(request, state)
+
+
+def _role_of(state: AppState, email: str, account_role: str | None) -> str:
+    if email in state.settings.admin_emails:
+        return "admin"
+    return account_role or state.settings.oidc_default_role
+
+
+def _token_principal(state: AppState, token: str) -> Principal:
+    now = int(time.time())
+    with state.store.transaction() as conn:
+        found = rows.token(conn, digest(token))
+        if found is None or found["revoked_at"] is not None:
+            raise SignInRequired("This API token is unknown or has been revoked.")
+        account = rows.account(conn, found["email"])
+        if account is None:
+            raise SignInRequired("This API token's account no longer exists.")
+        if not found["last_used_at"] or now - found["last_used_at"] > TOUCH_EVERY:
+            rows.touch_token(conn, found["id"], now)
+    role = _role_of(state, account["email"], account["role"])
+    return Principal(account["email"], role, "token", name=account["name"])  # type: ignore[arg-type]
+
+
+def _header_principal(request: Request, state: AppState) -> Principal:
+    settings: Settings = state.settings
+    trust: ProxyTrust = request.app.state.proxy_trust
+    values = request.headers.getlist(settings.auth_header)
+    if len(values) > 1:
+        raise HTTPException(
+            400, f"The sign-in header {settings.auth_header} appears more than once."
+        )
+    user = values[0].strip().lower() if values else ""
+    if not (user and trust.trusts(request.scope.get(PEER, ""))):
+        raise SignInRequired("Sign-in required: open this page through the signing-in proxy.")
+    with state.store.transaction() as conn:
+        account = rows.account(conn, user)
+    role = _role_of(state, user, account["role"] if account else None)
+    name = account["name"] if account else None
+    return Principal(user, role, "header", name=name)  # type: ignore[arg-type]
+
+
+def _session_principal(request: Request, state: AppState) -> Principal:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInRequired()
+    settings = state.settings
+    now = int(time.time())
+    with state.store.transaction() as conn:
+        session = rows.session(conn, digest(token))
+        if session is None:
+            raise SignInRequired("Your session has ended; please sign in again.")
+        idle = now - session["last_seen_at"] > settings.session_idle_minutes * 60
+        old = now - session["created_at"] > settings.session_max_hours * 3600
+        account = rows.account(conn, session["email"])
+        if idle or old or account is None:
+            rows.end_session(conn, session["token_hash"])
+        elif now - session["last_seen_at"] > TOUCH_EVERY:
+            rows.touch_session(conn, session["token_hash"], now)
+    if idle or old or account is None:
+        raise SignInRequired("Your session has ended; please sign in again.")
+    role = _role_of(state, account["email"], account["role"])
+    return Principal(
+        account["email"],
+        role,  # type: ignore[arg-type]
+        "session",
+        name=account["name"],
+        csrf=session["csrf"],
+    )
+
+
+def csrf_token(request: Request, who: Principal) -> str:
+    """The token a form or script must send back with a state-changing request: the session's
+    own, or (sign-in without sessions) one bound to the person by the server's secret."""
+    if who.csrf:
+        return who.csrf
+    key = _state(request).csrf_key
+    return hmac.new(key, f"csrf:{who.email}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, who: Principal, submitted: str | None) -> None:
+    """Refuse a state-changing request without the right token (API tokens need none: a
+    browser never sends them on its own)."""
+    if who.via == "token":
+        return
+    sent = submitted or request.headers.get(CSRF_HEADER) or ""
+    if not hmac.compare_digest(sent, csrf_token(request, who)):
+        raise HTTPException(
+            403, "This form has expired or did not come from this site; reload and try again."
+        )
+
+
+def require_admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_admin:
+        raise HTTPException(403, "Only an admin may do this.")
+    return who
+
+
+@dataclass(frozen=True)
+class Access:
+    """A request's principal, the usage it may read, and the names of things as of now."""
+
+    who: Principal
+    scope: Scope
+    names: Names
+
+
+def access(request: Request, who: Annotated[Principal, Depends(principal)]) -> Access:
+    state = _state(request)
+    names = reports.load_names(state.store, state.mappings.current())
+    owners = ((k, row.get("owner_email")) for k, row in names.keys.items())
+    return Access(who, who.scope(owners), names)
+
+
+CurrentUser = Annotated[Principal, Depends(principal)]
+"""Anyone signed in."""
+Viewer = Annotated[Access, Depends(access)]
+"""Anyone signed in, with the scope of their role."""
+Admin = Annotated[Principal, Depends(require_admin)]
+"""Only an admin."""
