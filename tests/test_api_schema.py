@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from usage_tracker.auth import digest, new_token
+from usage_tracker.store import Store, accounts
+
 from .conftest import live_app
 
 HOOKS = Path(__file__).parent / "schemathesis_hooks.py"
@@ -18,8 +21,17 @@ EXAMPLES_PER_OPERATION = 100
 """With the coverage phase, over 400 cases in all (the CI's short form must pass >= 300)."""
 
 
-def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
-    with live_app(f"sqlite:///{tmp_path / 'st.db'}", tmp_path) as live:
+def test_schemathesis_finds_no_failure_with_an_admin_token(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    store = Store.open(url)
+    token = new_token()
+    with store.transaction() as conn:
+        accounts.save_account(
+            conn, "admin@example.com", role="admin", name=None, password_hash=None, now=0
+        )
+        accounts.create_token(conn, digest(token), token[:8], "admin@example.com", name=None, now=0)
+    store.close()
+    with live_app(url, tmp_path, auth_mode="password") as live:
         done = subprocess.run(
             [
                 str(Path(sys.executable).with_name("st")),
@@ -32,6 +44,8 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
                 "--seed",
                 "20261125",
                 "--no-color",
+                "--header",
+                f"Authorization: Bearer {token}",
             ],
             env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
             cwd=tmp_path,

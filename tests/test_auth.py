@@ -168,14 +168,16 @@ def test_the_sixth_wrong_password_in_a_minute_is_refused_even_with_the_right_one
     url = f"sqlite:///{tmp_path / 'throttle.db'}"
     Store.open(url).close()
     _add_account(url, ADMIN, "admin")
-    with live_app(url, tmp_path, auth_mode="password") as live:
-        with httpx2.Client(base_url=live.url, timeout=30) as client:
-            for _ in range(5):
-                assert _login(client, ADMIN, "wrong password!").status_code == 401
-            refused = _login(client, ADMIN, PASSWORD)
-            assert refused.status_code == 429
-            assert "Too many failed sign-ins" in refused.text
-            assert client.get("/api/summary").status_code == 401
+    with (
+        live_app(url, tmp_path, auth_mode="password") as live,
+        httpx2.Client(base_url=live.url, timeout=30) as client,
+    ):
+        for _ in range(5):
+            assert _login(client, ADMIN, "wrong password!").status_code == 401
+        refused = _login(client, ADMIN, PASSWORD)
+        assert refused.status_code == 429
+        assert "Too many failed sign-ins" in refused.text
+        assert client.get("/api/summary").status_code == 401
 
 
 def test_next_never_leads_off_the_site(app: LiveApp) -> None:
