@@ -164,7 +164,8 @@ def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[L
             }
         )
         app = create_app(config, client=client, run_sync=False, clock=lambda: now)
-        with BackgroundServer(app) as server:
+        port = int(settings["port"]) if "port" in settings else 0  # type: ignore[call-overload]
+        with BackgroundServer(app, port=port) as server:
             yield LiveApp(server.url, sim, now, database_url, workdir)
         client.close()
 

@@ -40,10 +40,20 @@ class Settings(BaseSettings):
     """Between full syncs, re-fetch the previous and current hour this often (one request per
     usage source); 0 turns it off."""
 
-    auth_mode: Literal["none", "header", "password"] | None = None
+    auth_mode: Literal["none", "header", "password", "oidc"] | None = None
     """``none``: no sign-in (allowed only on a loopback HOST); ``header``: a reverse proxy in
     TRUSTED_PROXIES signs people in and passes their email in AUTH_HEADER; ``password``:
-    accounts in the database (``usage-tracker user add``)."""
+    accounts in the database (``usage-tracker user add``); ``oidc``: any OpenID Connect
+    issuer."""
+    public_url: str | None = None
+    """This server's address as people reach it (``https://usage.example.com``): where the
+    OpenID provider sends people back. Never taken from a request's Host header."""
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_client_secret_file: Path | None = None
+    oidc_allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
+    """Email domains allowed to sign in (``example.com``); empty allows any verified email."""
     auth_header: str = "X-Forwarded-User"
     admin_emails: Annotated[tuple[str, ...], NoDecode] = ()
     """Emails that are admins whatever their account says (the first admin, in header mode)."""
@@ -67,7 +77,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator(
-        "sharing_projects", "trusted_proxies", "allowed_hosts", "admin_emails", mode="before"
+        "sharing_projects",
+        "trusted_proxies",
+        "allowed_hosts",
+        "admin_emails",
+        "oidc_allowed_domains",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -131,6 +146,31 @@ class Settings(BaseSettings):
                 "(accounts in the database), AUTH_MODE=header (a reverse proxy that signs people "
                 "in) or bind HOST=127.0.0.1"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_client_secret is None and self.oidc_client_secret_file is not None:
+            try:
+                secret = self.oidc_client_secret_file.read_text().strip()
+            except OSError as e:
+                raise ValueError(
+                    f"OIDC_CLIENT_SECRET_FILE: cannot read {self.oidc_client_secret_file}: "
+                    f"{e.strerror}"
+                ) from None
+            object.__setattr__(self, "oidc_client_secret", SecretStr(secret))
+        if self.auth_mode == "oidc":
+            missing = [
+                name
+                for name, value in (
+                    ("OIDC_ISSUER", self.oidc_issuer),
+                    ("OIDC_CLIENT_ID", self.oidc_client_id),
+                    ("PUBLIC_URL", self.public_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"AUTH_MODE=oidc needs {', '.join(missing)}")
         return self
 
     def require_auth_mode(self) -> str:

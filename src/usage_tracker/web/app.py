@@ -51,6 +51,16 @@ def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
         return load_pool_table(None), f"{e}; the shipped table is in use"
 
 
+def _flow_secret(settings: Settings) -> str:
+    """Signs the OpenID flow's ten-minute cookie. SESSION_SECRET when set (replicas must share
+    it); else one per process (a sign-in started on one replica cannot finish on another)."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
 def _session_secret(settings: Settings, store: Store) -> str:
     """SESSION_SECRET, or one generated on the first start and shared through the database by
     every replica (never a fixed default)."""
@@ -135,6 +145,10 @@ def create_app(
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(signin.router)
+    if settings.auth_mode == "oidc":
+        from usage_tracker.web import oidc
+
+        oidc.install(app, settings, _flow_secret(settings))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_who: CurrentUser) -> JSONResponse:
@@ -246,7 +260,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, exc: SignInRequired) -> Response:
-        password_mode = app.state.settings.auth_mode == "password"
+        password_mode = app.state.settings.auth_mode in ("password", "oidc")
         if password_mode and _wants_html(request) and request.method in ("GET", "HEAD"):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

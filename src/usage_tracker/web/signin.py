@@ -45,7 +45,7 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path on this site: never another origin (``//evil``, ``https://…``)."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
@@ -62,8 +62,9 @@ def _login_page(
         "error": error,
         "email": email,
         "login_token": token,
-        "next": _safe_next(request.query_params.get("next")),
+        "next": safe_next(request.query_params.get("next")),
         "mode": _state(request).settings.auth_mode,
+        "issuer_name": _issuer_name(_state(request).settings.oidc_issuer),
     }
     response = templates.TemplateResponse(request, "login.html", context, status_code=status)
     _set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
@@ -82,6 +83,15 @@ def _set_cookie(
         secure=request.url.scheme == "https",
         path="/",
     )
+
+
+def _issuer_name(issuer: str | None) -> str:
+    """``https://accounts.google.com`` → ``accounts.google.com``."""
+    return (issuer or "").split("://", 1)[-1].split("/", 1)[0] or "your provider"
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    _set_cookie(request, response, SESSION_COOKIE, token)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -123,8 +133,8 @@ def login(
     token = secrets.token_urlsafe(32)
     with state.store.transaction() as conn:
         rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), int(time.time()))
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    _set_cookie(request, response, SESSION_COOKIE, token)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_COOKIE, path="/")
     return response
 
