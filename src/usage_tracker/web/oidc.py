@@ -16,8 +16,8 @@ from typing import Any
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, FastAPI, Request
-from joserfc.errors import JoseError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from joserfc.errors import JoseError
 from starlette.middleware.sessions import SessionMiddleware
 
 from usage_tracker import __version__

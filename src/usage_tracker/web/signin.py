@@ -53,7 +53,12 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(
-    request: Request, *, error: str | None = None, email: str = "", status: int = 200
+    request: Request,
+    *,
+    error: str | None = None,
+    email: str = "",
+    status: int = 200,
+    next_: str | None = None,
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
     context: dict[str, Any] = {
@@ -62,7 +67,7 @@ def _login_page(
         "error": error,
         "email": email,
         "login_token": token,
-        "next": safe_next(request.query_params.get("next")),
+        "next": safe_next(next_ or request.query_params.get("next")),
         "mode": _state(request).settings.auth_mode,
         "issuer_name": _issuer_name(_state(request).settings.oidc_issuer),
     }
@@ -112,16 +117,20 @@ def login(
         raise HTTPException(404, "Password sign-in is not enabled (AUTH_MODE).")
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, login_token):
-        return _login_page(request, error="The form expired; please try again.", status=403)
+        return _login_page(
+            request, error="The form expired; please try again.", status=403, next_=next
+        )
     address = request.client.host if request.client else ""
     try:
         email = normal_email(email)
     except ValueError:
-        return _login_page(request, error="Enter your email address.", email=email, status=400)
+        return _login_page(
+            request, error="Enter your email address.", email=email, status=400, next_=next
+        )
     throttle: LoginThrottle = state.throttle
     if not throttle.allowed(email, address):
         message = "Too many failed sign-ins; wait a minute and try again."
-        return _login_page(request, error=message, email=email, status=429)
+        return _login_page(request, error=message, email=email, status=429, next_=next)
     with state.store.transaction() as conn:
         account = rows.account(conn, email)
     if account is None:
@@ -129,7 +138,7 @@ def login(
     if account is None or not password_matches(account["password_hash"], password):
         throttle.failed(email, address)
         message = "That email and password do not match an account."
-        return _login_page(request, error=message, email=email, status=401)
+        return _login_page(request, error=message, email=email, status=401, next_=next)
     token = secrets.token_urlsafe(32)
     with state.store.transaction() as conn:
         rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), int(time.time()))
