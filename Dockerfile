@@ -10,6 +10,6 @@ RUN pip install --no-cache-dir . && useradd --create-home tracker && mkdir /data
 USER tracker
 VOLUME /data
 EXPOSE 3000
-# Listening beyond loopback requires a signing-in proxy in front (AUTH_MODE=header).
+# Listening beyond loopback requires sign-in: AUTH_MODE=password, oidc, or header behind a proxy.
 ENV HOST=0.0.0.0 AUTH_MODE=header
 CMD ["usage-tracker", "serve"]

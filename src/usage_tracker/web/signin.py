@@ -204,7 +204,9 @@ def create_token(
 ) -> HTMLResponse:
     check_csrf(request, who, csrf_token_)
     token = issue_token(_state(request), email, name or None)
-    return _tokens_page(request, who, created=token)
+    response = _tokens_page(request, who, created=token)
+    response.headers["Cache-Control"] = "no-store"  # the page holds the new token once
+    return response
 
 
 def issue_token(state: AppState, email: str, name: str | None) -> str:
