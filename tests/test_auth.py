@@ -19,6 +19,7 @@ import pytest
 from usage_tracker.auth import digest, hash_password
 from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows
+from usage_tracker.store import people as rows_people
 from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import LiveApp, live_app
@@ -391,3 +392,116 @@ def test_the_cli_manages_accounts_and_tokens_without_passwords_in_arguments(
     assert run("user", "remove", new).returncode == 0
     assert httpx2.get(app.url + "/api/summary", headers=bearer).status_code == 401
     assert run("token", "create", new).returncode == 2
+
+
+# -- people -----------------------------------------------------------------------------------
+
+
+def _people(client: httpx2.Client) -> dict[str, dict[str, Any]]:
+    """The People table as {person: {"email", "keys"}}, parsed from the page."""
+
+    class Table(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self._cell: list[str] | None = None
+            self._in = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "table" and ("id", "people") in attrs:
+                self._in = True
+            elif self._in and tag == "tr":
+                self.rows.append([])
+            elif self._in and tag in ("td", "th"):
+                self._cell = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "table":
+                self._in = False
+            elif self._in and tag in ("td", "th") and self._cell is not None:
+                self.rows[-1].append(" ".join("".join(self._cell).split()))
+                self._cell = None
+
+        def handle_data(self, data: str) -> None:
+            if self._cell is not None:
+                self._cell.append(data)
+
+    table = Table()
+    table.feed(client.get("/people").text)
+    return {r[0]: {"email": r[1], "keys": r[2]} for r in table.rows[1:] if len(r) == 5}
+
+
+def test_admins_rename_assign_and_merge_people_and_each_change_is_recorded(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'people.db'}"
+    Store.open(url).close()
+    _add_account(url, ADMIN, "admin")
+    _add_account(url, "mei.chen@example.com", "member")
+    with live_app(url, tmp_path, auth_mode="password") as live, signed_in(live, ADMIN) as admin:
+        before = _people(admin)
+        assert before["Jane Smith"]["email"] == JANE  # learned from OpenAI's key owner
+        assert "jane-laptop" in before["Jane Smith"]["keys"]
+        assert "ingest-service" in before  # a service account's key by its name
+        csrf = _form_values(admin.get("/people").text)["csrf_token"]
+        assert (
+            admin.post(
+                "/people/rename", data={"person": "Jane Smith", "new_name": "J. Smith"}
+            ).status_code
+            == 403
+        )
+        done = admin.post(
+            "/people/rename",
+            data={"person": "Jane Smith", "new_name": "J. Smith", "csrf_token": csrf},
+        )
+        assert done.status_code == 303
+        ci_bot = next(k.id for k in live.org.keys if k.name == "ci-bot")
+        assigned = admin.post(
+            "/people/assign",
+            data={"key_id": ci_bot, "person": "Mei Chen", "csrf_token": csrf},
+        )
+        assert assigned.status_code == 303
+        merged = admin.post(
+            "/people/merge",
+            data={"person": "Arjun Patel", "into": "J. Smith", "csrf_token": csrf},
+        )
+        assert merged.status_code == 303
+        bad = admin.post(
+            "/people/assign",
+            data={"key_id": "key_nope", "person": "X", "csrf_token": csrf},
+        )
+        assert bad.status_code == 400
+        assert bad.json()["error"]["message"] == "There is no key 'key_nope'."
+        empty = admin.post(
+            "/people/rename", data={"person": "Mei Chen", "new_name": "", "csrf_token": csrf}
+        )
+        assert empty.status_code == 400
+        after = _people(admin)
+        assert "Jane Smith" not in after
+        assert "Arjun Patel" not in after
+        assert "arjun-research" in after["J. Smith"]["keys"]
+        assert after["J. Smith"]["email"] == JANE
+        assert "ci-bot" in after["Mei Chen"]["keys"]
+        summary = admin.get("/api/summary", params={"start_time": live.now - 7 * DAY}).json()
+        assert "J. Smith" in {r["person"] for r in summary["by"]["person"]}
+        page = admin.get("/people").text
+        assert "rename: &#39;Jane Smith&#39; is now &#39;J. Smith&#39;" in page
+        assert "admin@example.com" in page
+    store = Store.open(url)
+    with store.transaction() as conn:
+        changes = rows_people.recent_changes(conn)
+    store.close()
+    assert [c["action"] for c in changes] == ["merge", "assign", "rename"]
+    assert {c["actor"] for c in changes} == {ADMIN}
+    # the changes survive a restart, and a member's keys follow the person's email
+    with live_app(url, tmp_path, auth_mode="password") as live:
+        with signed_in(live, ADMIN) as admin:
+            assert "ci-bot" in _people(admin)["Mei Chen"]["keys"]
+        with signed_in(live, "mei.chen@example.com") as mei:
+            mine = _people(mei)
+            assert set(mine) == {"Mei Chen"}
+            assert "ci-bot" in mine["Mei Chen"]["keys"]
+            assert (
+                mei.post("/people/rename", data={"person": "Mei Chen", "new_name": "M"}).status_code
+                == 403
+            )

@@ -73,5 +73,33 @@ def test_an_admin_creates_a_token_on_the_page(
     token = page.page.inner_text("#new-token")
     assert token.startswith("ut_")
     page.shot("tokens-admin")
+    page.page.goto(app.url + "/people")
+    page.page.fill("form[action='/people/rename'] input[name=new_name]", "Jane S.")
+    page.page.select_option("form[action='/people/rename'] select[name=person]", "Jane Smith")
+    page.page.click("form[action='/people/rename'] button")
+    page.page.wait_for_url(app.url + "/people")
+    assert "Jane S." in page.page.inner_text("#people")
+    page.shot("people-admin")
+    assert page.errors == []
+    context.close()
+
+
+def test_a_member_sees_only_themselves_on_the_people_page_on_a_phone(
+    browser: Browser,  # noqa: F811
+    app: LiveApp,
+) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 800})
+    page = Watched(context.new_page())
+    page.page.goto(app.url + "/login")
+    page.page.evaluate("localStorage.setItem('usage-tracker-theme', 'light')")
+    page.page.fill("input[name=email]", JANE)
+    page.page.fill("input[name=password]", PASSWORD)
+    page.page.click("button[type=submit]")
+    page.page.wait_for_url(app.url + "/")
+    page.page.goto(app.url + "/people")
+    rows = page.page.locator("#people tbody tr").count()
+    assert rows == 1
+    assert page.page.locator("form[action='/people/rename']").count() == 0
+    page.shot("people-member-phone-light")
     assert page.errors == []
     context.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,22 +86,36 @@ def parse_mappings(text: str, origin: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Names:
-    """Names for ids, as of one moment: what OpenAI said, with the mapping file on top."""
+    """Names for ids, as of one moment: what OpenAI said, the mapping file on top, and what
+    admins said on the People page on top of both."""
 
     keys: Mapping[str, Mapping[str, Any]]
     users: Mapping[str, Mapping[str, Any]]
     projects: Mapping[str, Mapping[str, Any]]
     mapping: Mapping[str, str]
+    owners: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """key id → {"person", "email"}: the People page's assignments."""
 
     def person(self, key_id: str) -> str:
-        """Who a key stands for: the mapping, else its owner's name or email, else the key's
-        own name, else its id."""
+        """Who a key stands for: the People page, else the mapping file, else its owner's
+        name or email as OpenAI reports it, else a service account's (the key's) name, else
+        its id."""
         if not key_id:
             return "(no key)"
+        if key_id in self.owners:
+            return str(self.owners[key_id]["person"])
         if key_id in self.mapping:
             return self.mapping[key_id]
         key = self.keys.get(key_id, {})
         return str(key.get("owner_name") or key.get("owner_email") or key.get("name") or key_id)
+
+    def email(self, key_id: str) -> str | None:
+        """The email of a key's person: the People page's, else the owner's from OpenAI."""
+        if key_id in self.owners:
+            email = self.owners[key_id].get("email")
+            return str(email) if email else None
+        email = self.keys.get(key_id, {}).get("owner_email")
+        return str(email) if email else None
 
     def key(self, key_id: str) -> str:
         if not key_id:

@@ -108,6 +108,12 @@ class Store:
     def projects(self) -> list[Row]:
         return self._all(schema.projects)
 
+    def key_owners(self) -> dict[str, Row]:
+        from . import people
+
+        with self._reading() as conn:
+            return people.key_owners(conn)
+
     def sync_states(self) -> list[Row]:
         return self._all(schema.sync_state)
 

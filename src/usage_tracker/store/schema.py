@@ -207,3 +207,25 @@ app_secrets = Table(
     Column("value", Text, nullable=False),
 )
 """Secrets generated once and shared by every replica (the session secret)."""
+
+key_owners = Table(
+    "key_owners",
+    metadata,
+    Column("key_id", String(200), primary_key=True),
+    Column("person", Text, nullable=False),
+    Column("email", String(320)),
+    Column("changed_by", String(320), nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+)
+"""Who a key belongs to, as an admin said on the People page (over OpenAI and the mapping)."""
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+"""Every change an admin makes from the page: who, what, when."""

@@ -138,13 +138,14 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import api, pages, security, signin
+    from usage_tracker.web import api, pages, people, security, signin
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(signin.router)
+    app.include_router(people.router)
     if settings.auth_mode == "oidc":
         from usage_tracker.web import oidc
 

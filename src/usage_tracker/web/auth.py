@@ -180,7 +180,8 @@ class Access:
 def access(request: Request, who: Annotated[Principal, Depends(principal)]) -> Access:
     state = _state(request)
     names = reports.load_names(state.store, state.mappings.current())
-    owners = ((k, row.get("owner_email")) for k, row in names.keys.items())
+    keys = set(names.keys) | set(names.owners)
+    owners = ((k, names.email(k)) for k in keys)
     return Access(who, who.scope(owners), names)
 
 

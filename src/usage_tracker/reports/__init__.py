@@ -18,6 +18,8 @@ from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
 
+from .people import people as people
+
 DAY, HOUR = 86400, 3600
 COMPLIMENTARY_TIER = "incentivized-tier"
 
@@ -51,6 +53,7 @@ def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
         users={u["id"]: u for u in store.users()},
         projects={p["id"]: p for p in store.projects()},
         mapping=mapping or {},
+        owners=store.key_owners(),
     )
 
 

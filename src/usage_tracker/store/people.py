@@ -1,0 +1,47 @@
+"""SQL of people: the owners admins give keys on the People page, and the audit log of every
+change. Every function runs on a connection inside :meth:`Store.transaction`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from . import schema
+
+
+def key_owners(conn: Connection) -> dict[str, dict[str, Any]]:
+    table = schema.key_owners
+    return {r["key_id"]: dict(r) for r in conn.execute(select(table)).mappings()}
+
+
+def set_owner(
+    conn: Connection,
+    key_ids: Iterable[str],
+    person: str,
+    email: str | None,
+    *,
+    actor: str,
+    now: int,
+) -> None:
+    table = schema.key_owners
+    keys = list(key_ids)
+    conn.execute(delete(table).where(table.c.key_id.in_(keys)))
+    conn.execute(
+        insert(table),
+        [
+            {"key_id": k, "person": person, "email": email, "changed_by": actor, "changed_at": now}
+            for k in keys
+        ],
+    )
+
+
+def record(conn: Connection, actor: str, action: str, detail: str, now: int) -> None:
+    conn.execute(insert(schema.audit_log).values(at=now, actor=actor, action=action, detail=detail))
+
+
+def recent_changes(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    table = schema.audit_log
+    query = select(table).order_by(table.c.at.desc(), table.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,138 @@
+"""The People page: who each key belongs to, and (admins) renaming, assigning and merging.
+
+Every change is validated, kept in the database (so it survives restarts and is shared by
+replicas) and written to the audit log with who made it and when.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from usage_tracker import __version__, reports
+from usage_tracker.auth import normal_email
+from usage_tracker.store import people as rows
+from usage_tracker.web.auth import Access, Admin, Viewer, check_csrf, csrf_token
+from usage_tracker.web.state import AppState
+from usage_tracker.web.templating import templates
+
+DAY = 86400
+router = APIRouter(include_in_schema=False)
+Name = Annotated[str, Form(min_length=1, max_length=200)]
+Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.app_state
+    return state
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_page(request: Request, access: Viewer) -> HTMLResponse:
+    state = _state(request)
+    now = int(state.clock())
+    end = now - now % 3600 + 3600
+    found = reports.people(state.store, access.names, end - 30 * DAY, end, scope=access.scope)
+    with state.store.transaction() as conn:
+        changes = rows.recent_changes(conn) if access.who.is_admin else []
+    context: dict[str, Any] = {
+        "request": request,
+        "version": __version__,
+        "who": access.who,
+        "csrf": csrf_token(request, access.who),
+        "people": found,
+        "keys": sorted(
+            ((k["id"], f"{k['name']} ({p['person']})") for p in found for k in p["keys"]),
+            key=lambda kv: kv[1].lower(),
+        ),
+        "changes": changes,
+    }
+    return templates.TemplateResponse(request, "people.html", context)
+
+
+def _keys_of(access: Access, person: str) -> list[str]:
+    every = set(access.names.keys) | set(access.names.owners)
+    found = sorted(k for k in every if access.names.person(k) == person)
+    if not found:
+        raise HTTPException(400, f"No key belongs to {person!r}.")
+    return found
+
+
+def _email_or_none(value: str) -> str | None:
+    if not value.strip():
+        return None
+    try:
+        return normal_email(value)
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+
+
+def _change(
+    request: Request, who: Any, keys: list[str], person: str, email: str | None, detail: str
+) -> Response:
+    now = int(time.time())
+    with _state(request).store.transaction() as conn:
+        rows.set_owner(conn, keys, person.strip(), email, actor=who.email, now=now)
+        rows.record(conn, who.email, detail.split(":", 1)[0], detail, now)
+    return RedirectResponse("/people", status_code=303)
+
+
+@router.post("/people/rename")
+def rename(
+    request: Request,
+    who: Admin,
+    access: Viewer,
+    person: Name,
+    new_name: Name,
+    csrf_token_: Csrf = "",
+) -> Response:
+    """Call a person something else (all their keys follow)."""
+    check_csrf(request, who, csrf_token_)
+    keys = _keys_of(access, person)
+    email = access.names.email(keys[0])
+    detail = f"rename: {person!r} is now {new_name.strip()!r} ({len(keys)} keys)"
+    return _change(request, who, keys, new_name, email, detail)
+
+
+@router.post("/people/assign")
+def assign(
+    request: Request,
+    who: Admin,
+    access: Viewer,
+    key_id: Annotated[str, Form(min_length=1, max_length=200)],
+    person: Name,
+    email: Annotated[str, Form(max_length=320)] = "",
+    csrf_token_: Csrf = "",
+) -> Response:
+    """Give a key to a person (an existing one or a new one), with their email."""
+    check_csrf(request, who, csrf_token_)
+    if key_id not in access.names.keys and key_id not in access.names.owners:
+        raise HTTPException(400, f"There is no key {key_id!r}.")
+    address = _email_or_none(email)
+    if address is None:  # joining someone already known: their email comes along
+        known = [k for k in access.names.keys if access.names.person(k) == person.strip()]
+        address = access.names.email(known[0]) if known else None
+    detail = f"assign: key {access.names.key(key_id)!r} to {person.strip()!r}"
+    return _change(request, who, [key_id], person, address, detail)
+
+
+@router.post("/people/merge")
+def merge(
+    request: Request,
+    who: Admin,
+    access: Viewer,
+    person: Name,
+    into: Name,
+    csrf_token_: Csrf = "",
+) -> Response:
+    """Make two people one: every key of ``person`` goes to ``into``."""
+    check_csrf(request, who, csrf_token_)
+    if person == into:
+        raise HTTPException(400, "Choose two different people to merge.")
+    keys = _keys_of(access, person)
+    email = access.names.email(_keys_of(access, into)[0])
+    detail = f"merge: {person!r} into {into!r} ({len(keys)} keys)"
+    return _change(request, who, keys, into, email, detail)
