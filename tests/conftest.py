@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,9 +178,6 @@ def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/
     import socket
     import subprocess
     import sys
-    import time
-
-    import httpx2
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -196,16 +194,25 @@ def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(url + ready_path, timeout=2)
-                break
-            except httpx2.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start: {log_path.read_text()}") from None
-                time.sleep(0.1)
+        wait_until_up(url + ready_path, proc, log_path.read_text)
         yield url, log_path
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def wait_until_up(url: str, proc: Any, log: Callable[[], str] = lambda: "") -> None:
+    """Until ``url`` answers (anything at all); fails when ``proc`` exits or after 30 s."""
+    import time
+
+    import httpx2
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx2.get(url, timeout=2)
+            return
+        except httpx2.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not come up: {log()}") from None
+            time.sleep(0.1)

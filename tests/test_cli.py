@@ -119,6 +119,17 @@ def test_serve_refuses_to_start_without_a_chosen_sign_in_mode(tmp_path: Path) ->
     assert "AUTH_MODE" in done.stderr
 
 
+def _debug_sync(base_url: str, key: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_ADMIN_KEY": key,
+        "LOG_LEVEL": "debug",
+        "BACKFILL_DAYS": "1",
+    }
+    return _run("sync", "--once", env=env, cwd=tmp_path)
+
+
 def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
     from usage_tracker import simulator
     from usage_tracker.serving import BackgroundServer
@@ -126,14 +137,7 @@ def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
     key = "sk-admin-DebugLogSentinel0123456789"
     sim = simulator.build(seed=2, days=2, admin_key=key)
     with BackgroundServer(sim) as server:
-        env = {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
-            "OPENAI_BASE_URL": server.url + "/v1",
-            "OPENAI_ADMIN_KEY": key,
-            "LOG_LEVEL": "debug",
-            "BACKFILL_DAYS": "1",
-        }
-        done = _run("sync", "--once", env=env, cwd=tmp_path)
+        done = _debug_sync(server.url + "/v1", key, tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-2000:]
     assert "/organization/usage/completions" in output  # debug shows each request…
@@ -164,14 +168,7 @@ def test_debug_logs_never_copy_upstream_headers_even_one_that_echoes_the_key(
         await sim(scope, receive, send_echo)
 
     with BackgroundServer(echoing) as server:
-        env = {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}",
-            "OPENAI_BASE_URL": server.url + "/v1",
-            "OPENAI_ADMIN_KEY": key,
-            "LOG_LEVEL": "debug",
-            "BACKFILL_DAYS": "1",
-        }
-        done = _run("sync", "--once", env=env, cwd=tmp_path)
+        done = _debug_sync(server.url + "/v1", key, tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-2000:]
     assert "GET /v1/organization/usage/completions -> 200" in output

@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from playwright.sync_api import Browser
 from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows
 
-from .conftest import LiveApp, live_app
+from .conftest import LiveApp, live_app, wait_until_up
 from .test_browser import Watched, browser  # noqa: F401 - the shared browser fixture
 
 JANE = "jane.smith@example.com"
@@ -48,15 +47,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(url + "/.well-known/openid-configuration", timeout=2)
-                break
-            except httpx2.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the OpenID provider did not start") from None
-                time.sleep(0.1)
+        wait_until_up(url + "/.well-known/openid-configuration", proc)
         yield url
     finally:
         proc.terminate()

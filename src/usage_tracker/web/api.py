@@ -103,6 +103,14 @@ TIME_DOC = (
     "the range to the whole hours that contain it, and the buckets show the bounds served."
 )
 Time = Annotated[int, Query(ge=0, le=MAX_TIME, description=TIME_DOC)]
+EndTime = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_TIME,
+        description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
+    ),
+]
 
 
 @router.get(
@@ -119,14 +127,7 @@ def usage(
     state: State,
     access: Viewer,
     start_time: Time,
-    end_time: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=MAX_TIME,
-            description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
-        ),
-    ] = None,
+    end_time: EndTime = None,
     bucket_width: Literal["1m", "1h", "1d"] = "1d",
     group_by: Annotated[
         list[str],
@@ -284,14 +285,7 @@ def summary(
             ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: midnight UTC of end_time's day."
         ),
     ] = None,
-    end_time: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=MAX_TIME,
-            description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
-        ),
-    ] = None,
+    end_time: EndTime = None,
 ) -> dict[str, Any]:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
