@@ -147,6 +147,15 @@ def test_signing_in_sets_a_safe_session_cookie_and_signing_out_ends_it(app: Live
         assert client.get("/api/summary").status_code == 401
 
 
+def test_signing_out_everywhere_ends_every_session_of_the_account(app: LiveApp) -> None:
+    with signed_in(app, VIEWER) as laptop, signed_in(app, VIEWER) as phone:
+        csrf = _form_values(laptop.get("/").text)["csrf_token"]
+        done = laptop.post("/logout", data={"csrf_token": csrf, "everywhere": "true"})
+        assert done.status_code == 303
+        assert phone.get("/api/summary").status_code == 401
+        assert laptop.get("/api/summary").status_code == 401
+
+
 def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(app: LiveApp) -> None:
     with httpx2.Client(base_url=app.url, timeout=30) as client:
         response = _login(client, ADMIN, PASSWORD, **{"X-Forwarded-Proto": "https"})
