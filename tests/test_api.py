@@ -629,3 +629,49 @@ def test_a_database_that_goes_away_is_a_503_in_words_and_comes_back(
     assert health.json()["status"] == "degraded"
     assert again.status_code == 200
     assert page_again.status_code == 200
+
+
+@pytest.mark.parametrize("days", [1, 30, 90])
+def test_billed_cost_per_key_person_and_project_equals_the_bill(
+    http: httpx2.Client, app: LiveApp, days: int
+) -> None:
+    """Exact (Decimal) against the truth, on both backends; people add up to the bill, with
+    costs that have no key as their own row."""
+    from usage_tracker import reports
+    from usage_tracker.store import Store
+
+    end = app.now - app.now % DAY
+    start = end - days * DAY
+    body = http.get("/api/summary", params={"start_time": start, "end_time": end}).json()
+    by = body["by"]
+
+    def billed(grouping: str, field: str) -> dict[str, Decimal]:
+        return {
+            (r[field] or ""): Decimal(r["billed_cost"])
+            for r in by[grouping]
+            if Decimal(r["billed_cost"])
+        }
+
+    truth_keys = {k: v for (k,), v in app.org.cost_truth(start, end, ["api_key_id"]).items() if v}
+    assert billed("api_key", "api_key") == {k or "": v for k, v in truth_keys.items()}
+    truth_projects = app.org.cost_truth(start, end, ["project_id"])
+    assert billed("project", "project") == {k or "": v for (k,), v in truth_projects.items() if v}
+    store = Store.open(app.database_url)
+    names = reports.load_names(store)
+    store.close()
+    truth_people: dict[str, Decimal] = {}
+    for key, amount in truth_keys.items():
+        person = names.person(key or "")
+        truth_people[person] = truth_people.get(person, Decimal(0)) + amount
+    assert billed("person", "person") == truth_people
+    total = Decimal(body["billed_usd"])
+    assert total == sum(app.org.cost_truth(start, end).values())
+    assert sum(billed("person", "person").values()) == total
+    assert sum(billed("model", "model").values()) == total
+    assert all(r["billed_cost"] is None for r in by["user"] + by["source"])
+    if "" in truth_keys:
+        assert "(no key)" in billed("person", "person")  # costs without a key: their own row
+    priced = [r for r in by["model"] if r["estimated_cost"] is not None]
+    assert sum(Decimal(r["estimated_cost"]) for r in priced) == pytest.approx(
+        Decimal(body["estimated_usd"]), abs=Decimal("0.01") * len(priced)
+    )

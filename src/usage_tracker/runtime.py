@@ -44,5 +44,6 @@ def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:
     return SyncWindow(
         backfill_days=settings.backfill_days,
         lookback_hours=settings.sync_lookback_hours,
+        costs_lookback_days=settings.costs_lookback_days,
         since=since,
     )

@@ -59,6 +59,8 @@ class SyncReport:
 class SyncWindow:
     backfill_days: int = 90
     lookback_hours: int = 48
+    costs_lookback_days: int = 3
+    """Costs settle late: the last days of costs are fetched again on every run."""
     since: int | None = None
     """Fetch from this time this run (``sync --since``), even if it is already stored."""
 
@@ -126,7 +128,8 @@ def _start(store: Store, source: str, window: SyncWindow, now: int) -> int:
         return since if state["backfill_complete"] else min(since, resume)
     if not state["backfill_complete"]:
         return resume  # resume an interrupted backfill where it stopped
-    lookback = int(state["done_until"]) - window.lookback_hours * HOUR
+    back = window.costs_lookback_days * DAY if source == COSTS else window.lookback_hours * HOUR
+    lookback = int(state["done_until"]) - back
     return align_down(max(int(state["backfill_from"]), lookback), grain)
 
 

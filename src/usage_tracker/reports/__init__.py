@@ -18,10 +18,11 @@ from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
 
+from . import money
+from .money import COMPLIMENTARY_TIER
 from .people import people as people
 
 DAY, HOUR = 86400, 3600
-COMPLIMENTARY_TIER = "incentivized-tier"
 
 GROUPINGS: dict[str, str] = {
     "person": "api_key_id",
@@ -288,37 +289,6 @@ def load_price_table() -> PriceTable:
     return PriceTable(str(raw["as_of"]), models)
 
 
-@dataclass
-class Estimate:
-    usd: Decimal
-    unpriced_models: list[str]
-
-
-def estimated_cost(
-    store: Store, start: int, end: int, prices: PriceTable, *, scope: Scope = EVERYTHING
-) -> Estimate:
-    """List-price cost of the token sources in [start, end); complimentary traffic is free."""
-    rows = store.usage_totals(
-        start,
-        end,
-        ["model", "service_tier"],
-        metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
-        where=scope.where(),
-    )
-    usd, unpriced = Decimal(0), set()
-    for row in rows:
-        if row["service_tier"] == COMPLIMENTARY_TIER or not row["model"]:
-            continue
-        price = prices.price(row["model"])
-        if price is None:
-            unpriced.add(row["model"])
-            continue
-        cached = row["input_cached_tokens"]
-        uncached = row["input_tokens"] - cached
-        usd += (uncached * price[0] + cached * price[1] + row["output_tokens"] * price[2]) / 10**6
-    return Estimate(usd.quantize(Decimal("0.01")), sorted(unpriced))
-
-
 SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source")
 
 
@@ -330,28 +300,45 @@ def summary(
     *,
     where: Mapping[str, Sequence[str]] | None = None,
     scope: Scope = EVERYTHING,
+    provisional_from: int | None = None,
 ) -> dict[str, Any]:
-    """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, billed and estimated
-    cost, of the ``scope``'s keys only. Pages and ``/api/summary`` both render this. ``where``
-    narrows the usage (not the billed cost, which the Costs API gives per project and key)."""
+    """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
+    billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
+    ``/api/summary`` both render this. ``where`` narrows the usage (not the billed cost, which
+    the Costs API gives per project, key and line item, by whole UTC days). Billed days from
+    ``provisional_from`` on may still change (costs settle late)."""
     _check_range(start, end)
+    prices = load_price_table()
     # One query at the finest grain the groupings need, folded per grouping here.
-    columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
+    columns = list(dict.fromkeys([*(GROUPINGS[g] for g in SUMMARY_GROUPS), "service_tier"]))
     rows = store.usage_totals(start, end, columns, where=scope.narrow(where))
-    totals = _fold(names, rows, (), METRICS)
-    by = {g: _fold(names, rows, [g], METRICS) for g in SUMMARY_GROUPS}
-    billed = cost_totals(store, names, start, end, ["project_id"], scope=scope)
-    estimate = estimated_cost(store, start, end, load_price_table(), scope=scope)
+    for row in rows:
+        row["estimated_raw"], row["unpriced_tokens"] = money.row_estimate(row, prices.price)
+    metrics = [*METRICS, "estimated_raw", "unpriced_tokens"]
+    totals = _fold(names, rows, (), metrics)
+    cost_rows = cost_totals(
+        store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
+    )
+    billed = money.billed_by(names, cost_rows)
+    by = {g: money.with_money(g, _fold(names, rows, [g], metrics), billed) for g in SUMMARY_GROUPS}
+    total = totals[0] if totals else {**_zero_totals(), "estimated_raw": Decimal(0)}
+    unpriced = sorted({r["model"] for r in rows if r["unpriced_tokens"]})
+    by_project = cost_totals(store, names, start, end, ["project_id"], scope=scope)
     return {
         "start_time": start,
         "end_time": end,
-        "totals": totals[0] if totals else _zero_totals(),
+        "totals": {k: v for k, v in total.items() if k not in ("estimated_raw", "unpriced_tokens")},
         "by": by,
-        "billed_usd": sum((r["amount"] for r in billed), Decimal(0)),
-        "billed_by_project": billed,
-        "estimated_usd": estimate.usd,
-        "unpriced_models": estimate.unpriced_models,
-        "prices_as_of": load_price_table().as_of,
+        "billed_usd": sum((r["amount"] for r in cost_rows), Decimal(0)),
+        "billed_provisional_from": (
+            max(align_down(start, "1d"), provisional_from)
+            if provisional_from is not None and provisional_from < end
+            else None
+        ),
+        "billed_by_project": by_project,
+        "estimated_usd": total["estimated_raw"].quantize(Decimal("0.01")),
+        "unpriced_models": unpriced,
+        "prices_as_of": prices.as_of,
     }
 
 

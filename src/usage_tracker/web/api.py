@@ -290,7 +290,20 @@ def summary(
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
     start, end = _hour_range(int(state.clock()), start_time, end_time)
-    return reports.summary(state.store, access.names, start, end, scope=access.scope)
+    return reports.summary(
+        state.store,
+        access.names,
+        start,
+        end,
+        scope=access.scope,
+        provisional_from=provisional_from(state),
+    )
+
+
+def provisional_from(state: AppState) -> int:
+    """The first UTC day whose billed cost may still change (COSTS_LOOKBACK_DAYS)."""
+    now = int(state.clock())
+    return align_down(now, "1d") - (state.settings.costs_lookback_days - 1) * DAY
 
 
 def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from usage_tracker import __version__, reports
 from usage_tracker.reports import ReportError
 from usage_tracker.upstream.contract import SOURCES
-from usage_tracker.web.api import State, health_report, tiers_report
+from usage_tracker.web.api import State, health_report, provisional_from, tiers_report
 from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
 from usage_tracker.web.templating import compact, templates, utc
 
@@ -119,7 +119,15 @@ def dashboard(
         where["api_key_id"] = reports.keys_of_person(state.store, names, lo, hi, person) or ["-"]
     if model:
         where["model"] = [model]
-    summary = reports.summary(state.store, names, lo, hi, where=where or None, scope=scope)
+    summary = reports.summary(
+        state.store,
+        names,
+        lo,
+        hi,
+        where=where or None,
+        scope=scope,
+        provisional_from=provisional_from(state),
+    )
     chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=scope.narrow(where))
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]

@@ -1,0 +1,98 @@
+"""Money per row: billed cost (the Costs API) and estimated cost (list prices) for each row of
+a summary grouping, so that people, keys, projects and models each carry what they cost.
+
+Billed cost is grouped by key, project and line item upstream, so it is known per person (the
+sum of their keys; costs without a key are the "(no key)" row, so people add up to the bill to
+the cent), per key, per project and per model (from the model named in each line item); it is
+not known per user or per source (``None``). Estimated cost is known wherever tokens are, except
+for models without a price (``None`` when a row's tokens are all unpriced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from usage_tracker.names import Names
+from usage_tracker.store.schema import from_stored
+
+CENT = Decimal("0.01")
+COMPLIMENTARY_TIER = "incentivized-tier"
+
+Prices = Callable[[str], tuple[Decimal, Decimal, Decimal] | None]
+"""model → (input, cached input, output) USD per 1M tokens, or None when unpriced."""
+
+
+def model_of_line_item(line_item: str) -> str:
+    """``"gpt-4o-2024-08-06, cached input"`` → ``"gpt-4o-2024-08-06"``; a line item that names
+    no model (``"vector store storage"``) → ``""``."""
+    model, sep, _kind = line_item.partition(", ")
+    return model if sep else ""
+
+
+def billed_labels(names: Names) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+    """How a cost row (api_key_id, project_id, line_item) is labelled in each grouping, the
+    same way the usage rows are labelled."""
+    return {
+        "person": lambda r: names.person(r["api_key_id"]),
+        "api_key": lambda r: from_stored("api_key_id", r["api_key_id"]),
+        "project": lambda r: from_stored("project_id", r["project_id"]),
+        "model": lambda r: from_stored("model", model_of_line_item(r["line_item"])),
+    }
+
+
+def billed_by(
+    names: Names, cost_rows: Iterable[Mapping[str, Any]]
+) -> dict[str, dict[Any, Decimal]]:
+    """Billed USD per label, for each grouping that billed cost is known in."""
+    labels = billed_labels(names)
+    out: dict[str, dict[Any, Decimal]] = {g: {} for g in labels}
+    for row in cost_rows:
+        for grouping, label_of in labels.items():
+            label = label_of(row)
+            out[grouping][label] = out[grouping].get(label, Decimal(0)) + row["amount"]
+    return out
+
+
+def row_estimate(row: Mapping[str, Any], prices: Prices) -> tuple[Decimal, int]:
+    """(estimated USD, tokens without a price) of one stored usage row."""
+    tokens = row["input_tokens"] + row["output_tokens"]
+    if not tokens or row.get("service_tier") == COMPLIMENTARY_TIER or not row["model"]:
+        return Decimal(0), 0
+    price = prices(row["model"])
+    if price is None:
+        return Decimal(0), tokens
+    cached = row["input_cached_tokens"]
+    uncached = row["input_tokens"] - cached
+    usd = (uncached * price[0] + cached * price[1] + row["output_tokens"] * price[2]) / 10**6
+    return usd, 0
+
+
+def with_money(
+    grouping: str, rows: list[dict[str, Any]], billed: Mapping[str, Mapping[Any, Decimal]]
+) -> list[dict[str, Any]]:
+    """Each folded row of ``grouping`` with ``billed_cost`` and ``estimated_cost`` (Decimal or
+    None), plus a row for every label that was billed but used no tokens (the "(no key)" costs,
+    storage)."""
+    known = billed.get(grouping)
+    seen = set()
+    for row in rows:
+        seen.add(row[grouping])
+        row["billed_cost"] = None if known is None else known.get(row[grouping], Decimal(0))
+        all_unpriced = row["tokens"] and row.pop("unpriced_tokens") >= row["tokens"]
+        estimate = row.pop("estimated_raw")
+        row["estimated_cost"] = None if all_unpriced else estimate.quantize(CENT)
+    for label, amount in (known or {}).items():
+        if label not in seen and amount:
+            rows.append(_billed_only(grouping, label, amount, rows))
+    return rows
+
+
+def _billed_only(grouping: str, label: Any, amount: Decimal, like: list[dict[str, Any]]) -> Any:
+    template = like[0] if like else {}
+    row: dict[str, Any] = {
+        k: 0 for k, v in template.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
+    row.update({grouping: label, "tokens": 0, "billed_cost": amount, "estimated_cost": None})
+    return row
