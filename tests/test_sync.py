@@ -46,7 +46,7 @@ def _stored_value(value: object) -> object:
 
 
 def assert_store_matches_truth(
-    store: Store, org: simulator.Organization, start: int, end: int
+    store: Store, org: simulator.Organization, start: int, end: int, *, costs: bool = True
 ) -> None:
     """Every source, grouped by every dimension it has, and costs by every cost dimension,
     equal the simulator's truth over [start, end)."""
@@ -62,6 +62,8 @@ def assert_store_matches_truth(
             if any(metrics.values())
         }
         assert got == truth, name
+    if not costs:
+        return
     group = ["project_id", "line_item", "api_key_id"]
     cost_rows = store.cost_totals(start - start % DAY, end + DAY, group)
     got_costs = {tuple(r[g] for g in group): r["amount"] for r in cost_rows}
@@ -342,7 +344,7 @@ def test_the_recent_pass_asks_once_per_source_and_picks_up_the_last_two_hours(
         assert report.errors == []
         assert sum(sim.requests.values()) - before == len(SOURCES)  # one request per source
     start = store.sync_state("completions")["backfill_from"]  # type: ignore[index]
-    assert_store_matches_truth(store, sim.org, start, clock["now"])
+    assert_store_matches_truth(store, sim.org, start, clock["now"], costs=False)  # costs: full sync
     assert all(
         s["last_success_at"] == clock["now"] for s in store.sync_states() if s["source"] != COSTS
     )
@@ -429,3 +431,33 @@ def test_an_unreachable_upstream_fails_the_sync_in_a_few_attempts(store: Store) 
     assert attempts == FAST_RETRY.max_connect_retries + 1
     assert all("Cannot connect to 127.0.0.1" in e for e in report.errors)
     assert len(report.errors) == len(ALL) + 1  # names and every source say so
+
+
+def test_costs_that_settle_late_are_fetched_again_for_costs_lookback_days(store: Store) -> None:
+    """Costs revised 56 hours back (two calendar days ago at this NOW) are picked up by the
+    next sync, which re-fetches the last three days of costs."""
+    sim = simulator.build(seed=6, days=6, clock=lambda: NOW, late_hours=56)
+    group = ["project_id", "line_item", "api_key_id"]
+
+    def costs_equal_the_truth() -> bool:
+        start = store.sync_state(COSTS)["backfill_from"]  # type: ignore[index]
+        got = {
+            tuple(r[g] for g in group): r["amount"]
+            for r in store.cost_totals(start, NOW + DAY, group)
+        }
+        truth = {
+            tuple(v or "" for v in k): v for k, v in sim.org.cost_truth(start, NOW, group).items()
+        }
+        return got == truth
+
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        window = SyncWindow(backfill_days=6, costs_lookback_days=3)
+        sync_once(store, client, window=window, now=NOW)
+        sim.org.revise()
+        sim.org.revise()
+        assert not costs_equal_the_truth()  # the revision changed costs two days back
+        sync_once(store, client, window=window, now=NOW)
+    assert costs_equal_the_truth()

@@ -189,8 +189,9 @@ class Organization:
     """The synthetic organization. ``clock`` gives "now"; traffic exists from ``start`` to now.
 
     ``late_hours``/``revision``: when ``late_hours`` > 0, events in the last ``late_hours`` hours
-    before now are reported incomplete (half at revision 0, three quarters at 1, whole from 2), so
-    a later request sees the recent hours revised upward, as OpenAI's late data does.
+    before now are reported incomplete (half at revision 0, three quarters at 1, whole from 2),
+    usage and billed cost alike, so a later request sees the recent hours revised upward, as
+    OpenAI's late data and late-settling costs are.
     """
 
     seed: int = 1
@@ -334,7 +335,12 @@ class Organization:
         if quarters == 4:
             return event
         metrics = tuple((k, v * quarters // 4) for k, v in event.metrics)
-        return Event(event.source, event.ts, event.dims, metrics, event.costs, event.complimentary)
+        # Billed cost settles late as well: the same share of each line item is reported.
+        costs = tuple(
+            CostLine(c.line_item, c.micros * quarters // 4, c.quantity * quarters // 4, c.unit)
+            for c in event.costs
+        )
+        return Event(event.source, event.ts, event.dims, metrics, costs, event.complimentary)
 
     def _hour(self, hour: int) -> tuple[Event, ...]:
         cached = self._hours.get(hour)
