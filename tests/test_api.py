@@ -675,3 +675,28 @@ def test_billed_cost_per_key_person_and_project_equals_the_bill(
     assert sum(Decimal(r["estimated_cost"]) for r in priced) == pytest.approx(
         Decimal(body["estimated_usd"]), abs=Decimal("0.01") * len(priced)
     )
+
+
+def test_a_drill_down_narrows_billed_cost_to_the_person_or_model(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    """Regression: a filter that matches no usage left rows without counters (a 500)."""
+    end = app.now - app.now % DAY
+    for params in ({"person": "nobody at all"}, {"model": "no-such-model"}):
+        page = http.get("/", params={"range": "30d", **params})
+        assert page.status_code == 200
+    jane = http.get("/", params={"range": "30d", "person": "Jane Smith"})
+    assert jane.status_code == 200
+    keys = [k.id for k in app.org.keys if getattr(k, "owner_email", "") == "jane.smith@example.com"]
+    assert len(keys) == 2
+    from usage_tracker import reports
+    from usage_tracker.store import Store
+
+    store = Store.open(app.database_url)
+    names = reports.load_names(store)
+    start = end - 30 * DAY
+    summary = reports.summary(store, names, start, end, where={"api_key_id": keys})
+    store.close()
+    truth = app.org.cost_truth(start, end, ["api_key_id"])
+    assert summary["billed_usd"] == sum(v for (k,), v in truth.items() if k in keys)
+    assert {r["person"] for r in summary["by"]["person"]} == {"Jane Smith"}

@@ -304,8 +304,9 @@ def summary(
 ) -> dict[str, Any]:
     """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
     billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
-    ``/api/summary`` both render this. ``where`` narrows the usage (not the billed cost, which
-    the Costs API gives per project, key and line item, by whole UTC days). Billed days from
+    ``/api/summary`` both render this. ``where`` narrows the usage (and the billed cost, which
+    the Costs API gives per project, key and line item, by whole UTC days: a filter by key or
+    model narrows it too, through the model each line item names). Billed days from
     ``provisional_from`` on may still change (costs settle late)."""
     _check_range(start, end)
     prices = load_price_table()
@@ -316,14 +317,25 @@ def summary(
         row["estimated_raw"], row["unpriced_tokens"] = money.row_estimate(row, prices.price)
     metrics = [*METRICS, "estimated_raw", "unpriced_tokens"]
     totals = _fold(names, rows, (), metrics)
-    cost_rows = cost_totals(
+    every_cost = cost_totals(
         store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
     )
+    cost_rows = money.narrowed(every_cost, where)
     billed = money.billed_by(names, cost_rows)
-    by = {g: money.with_money(g, _fold(names, rows, [g], metrics), billed) for g in SUMMARY_GROUPS}
+    by = {
+        g: money.with_money(g, _fold(names, rows, [g], metrics), billed, METRICS)
+        for g in SUMMARY_GROUPS
+    }
     total = totals[0] if totals else {**_zero_totals(), "estimated_raw": Decimal(0)}
     unpriced = sorted({r["model"] for r in rows if r["unpriced_tokens"]})
-    by_project = cost_totals(store, names, start, end, ["project_id"], scope=scope)
+    per_project: dict[str, Decimal] = {}
+    for cost in cost_rows:
+        project = cost["project_id"]
+        per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
+    by_project = [
+        {"project_id": p, "amount": amount, "name": names.project(p)}
+        for p, amount in sorted(per_project.items(), key=lambda kv: -kv[1])
+    ]
     return {
         "start_time": start,
         "end_time": end,

@@ -10,7 +10,7 @@ for models without a price (``None`` when a row's tokens are all unpriced).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,20 @@ def billed_by(
     return out
 
 
+def narrowed(
+    cost_rows: Iterable[Mapping[str, Any]], where: Mapping[str, Sequence[str]] | None
+) -> list[Mapping[str, Any]]:
+    """The cost rows a usage filter (by key and/or model) also applies to."""
+    keys = set(where["api_key_id"]) if where and "api_key_id" in where else None
+    models = set(where["model"]) if where and "model" in where else None
+    return [
+        r
+        for r in cost_rows
+        if (keys is None or r["api_key_id"] in keys)
+        and (models is None or model_of_line_item(r["line_item"]) in models)
+    ]
+
+
 def row_estimate(row: Mapping[str, Any], prices: Prices) -> tuple[Decimal, int]:
     """(estimated USD, tokens without a price) of one stored usage row."""
     tokens = row["input_tokens"] + row["output_tokens"]
@@ -70,7 +84,10 @@ def row_estimate(row: Mapping[str, Any], prices: Prices) -> tuple[Decimal, int]:
 
 
 def with_money(
-    grouping: str, rows: list[dict[str, Any]], billed: Mapping[str, Mapping[Any, Decimal]]
+    grouping: str,
+    rows: list[dict[str, Any]],
+    billed: Mapping[str, Mapping[Any, Decimal]],
+    metrics: Iterable[str],
 ) -> list[dict[str, Any]]:
     """Each folded row of ``grouping`` with ``billed_cost`` and ``estimated_cost`` (Decimal or
     None), plus a row for every label that was billed but used no tokens (the "(no key)" costs,
@@ -83,16 +100,9 @@ def with_money(
         all_unpriced = row["tokens"] and row.pop("unpriced_tokens") >= row["tokens"]
         estimate = row.pop("estimated_raw")
         row["estimated_cost"] = None if all_unpriced else estimate.quantize(CENT)
+    zero = dict.fromkeys(metrics, 0)
     for label, amount in (known or {}).items():
         if label not in seen and amount:
-            rows.append(_billed_only(grouping, label, amount, rows))
+            billed_only = {**zero, grouping: label, "tokens": 0}
+            rows.append({**billed_only, "billed_cost": amount, "estimated_cost": None})
     return rows
-
-
-def _billed_only(grouping: str, label: Any, amount: Decimal, like: list[dict[str, Any]]) -> Any:
-    template = like[0] if like else {}
-    row: dict[str, Any] = {
-        k: 0 for k, v in template.items() if isinstance(v, int) and not isinstance(v, bool)
-    }
-    row.update({grouping: label, "tokens": 0, "billed_cost": amount, "estimated_cost": None})
-    return row
