@@ -700,3 +700,51 @@ def test_a_drill_down_narrows_billed_cost_to_the_person_or_model(
     truth = app.org.cost_truth(start, end, ["api_key_id"])
     assert summary["billed_usd"] == sum(v for (k,), v in truth.items() if k in keys)
     assert {r["person"] for r in summary["by"]["person"]} == {"Jane Smith"}
+
+
+def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
+    http: httpx2.Client, app: LiveApp
+) -> None:
+    from usage_tracker.reports import load_price_table
+    from usage_tracker.reports.money import model_of_line_item
+
+    end = app.now - app.now % DAY
+    start = end - 7 * DAY
+    body = http.get("/api/reconciliation", params={"start_time": start, "end_time": end}).json()
+    assert (body["start_time"], body["end_time"]) == (start, end)
+    truth: dict[str, Decimal] = {}
+    for (item,), amount in app.org.cost_truth(start, end, ["line_item"]).items():
+        model = model_of_line_item(item) or item
+        truth[model] = truth.get(model, Decimal(0)) + amount
+    got = {r["model"]: Decimal(r["billed"]) for r in body["by_model"] if Decimal(r["billed"])}
+    assert got == {m: v for m, v in truth.items() if v}
+    # One model-day by hand: list prices of data/prices.json, complimentary traffic free.
+    prices = load_price_table()
+    day = start + 2 * DAY
+    by_hand = Decimal(0)
+    groups = ["model", "service_tier"]
+    for (model, tier), m in app.org.truth("completions", day, day + DAY, groups).items():
+        if model != "gpt-4.1-mini" or tier == "incentivized-tier":
+            continue
+        p_in, p_cached, p_out = prices.models["gpt-4.1-mini"]
+        cached = m["input_cached_tokens"]
+        uncached = m["input_tokens"] - cached
+        by_hand += (uncached * p_in + cached * p_cached + m["output_tokens"] * p_out) / 10**6
+    row = next(r for r in body["days"] if r["day"] == day and r["model"] == "gpt-4.1-mini")
+    assert Decimal(row["estimated"]) == by_hand.quantize(Decimal("0.01"))
+    assert Decimal(row["difference"]) == Decimal(row["billed"]) - Decimal(row["estimated"])
+    findings = {f["model"]: f["finding"] for f in body["findings"]}
+    unpriced = [r["model"] for r in body["by_model"] if r["estimated"] is None]
+    assert unpriced  # the fine-tuned model has no list price
+    assert all(findings[m] == "unpriced" for m in unpriced)
+    for r in body["by_model"]:
+        if r["estimated"] is not None:
+            billed, estimated = Decimal(r["billed"]), Decimal(r["estimated"])
+            off = abs(billed - estimated) > max(billed, estimated) * Decimal("0.05")
+            assert (r["model"] in findings) == (off and abs(billed - estimated) > Decimal("0.01"))
+    import datetime as dt
+
+    first = dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()
+    page = http.get("/reconciliation", params={"start": first, "end": first})
+    assert page.status_code == 200
+    assert "Per day and model" in page.text

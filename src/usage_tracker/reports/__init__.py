@@ -21,6 +21,7 @@ from usage_tracker.upstream.contract import METRICS, align_down
 from . import money
 from .money import COMPLIMENTARY_TIER
 from .people import people as people
+from .reconciliation import reconciliation as reconciliation
 
 DAY, HOUR = 86400, 3600
 

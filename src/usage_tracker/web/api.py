@@ -300,6 +300,35 @@ def summary(
     )
 
 
+@router.get(
+    "/reconciliation",
+    summary="Billed against estimated cost per UTC day and model, and where they disagree",
+)
+def reconciliation(
+    state: State,
+    access: Viewer,
+    start_time: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: 30 days before end_time."),
+    ] = None,
+    end_time: EndTime = None,
+) -> dict[str, Any]:
+    """Whole UTC days. `findings` lists the models whose estimate is off by more than
+    `threshold_percent` of the bill, or that have no list price."""
+    return reconciliation_report(state, access, start_time, end_time)
+
+
+def reconciliation_report(
+    state: AppState, access: Access, start: int | None, end: int | None
+) -> dict[str, Any]:
+    if start is not None and end is not None and end <= start:
+        raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
+    end = align_up(end if end is not None else int(state.clock()) + 1, "1d")
+    start = align_down(start, "1d") if start is not None else end - 30 * DAY
+    prices = reports.load_price_table()
+    return reports.reconciliation(state.store, start, end, prices.price, scope=access.scope)
+
+
 def provisional_from(state: AppState) -> int:
     """The first UTC day whose billed cost may still change (COSTS_LOOKBACK_DAYS)."""
     now = int(state.clock())

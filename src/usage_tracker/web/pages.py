@@ -12,7 +12,13 @@ from fastapi.responses import HTMLResponse
 from usage_tracker import __version__, reports
 from usage_tracker.reports import ReportError
 from usage_tracker.upstream.contract import SOURCES
-from usage_tracker.web.api import State, health_report, provisional_from, tiers_report
+from usage_tracker.web.api import (
+    State,
+    health_report,
+    provisional_from,
+    reconciliation_report,
+    tiers_report,
+)
 from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
 from usage_tracker.web.templating import compact, templates, utc
 
@@ -129,6 +135,9 @@ def dashboard(
         provisional_from=provisional_from(state),
     )
     chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=scope.narrow(where))
+    findings = reports.reconciliation(
+        state.store, lo, hi, reports.load_price_table().price, scope=scope
+    )["findings"]
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {
@@ -149,6 +158,7 @@ def dashboard(
         "tables": TABLES,
         "chart": chart,
         "pools": tiers_report(state, access, now),
+        "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
         "health": health,
         "data_as_of": min(synced) if synced else None,
         "others": [
@@ -169,6 +179,32 @@ def unavailable_page(request: Request, message: str, headers: dict[str, str]) ->
     return templates.TemplateResponse(
         request, "unavailable.html", context, status_code=503, headers=headers
     )
+
+
+@router.get("/reconciliation", response_class=HTMLResponse)
+def reconciliation_page(
+    request: Request,
+    state: State,
+    access: Viewer,
+    start: str | None = None,
+    end: str | None = None,
+) -> HTMLResponse:
+    """Billed against estimated cost per model and per day (default: the last 30 days)."""
+    now = int(state.clock())
+    try:
+        lo, hi = date_range("custom", now, start, end) if start else (None, None)
+    except ReportError as e:
+        lo, hi = None, None
+        request.state.range_error = str(e)
+    report = reconciliation_report(state, access, lo, hi)
+    context = {
+        "request": request,
+        "version": __version__,
+        "who": access.who,
+        "report": report,
+        "range_error": getattr(request.state, "range_error", None),
+    }
+    return templates.TemplateResponse(request, "reconciliation.html", context)
 
 
 @router.get("/docs", response_class=HTMLResponse)

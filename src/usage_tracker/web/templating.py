@@ -30,4 +30,6 @@ templates.env.globals["static"] = lambda path: f"/static/{path}"
 templates.env.filters["utc"] = utc
 templates.env.filters["compact"] = compact
 templates.env.filters["thousands"] = lambda n: f"{n:,}"
-templates.env.filters["usd"] = lambda d: "—" if d is None else f"${d:,.2f}"
+templates.env.filters["usd"] = lambda d: (
+    "—" if d is None else f"{'-' if d < 0 else ''}${abs(d):,.2f}"
+)

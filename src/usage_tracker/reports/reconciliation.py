@@ -1,0 +1,108 @@
+"""Billed against estimated cost, per UTC day and model, to find where they disagree.
+
+Billed cost comes from the Costs API's line items (``"<model>, input"`` names the model; items
+that name none, such as storage, are kept under their own line item). Estimated cost is the
+usage at list prices. A model-day whose estimate is off by more than ``threshold`` of what was
+billed (and by more than a cent), or that used tokens but has no list price, is a finding.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from usage_tracker.scope import EVERYTHING, Scope
+from usage_tracker.store import Store
+
+from .money import CENT, Prices, model_of_line_item, row_estimate
+
+DAY = 86400
+THRESHOLD = Decimal("0.05")
+"""Five percent: list-price estimates and the bill differ by rounding and discounts below it."""
+
+Key = tuple[int, str]
+
+
+def reconciliation(
+    store: Store,
+    start: int,
+    end: int,
+    prices: Prices,
+    *,
+    scope: Scope = EVERYTHING,
+    threshold: Decimal = THRESHOLD,
+) -> dict[str, Any]:
+    """Rows per (day, model or line item) and per model over [start, end) in whole UTC days,
+    each with ``billed``, ``estimated`` (None: no list price), ``difference`` and ``finding``."""
+    start, end = start - start % DAY, -(-end // DAY) * DAY
+    billed: dict[Key, Decimal] = {}
+    for row in store.cost_totals(start, end, ["day", "line_item", "api_key_id"]):
+        if not scope.allows(row["api_key_id"]):
+            continue
+        model = model_of_line_item(row["line_item"]) or row["line_item"]
+        key = (row["day"], model)
+        billed[key] = billed.get(key, Decimal(0)) + row["amount"]
+    estimated: dict[Key, Decimal | None] = {}
+    usage = store.usage_totals(
+        start,
+        end,
+        ["day", "model", "service_tier"],
+        metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
+        where=scope.where(),
+    )
+    for row in usage:
+        if not row["model"]:
+            continue
+        usd, unpriced = row_estimate(row, prices)
+        key = (row["day"], row["model"])
+        known = estimated.get(key, Decimal(0))
+        estimated[key] = None if unpriced or known is None else known + usd
+    days = [
+        _row(k, billed.get(k, Decimal(0)), estimated.get(k, Decimal(0)), threshold)
+        for k in sorted(set(billed) | set(estimated))
+    ]
+    days = [r for r in days if r["billed"] or r["estimated"] != 0]
+    by_model = _per_model(days, threshold)
+    return {
+        "start_time": start,
+        "end_time": end,
+        "threshold_percent": int(threshold * 100),
+        "days": days,
+        "by_model": by_model,
+        "findings": [r for r in by_model if r["finding"]],
+    }
+
+
+def _row(
+    key: Key, billed: Decimal, estimated: Decimal | None, threshold: Decimal
+) -> dict[str, Any]:
+    day, model = key
+    return {"day": day, "model": model, **_compare(billed, estimated, threshold)}
+
+
+def _compare(billed: Decimal, estimated: Decimal | None, threshold: Decimal) -> dict[str, Any]:
+    if estimated is None:
+        return {"billed": billed, "estimated": None, "difference": None, "finding": "unpriced"}
+    estimated = estimated.quantize(CENT)
+    difference = billed - estimated
+    off = abs(difference) > CENT and abs(difference) > threshold * max(billed, estimated)
+    finding = None
+    if off:
+        finding = "billed more than estimated" if difference > 0 else "estimated more than billed"
+    return {"billed": billed, "estimated": estimated, "difference": difference, "finding": finding}
+
+
+def _per_model(days: list[dict[str, Any]], threshold: Decimal) -> list[dict[str, Any]]:
+    totals: dict[str, tuple[Decimal, Decimal | None]] = {}
+    for row in days:
+        billed, estimated = totals.get(row["model"], (Decimal(0), Decimal(0)))
+        more = row["estimated"]
+        totals[row["model"]] = (
+            billed + row["billed"],
+            None if estimated is None or more is None else estimated + more,
+        )
+    rows = [
+        {"model": model, **_compare(billed, estimated, threshold)}
+        for model, (billed, estimated) in totals.items()
+    ]
+    return sorted(rows, key=lambda r: -r["billed"])
