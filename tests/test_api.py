@@ -748,3 +748,42 @@ def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
     page = http.get("/reconciliation", params={"start": first, "end": first})
     assert page.status_code == 200
     assert "Per day and model" in page.text
+
+
+def test_the_forecast_equals_a_hand_computation(http: httpx2.Client, app: LiveApp) -> None:
+    """Month to date, a 7-day run rate of complete days, and the projection, for the
+    organization and one project, from the simulator's bill."""
+    import calendar
+    import datetime as dt
+
+    body = http.get("/api/forecast").json()
+    today = app.now - app.now % DAY
+    date = dt.datetime.fromtimestamp(app.now, dt.UTC)
+    month_start = int(dt.datetime(date.year, date.month, 1, tzinfo=dt.UTC).timestamp())
+    days_in_month = calendar.monthrange(date.year, date.month)[1]
+    days_left = (month_start + days_in_month * DAY - today) // DAY
+    cent = Decimal("0.01")
+
+    def by_hand(project: str | None) -> dict[str, Decimal]:
+        def bill(lo: int, hi: int) -> Decimal:
+            rows = app.org.cost_truth(lo, hi, ["project_id"])
+            return sum((v for (p,), v in rows.items() if project in (None, p)), Decimal(0))
+
+        complete = bill(month_start, today)
+        rate = bill(today - 7 * DAY, today) / 7
+        return {
+            "month_to_date": complete + bill(today, app.now + 1),
+            "daily_run_rate": rate.quantize(cent),
+            "projected_month_end": (complete + rate * days_left).quantize(cent),
+        }
+
+    assert body["days_left"] == days_left
+    assert {k: Decimal(v) for k, v in body["organization"].items()} == by_hand(None)
+    project = next(p for p in app.org.projects.values() if not p.archived_at)
+    row = next(r for r in body["projects"] if r["name"] == project.name)
+    assert {k: Decimal(row[k]) for k in by_hand(None)} == by_hand(project.id)
+    assert "average daily bill of the last 7 complete days" in body["method"]
+    people_total = sum(Decimal(r["month_to_date"]) for r in body["people"])
+    assert people_total == Decimal(body["organization"]["month_to_date"])
+    drill = http.get("/", params={"range": "mtd", "person": "Jane Smith"}).text
+    assert 'id="month-trend"' in drill

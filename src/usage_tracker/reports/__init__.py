@@ -19,6 +19,8 @@ from usage_tracker.store.schema import from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
 
 from . import money
+from .forecast import daily_billed as daily_billed
+from .forecast import forecast as forecast
 from .money import COMPLIMENTARY_TIER
 from .people import people as people
 from .reconciliation import reconciliation as reconciliation

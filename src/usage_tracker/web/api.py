@@ -329,6 +329,13 @@ def reconciliation_report(
     return reports.reconciliation(state.store, start, end, prices.price, scope=access.scope)
 
 
+@router.get("/forecast", summary="Month to date and projected month-end billed cost")
+def forecast(state: State, access: Viewer) -> dict[str, Any]:
+    """For the organization, each project and each person (a member: their own), with the
+    method used in `method`."""
+    return reports.forecast(state.store, access.names, int(state.clock()), scope=access.scope)
+
+
 def provisional_from(state: AppState) -> int:
     """The first UTC day whose billed cost may still change (COSTS_LOOKBACK_DAYS)."""
     now = int(state.clock())

@@ -159,6 +159,10 @@ def dashboard(
         "chart": chart,
         "pools": tiers_report(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
+        "forecast": reports.forecast(state.store, names, now, scope=scope),
+        "month_trend": (
+            reports.daily_billed(state.store, names, now, person, scope=scope) if person else []
+        ),
         "health": health,
         "data_as_of": min(synced) if synced else None,
         "others": [
