@@ -4,8 +4,8 @@ a summary grouping, so that people, keys, projects and models each carry what th
 Billed cost is grouped by key, project and line item upstream, so it is known per person (the
 sum of their keys; costs without a key are the "(no key)" row, so people add up to the bill to
 the cent), per key, per project and per model (from the model named in each line item); it is
-not known per user or per source (``None``). Estimated cost is known wherever tokens are, except
-for models without a price (``None`` when a row's tokens are all unpriced).
+not known per user or per source (``None``). Estimated cost is known where tokens are: ``None``
+for a row without tokens or whose tokens all lack a list price.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def with_money(
     for row in rows:
         seen.add(row[grouping])
         row["billed_cost"] = None if known is None else known.get(row[grouping], Decimal(0))
-        all_unpriced = row["tokens"] and row.pop("unpriced_tokens") >= row["tokens"]
-        estimate = row.pop("estimated_raw")
-        row["estimated_cost"] = None if all_unpriced else estimate.quantize(CENT)
+        # No tokens (audio, images, storage, tool calls): nothing to estimate from, so None;
+        # tokens all without a list price: None as well, never a silent $0.
+        unpriced, estimate = row.pop("unpriced_tokens"), row.pop("estimated_raw")
+        estimable = row["tokens"] and unpriced < row["tokens"]
+        row["estimated_cost"] = estimate.quantize(CENT) if estimable else None
     zero = dict.fromkeys(metrics, 0)
     for label, amount in (known or {}).items():
         if label not in seen and amount:

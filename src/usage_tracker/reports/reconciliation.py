@@ -33,7 +33,8 @@ def reconciliation(
     threshold: Decimal = THRESHOLD,
 ) -> dict[str, Any]:
     """Rows per (day, model or line item) and per model over [start, end) in whole UTC days,
-    each with ``billed``, ``estimated`` (None: no list price), ``difference`` and ``finding``."""
+    each with ``billed``, ``estimated`` (None: no list price, or nothing to estimate from),
+    ``difference`` and ``finding``."""
     start, end = start - start % DAY, -(-end // DAY) * DAY
     billed: dict[Key, Decimal] = {}
     for row in store.cost_totals(start, end, ["day", "line_item", "api_key_id"]):
@@ -42,7 +43,6 @@ def reconciliation(
         model = model_of_line_item(row["line_item"]) or row["line_item"]
         key = (row["day"], model)
         billed[key] = billed.get(key, Decimal(0)) + row["amount"]
-    estimated: dict[Key, Decimal | None] = {}
     usage = store.usage_totals(
         start,
         end,
@@ -50,18 +50,26 @@ def reconciliation(
         metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
         where=scope.where(),
     )
+    estimated: dict[Key, Decimal] = {}
+    unpriced: set[Key] = set()
     for row in usage:
-        if not row["model"]:
+        if not row["model"] or not row["input_tokens"] + row["output_tokens"]:
             continue
-        usd, unpriced = row_estimate(row, prices)
+        usd, without_price = row_estimate(row, prices)
         key = (row["day"], row["model"])
-        known = estimated.get(key, Decimal(0))
-        estimated[key] = None if unpriced or known is None else known + usd
+        estimated[key] = estimated.get(key, Decimal(0)) + usd
+        if without_price:
+            unpriced.add(key)
+    # A line item without tokens behind it (storage, tool calls, images, audio) is not
+    # estimated: None, and no finding; a model with tokens but no list price is "unpriced".
     days = [
-        _row(k, billed.get(k, Decimal(0)), estimated.get(k, Decimal(0)), threshold)
+        _row(k, billed.get(k, Decimal(0)), None if k in unpriced else estimated.get(k), threshold)
         for k in sorted(set(billed) | set(estimated))
     ]
-    days = [r for r in days if r["billed"] or r["estimated"] != 0]
+    for row in days:
+        if (row["day"], row["model"]) in unpriced:
+            row["finding"] = "unpriced"
+    days = [r for r in days if r["billed"] or r["estimated"]]
     by_model = _per_model(days, threshold)
     return {
         "start_time": start,
@@ -82,7 +90,7 @@ def _row(
 
 def _compare(billed: Decimal, estimated: Decimal | None, threshold: Decimal) -> dict[str, Any]:
     if estimated is None:
-        return {"billed": billed, "estimated": None, "difference": None, "finding": "unpriced"}
+        return {"billed": billed, "estimated": None, "difference": None, "finding": None}
     estimated = estimated.quantize(CENT)
     difference = billed - estimated
     off = abs(difference) > CENT and abs(difference) > threshold * max(billed, estimated)
@@ -101,8 +109,12 @@ def _per_model(days: list[dict[str, Any]], threshold: Decimal) -> list[dict[str,
             billed + row["billed"],
             None if estimated is None or more is None else estimated + more,
         )
+    unpriced = {r["model"] for r in days if r["finding"] == "unpriced"}
     rows = [
-        {"model": model, **_compare(billed, estimated, threshold)}
+        {"model": model, **_compare(billed, None if model in unpriced else estimated, threshold)}
         for model, (billed, estimated) in totals.items()
     ]
+    for row in rows:
+        if row["model"] in unpriced:
+            row["finding"] = "unpriced"
     return sorted(rows, key=lambda r: -r["billed"])
