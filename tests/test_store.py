@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -116,3 +117,27 @@ def test_money_sums_exactly(store: Store) -> None:
     (row,) = store.cost_totals(DAY, 2 * DAY)
     assert row["amount"] == sum(amounts)
     assert isinstance(row["amount"], Decimal)
+
+
+@pytest.mark.slow
+def test_a_process_killed_while_migrating_leaves_a_database_that_opens(tmp_path: Path) -> None:
+    """SIGKILL at many points of a first start (imports, then the migrations): the schema is
+    built whole or not at all, never half (each CREATE TABLE used to commit alone on SQLite)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(16):
+        url = f"sqlite:///{tmp_path / f'm{i}.db'}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "usage_tracker", "user", "list"],
+            env={**os.environ, "DATABASE_URL": url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.35 + i * 0.04)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        Store.open(url).close()  # raises "table … already exists" on a half-built schema

@@ -39,12 +39,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (a no-op when it is already there)."""
+    """Bring the schema to the newest migration (a no-op when it is already there), all steps in
+    one transaction: a process killed mid-way leaves the schema as it was, never half-built."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # pysqlite does not open a transaction before DDL on its own (each CREATE TABLE
+            # would commit alone): open one, and take the write lock so that two processes
+            # starting at once migrate one after the other.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        connection.commit()
 
 
 @contextlib.contextmanager
