@@ -705,7 +705,6 @@ def test_a_drill_down_narrows_billed_cost_to_the_person_or_model(
 def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
     http: httpx2.Client, app: LiveApp
 ) -> None:
-    from usage_tracker.reports import load_price_table
     from usage_tracker.reports.money import model_of_line_item
 
     end = app.now - app.now % DAY
@@ -718,23 +717,44 @@ def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
         truth[model] = truth.get(model, Decimal(0)) + amount
     got = {r["model"]: Decimal(r["billed"]) for r in body["by_model"] if Decimal(r["billed"])}
     assert got == {m: v for m, v in truth.items() if v}
-    # One model-day by hand: list prices of data/prices.json, complimentary traffic free.
-    prices = load_price_table()
+    # One model-day by hand: each (tier, batch) group priced as its average request at
+    # genai-prices' list prices, complimentary traffic free.
+    from datetime import UTC, datetime
+
+    from genai_prices import Usage, calc_price
+
     day = start + 2 * DAY
     by_hand = Decimal(0)
-    groups = ["model", "service_tier"]
-    for (model, tier), m in app.org.truth("completions", day, day + DAY, groups).items():
-        if model != "gpt-4.1-mini" or tier == "incentivized-tier":
+    groups = ["model", "service_tier", "batch"]
+    for (model, tier, batch), m in app.org.truth("completions", day, day + DAY, groups).items():
+        if model != "gpt-4.1-mini" or tier == "incentivized-tier" or not m["num_model_requests"]:
             continue
-        p_in, p_cached, p_out = prices.models["gpt-4.1-mini"]
-        cached = m["input_cached_tokens"]
-        uncached = m["input_tokens"] - cached
-        by_hand += (uncached * p_in + cached * p_cached + m["output_tokens"] * p_out) / 10**6
+        n = m["num_model_requests"]
+        context = {"service_tier": tier} if tier in ("flex", "priority") else {}
+        if batch:
+            context["processing"] = "batch"
+        one = Usage(
+            input_tokens=Decimal(m["input_tokens"]) / n,
+            cache_read_tokens=Decimal(m["input_cached_tokens"]) / n,
+            output_tokens=Decimal(m["output_tokens"]) / n,
+        )
+        price = calc_price(
+            one,
+            "gpt-4.1-mini",
+            provider_id="openai",
+            genai_request_timestamp=datetime.fromtimestamp(day, UTC),
+            price_context=context or None,
+        )
+        by_hand += Decimal(price.total_price) * n
     row = next(r for r in body["days"] if r["day"] == day and r["model"] == "gpt-4.1-mini")
     assert Decimal(row["estimated"]) == by_hand.quantize(Decimal("0.01"))
     assert Decimal(row["difference"]) == Decimal(row["billed"]) - Decimal(row["estimated"])
     findings = {f["model"]: f["finding"] for f in body["findings"]}
-    assert any(m.startswith("ft:") and f == "unpriced" for m, f in findings.items())
+    assert set(findings.values()) <= {
+        "unpriced",
+        "billed more than estimated",
+        "estimated more than billed",
+    }
     not_estimated = {r["model"] for r in body["by_model"] if r["estimated"] is None} - set(findings)
     assert "vector store storage" in not_estimated  # no tokens behind it: no estimate, no finding
     for r in body["by_model"]:

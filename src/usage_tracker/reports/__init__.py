@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from usage_tracker.names import Names
 from usage_tracker.pools import NOT_ELIGIBLE, POOLS, UNCLASSIFIED, PoolTable
+from usage_tracker.prices import COMPLIMENTARY_TIER, Prices
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
@@ -21,7 +19,6 @@ from usage_tracker.upstream.contract import METRICS, align_down
 from . import money
 from .forecast import daily_billed as daily_billed
 from .forecast import forecast as forecast
-from .money import COMPLIMENTARY_TIER
 from .people import people as people
 from .reconciliation import reconciliation as reconciliation
 
@@ -270,26 +267,10 @@ def _scoped_costs(
     return list(folded.values())
 
 
-@dataclass(frozen=True)
-class PriceTable:
-    as_of: str
-    models: dict[str, tuple[Decimal, Decimal, Decimal]]
-
-    def price(self, model: str) -> tuple[Decimal, Decimal, Decimal] | None:
-        """[input, cached input, output] USD per 1M tokens; a dated snapshot as its base."""
-        if model in self.models:
-            return self.models[model]
-        return self.models.get(re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model))
-
-
 @cache
-def load_price_table() -> PriceTable:
-    raw = json.loads(resources.files("usage_tracker").joinpath("data/prices.json").read_text())
-    models = {
-        m: (Decimal(str(p[0])), Decimal(str(p[1])), Decimal(str(p[2])))
-        for m, p in raw["models"].items()
-    }
-    return PriceTable(str(raw["as_of"]), models)
+def default_prices() -> Prices:
+    """genai-prices alone (no PRICES_FILE)."""
+    return Prices()
 
 
 SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source")
@@ -304,6 +285,7 @@ def summary(
     where: Mapping[str, Sequence[str]] | None = None,
     scope: Scope = EVERYTHING,
     provisional_from: int | None = None,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
     billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
@@ -312,12 +294,14 @@ def summary(
     model narrows it too, through the model each line item names). Billed days from
     ``provisional_from`` on may still change (costs settle late)."""
     _check_range(start, end)
-    prices = load_price_table()
-    # One query at the finest grain the groupings need, folded per grouping here.
-    columns = list(dict.fromkeys([*(GROUPINGS[g] for g in SUMMARY_GROUPS), "service_tier"]))
+    prices = prices or default_prices()
+    # One query at the finest grain the groupings need, folded per grouping here. Estimates use
+    # the prices in force on the range's last day (the reconciliation prices each day apart).
+    extra = ["service_tier", "batch"]
+    columns = list(dict.fromkeys([*(GROUPINGS[g] for g in SUMMARY_GROUPS), *extra]))
     rows = store.usage_totals(start, end, columns, where=scope.narrow(where))
     for row in rows:
-        row["estimated_raw"], row["unpriced_tokens"] = money.row_estimate(row, prices.price)
+        row["estimated_raw"], row["unpriced_tokens"] = money.row_estimate(row, prices, end - 1)
     metrics = [*METRICS, "estimated_raw", "unpriced_tokens"]
     totals = _fold(names, rows, (), metrics)
     every_cost = cost_totals(

@@ -15,13 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from usage_tracker.names import Names
+from usage_tracker.prices import Prices
 from usage_tracker.store.schema import from_stored
 
 CENT = Decimal("0.01")
-COMPLIMENTARY_TIER = "incentivized-tier"
-
-Prices = Callable[[str], tuple[Decimal, Decimal, Decimal] | None]
-"""model → (input, cached input, output) USD per 1M tokens, or None when unpriced."""
 
 
 def model_of_line_item(line_item: str) -> str:
@@ -69,17 +66,13 @@ def narrowed(
     ]
 
 
-def row_estimate(row: Mapping[str, Any], prices: Prices) -> tuple[Decimal, int]:
-    """(estimated USD, tokens without a price) of one stored usage row."""
+def row_estimate(row: Mapping[str, Any], prices: Prices, at: int) -> tuple[Decimal, int]:
+    """(estimated USD, tokens without a price) of one stored usage row, at the prices in force
+    at ``at``."""
     tokens = row["input_tokens"] + row["output_tokens"]
-    if not tokens or row.get("service_tier") == COMPLIMENTARY_TIER or not row["model"]:
-        return Decimal(0), 0
-    price = prices(row["model"])
-    if price is None:
+    usd = prices.estimate(row, at)
+    if usd is None:
         return Decimal(0), tokens
-    cached = row["input_cached_tokens"]
-    uncached = row["input_tokens"] - cached
-    usd = (uncached * price[0] + cached * price[1] + row["output_tokens"] * price[2]) / 10**6
     return usd, 0
 
 

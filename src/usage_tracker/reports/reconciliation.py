@@ -11,10 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from usage_tracker.prices import Prices
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 
-from .money import CENT, Prices, model_of_line_item, row_estimate
+from .money import CENT, model_of_line_item, row_estimate
 
 DAY = 86400
 THRESHOLD = Decimal("0.05")
@@ -46,8 +47,7 @@ def reconciliation(
     usage = store.usage_totals(
         start,
         end,
-        ["day", "model", "service_tier"],
-        metrics=["input_tokens", "input_cached_tokens", "output_tokens"],
+        ["day", "model", "service_tier", "batch"],
         where=scope.where(),
     )
     estimated: dict[Key, Decimal] = {}
@@ -55,7 +55,7 @@ def reconciliation(
     for row in usage:
         if not row["model"] or not row["input_tokens"] + row["output_tokens"]:
             continue
-        usd, without_price = row_estimate(row, prices)
+        usd, without_price = row_estimate(row, prices, row["day"])
         key = (row["day"], row["model"])
         estimated[key] = estimated.get(key, Decimal(0)) + usd
         if without_price:

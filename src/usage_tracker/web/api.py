@@ -297,6 +297,7 @@ def summary(
         end,
         scope=access.scope,
         provisional_from=provisional_from(state),
+        prices=state.prices,
     )
 
 
@@ -325,8 +326,7 @@ def reconciliation_report(
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     end = align_up(end if end is not None else int(state.clock()) + 1, "1d")
     start = align_down(start, "1d") if start is not None else end - 30 * DAY
-    prices = reports.load_price_table()
-    return reports.reconciliation(state.store, start, end, prices.price, scope=access.scope)
+    return reports.reconciliation(state.store, start, end, state.prices, scope=access.scope)
 
 
 @router.get("/forecast", summary="Month to date and projected month-end billed cost")
@@ -438,6 +438,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         mapping_error,
         state.loop.error,
         state.pool_error,
+        state.prices_error,
     )
     return {
         "status": "degraded" if any(problems) else "ok",
@@ -448,6 +449,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         "upstream_error": upstream_error,
         "key_mappings_error": mapping_error,
         "pool_table_error": state.pool_error,
+        "prices_file_error": state.prices_error,
     }
 
 

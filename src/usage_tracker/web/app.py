@@ -23,6 +23,7 @@ from usage_tracker import __version__
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
+from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
 from usage_tracker.settings import Settings
@@ -49,6 +50,14 @@ def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
     except PoolTableError as e:
         log.error("pool table: %s; using the shipped table", e)
         return load_pool_table(None), f"{e}; the shipped table is in use"
+
+
+def _prices(settings: Settings) -> tuple[Prices, str | None]:
+    try:
+        return Prices.load(settings.prices_file), None
+    except PricesFileError as e:
+        log.error("prices: %s; genai-prices alone is in use", e)
+        return Prices(), f"{e}; genai-prices alone is in use"
 
 
 def _flow_secret(settings: Settings) -> str:
@@ -98,6 +107,7 @@ def create_app(
         if upstream is None and settings.openai_admin_key is not None:
             upstream = open_client(settings)
         pools, pool_error = _pool_table(settings)
+        prices, prices_error = _prices(settings)
         key = settings.openai_admin_key
         signer = CursorSigner(key.get_secret_value() if key is not None else None)
         minute_client = _minute_client(settings, upstream)
@@ -111,6 +121,8 @@ def create_app(
             upstream,
             MinuteGateway(minute_client, signer),
             signer,
+            prices=prices,
+            prices_error=prices_error,
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
         )
