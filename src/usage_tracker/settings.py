@@ -155,15 +155,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
-        if self.oidc_client_secret is None and self.oidc_client_secret_file is not None:
-            try:
-                secret = self.oidc_client_secret_file.read_text().strip()
-            except OSError as e:
-                raise ValueError(
-                    f"OIDC_CLIENT_SECRET_FILE: cannot read {self.oidc_client_secret_file}: "
-                    f"{e.strerror}"
-                ) from None
-            object.__setattr__(self, "oidc_client_secret", SecretStr(secret))
+        self._secret_from_file("oidc_client_secret")
         if self.auth_mode == "oidc":
             missing = [
                 name
@@ -178,6 +170,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"AUTH_MODE=oidc needs {', '.join(missing)}")
         return self
 
+    def _secret_from_file(self, name: str) -> None:
+        """``NAME`` from the file in ``NAME_FILE`` when only the file is given."""
+        path: Path | None = getattr(self, f"{name}_file")
+        if getattr(self, name) is None and path is not None:
+            try:
+                value = path.read_text().strip()
+            except OSError as e:
+                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {e.strerror}") from None
+            object.__setattr__(self, name, SecretStr(value))
+
     def require_auth_mode(self) -> str:
         """The sign-in mode; serving without one chosen explicitly is refused."""
         if self.auth_mode is None:
@@ -190,14 +192,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:
-        if self.openai_admin_key is None and self.openai_admin_key_file is not None:
-            try:
-                key = self.openai_admin_key_file.read_text().strip()
-            except OSError as e:
-                raise ValueError(
-                    f"OPENAI_ADMIN_KEY_FILE: cannot read {self.openai_admin_key_file}: {e.strerror}"
-                ) from None
-            object.__setattr__(self, "openai_admin_key", SecretStr(key))
+        self._secret_from_file("openai_admin_key")
         return self
 
     def admin_key(self) -> str:
