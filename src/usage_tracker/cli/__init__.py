@@ -303,10 +303,13 @@ def main() -> None:
 
 
 def _register_subcommands() -> None:
+    from usage_tracker.cli import reports
     from usage_tracker.cli.accounts import tokens, users
 
     app.add_typer(users, name="user")
     app.add_typer(tokens, name="token")
+    app.command()(reports.export)
+    app.command()(reports.report)
 
 
 _register_subcommands()

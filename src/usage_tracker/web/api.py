@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
-from usage_tracker import __version__, reports
+from usage_tracker import __version__, exports, reports
 from usage_tracker.cursors import CursorError
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
@@ -334,6 +334,62 @@ def forecast(state: State, access: Viewer) -> dict[str, Any]:
     """For the organization, each project and each person (a member: their own), with the
     method used in `method`."""
     return reports.forecast(state.store, access.names, int(state.clock()), scope=access.scope)
+
+
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get(
+    "/export",
+    summary="A dashboard table or the reconciliation as CSV, JSON or Excel",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
+)
+def export(
+    state: State,
+    access: Viewer,
+    by: Literal["person", "key", "user", "project", "model", "reconciliation"] = "person",
+    format: Literal["csv", "json", "xlsx"] = "csv",
+    start_time: Annotated[
+        int | None, Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: today's start.")
+    ] = None,
+    end_time: EndTime = None,
+) -> Response:
+    """The rows of `/api/summary` for one grouping (tokens, requests, billed and estimated
+    cost), or of `/api/reconciliation`, over the same range and with the same scope."""
+    if by == "reconciliation":
+        report = reconciliation_report(state, access, start_time, end_time)
+        start, end = report["start_time"], report["end_time"]
+        header, rows = exports.reconciliation_table(report["days"])
+    else:
+        start, end = _hour_range(int(state.clock()), start_time, end_time)
+        summary = reports.summary(
+            state.store, access.names, start, end, scope=access.scope, prices=state.prices
+        )
+        header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
+    name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
+    body: str | bytes
+    if format == "csv":
+        body = exports.to_csv(header, rows)
+    elif format == "json":
+        body = exports.to_json(header, rows)
+    else:
+        body = exports.to_xlsx(header, rows, by)
+    return Response(
+        body,
+        media_type=EXPORT_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _date(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
 
 
 def provisional_from(state: AppState) -> int:

@@ -1,0 +1,138 @@
+"""``usage-tracker export`` and ``usage-tracker report``: the dashboard's tables from the
+database, for a cron job, a spreadsheet or a quick look over SSH."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from usage_tracker import exports, reports
+from usage_tracker.prices import Prices, PricesFileError
+from usage_tracker.settings import SettingsError, load_settings
+from usage_tracker.store import Store, StoreUnavailableError
+
+DAY = 86400
+By = Annotated[str, typer.Option(help="person, key, user, project or model.")]
+Since = Annotated[str, typer.Option(help="First UTC day, YYYY-MM-DD.")]
+Until = Annotated[str, typer.Option(help="Last UTC day (included), YYYY-MM-DD.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _day(value: str, option: str) -> int:
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option}: expected YYYY-MM-DD, got {value!r}") from None
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
+
+
+def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]]]:
+    if by not in exports.BY:
+        raise _fail(f"--by: expected one of {', '.join(exports.BY)}, got {by!r}")
+    start, end = _day(since, "--since"), _day(until, "--until") + DAY
+    if end <= start:
+        raise _fail("--until is before --since")
+    try:
+        settings = load_settings()
+        prices = Prices.load(settings.prices_file)
+        store = Store.open(settings.database_url)
+    except (SettingsError, StoreUnavailableError, PricesFileError) as e:
+        raise _fail(str(e)) from None
+    try:
+        names = reports.load_names(store)
+        summary = reports.summary(store, names, start, end, prices=prices)
+    finally:
+        store.close()
+    return exports.usage_table(by, summary["by"][exports.BY[by]])
+
+
+def export(
+    since: Since,
+    until: Until,
+    by: By = "person",
+    format: Annotated[str, typer.Option(help="csv, json or xlsx.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option(help="The file to write; standard output when not given.")
+    ] = None,
+) -> None:
+    """Write one table (tokens, requests, billed and estimated cost per row) as CSV, JSON or
+    Excel."""
+    if format not in ("csv", "json", "xlsx"):
+        raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
+    header, rows = _table(by, since, until)
+    body: str | bytes
+    if format == "csv":
+        body = exports.to_csv(header, rows)
+    elif format == "json":
+        body = exports.to_json(header, rows)
+    else:
+        body = exports.to_xlsx(header, rows, by)
+    if output is None:
+        if isinstance(body, bytes):
+            sys.stdout.buffer.write(body)
+        else:
+            sys.stdout.write(body)
+        return
+    try:
+        if isinstance(body, bytes):
+            output.write_bytes(body)
+        else:
+            output.write_text(body, encoding="utf-8")
+    except OSError as e:
+        raise _fail(f"cannot write {output}: {e.strerror}") from None
+    typer.echo(f"{len(rows)} rows written to {output}", err=True)
+
+
+def report(
+    since: Since,
+    until: Until,
+    by: By = "person",
+    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+) -> None:
+    """Print one table with its totals: a Rich table on a terminal, or CSV/JSON."""
+    if format not in ("table", "csv", "json"):
+        raise _fail(f"--format: expected table, csv or json, got {format!r}")
+    header, rows = _table(by, since, until)
+    if format == "csv":
+        sys.stdout.write(exports.to_csv(header, rows))
+        return
+    if format == "json":
+        sys.stdout.write(exports.to_json(header, rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Usage by {by}, {since} to {until} (UTC)", show_footer=True)
+    totals = [_total([r[i] for r in rows]) for i in range(len(header))]
+    for i, name in enumerate(header):
+        footer = "total" if i == 0 else _cell(totals[i])
+        table.add_column(name, footer=footer, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    Console(width=200).print(table)
+
+
+def _total(values: list[Any]) -> Any:
+    numbers = [v for v in values if isinstance(v, int | Decimal) and not isinstance(v, bool)]
+    if not numbers or len(numbers) != len([v for v in values if v is not None]):
+        return None
+    return sum(numbers, Decimal(0) if any(isinstance(v, Decimal) for v in numbers) else 0)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

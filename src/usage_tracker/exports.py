@@ -1,0 +1,97 @@
+"""The same report rows, written as CSV, JSON or Excel (``.xlsx``, through openpyxl): for the
+dashboard's download links, ``/api/export`` and ``usage-tracker export``/``report``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from openpyxl import Workbook
+
+BY = {"person": "person", "key": "api_key", "user": "user", "project": "project", "model": "model"}
+"""Export groupings (the CLI's and the API's words) → the summary's groupings."""
+
+USAGE_COLUMNS = (
+    ("input_tokens", "input tokens"),
+    ("input_cached_tokens", "cached input tokens"),
+    ("output_tokens", "output tokens"),
+    ("tokens", "tokens"),
+    ("num_model_requests", "requests"),
+    ("billed_cost", "billed USD"),
+    ("estimated_cost", "estimated USD"),
+)
+RECONCILIATION_COLUMNS = (
+    ("day", "day (UTC)"),
+    ("model", "model or line item"),
+    ("billed", "billed USD"),
+    ("estimated", "estimated USD"),
+    ("difference", "difference USD"),
+    ("finding", "finding"),
+)
+
+
+def usage_table(by: str, rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of a summary grouping: its label (and id where it has one), then the
+    counters and costs."""
+    grouping = BY[by]
+    has_id = by in ("key", "user", "project")
+    header = [by, *(["id"] if has_id else []), *(title for _, title in USAGE_COLUMNS)]
+    table = []
+    for row in rows:
+        label = row.get(f"{grouping}_name", row[grouping])
+        ids = [row[grouping] or ""] if has_id else []
+        table.append([label or "(none)", *ids, *(row.get(key) for key, _ in USAGE_COLUMNS)])
+    return header, table
+
+
+def reconciliation_table(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    import datetime as dt
+
+    table = []
+    for row in rows:
+        day = dt.datetime.fromtimestamp(row["day"], dt.UTC).date().isoformat()
+        table.append([day, *(row[key] for key, _ in RECONCILIATION_COLUMNS[1:])])
+    return [title for _, title in RECONCILIATION_COLUMNS], table
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def to_json(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    records = [dict(zip(header, row, strict=True)) for row in rows]
+    return json.dumps(records, default=_json_value, indent=1) + "\n"
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # money stays exact: a decimal string, as in the API
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def to_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], title: str) -> bytes:
+    """A one-sheet workbook; money is written as numbers with a two-decimal format."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+    for column, name in enumerate(header, start=1):
+        if "USD" in name:
+            for cell in sheet.iter_cols(min_col=column, max_col=column, min_row=2):
+                for c in cell:
+                    c.number_format = "#,##0.00"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
