@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=90, ge=1, le=3660)
     sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
     sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
+    metrics_token: SecretStr | None = None
+    """A bearer token that lets a Prometheus scraper read /metrics without an account."""
     prices_file: Path | None = None
     """Adds or overrides list prices: {"models": {"name": {"input", "cached_input", "output"}}}
     in USD per 1M tokens, over genai-prices' data."""

@@ -150,7 +150,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import api, pages, people, security, signin
+    from usage_tracker.web import api, metrics, pages, people, security, signin
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -158,6 +158,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(signin.router)
     app.include_router(people.router)
+    app.include_router(metrics.router)
     if settings.auth_mode == "oidc":
         from usage_tracker.web import oidc
 
@@ -225,7 +226,7 @@ def _error(
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/openapi.json", "/static/"))
+    return not request.url.path.startswith(("/api/", "/openapi.json", "/static/", "/metrics"))
 
 
 def _allow(headers: Mapping[str, str] | None) -> dict[str, str] | None:

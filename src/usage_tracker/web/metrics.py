@@ -1,0 +1,143 @@
+"""``/metrics`` for Prometheus (prometheus-client's text format).
+
+Every figure is read from the database at scrape time by a collector, so any number of workers
+or replicas answer the same (no per-process counters to merge: multiprocess-safe by design).
+Protected like the API, or by its own ``METRICS_TOKEN`` for a scraper.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from usage_tracker import reports
+from usage_tracker.reports.forecast import month_bounds
+from usage_tracker.web.auth import access
+from usage_tracker.web.state import AppState
+
+DAY = 86400
+router = APIRouter(include_in_schema=False)
+GROUPS = {"api_key": "api_key", "person": "person", "model": "model", "project": "project"}
+
+
+class UsageCollector(Collector):
+    """Collects, at each scrape, today's and this month's figures from the database."""
+
+    def __init__(self, state: AppState, access: Any) -> None:
+        self.state, self.access = state, access
+
+    def collect(self) -> Iterator[Metric]:
+        state, scope, names = self.state, self.access.scope, self.access.names
+        now = int(state.clock())
+        windows = {"day": (now - now % DAY, now - now % 3600 + 3600), "month": month_bounds(now)}
+        tokens = GaugeMetricFamily(
+            "usage_tracker_tokens",
+            "Input plus output tokens in the current UTC day or month.",
+            labels=["window", "group", "name"],
+        )
+        requests = GaugeMetricFamily(
+            "usage_tracker_requests",
+            "Model requests in the current UTC day or month.",
+            labels=["window", "group", "name"],
+        )
+        billed = GaugeMetricFamily(
+            "usage_tracker_billed_usd",
+            "Billed cost (Costs API) in the current UTC day or month.",
+            labels=["window", "group", "name"],
+        )
+        estimated = GaugeMetricFamily(
+            "usage_tracker_estimated_usd",
+            "Estimated cost at list prices in the current UTC day or month.",
+            labels=["window", "group", "name"],
+        )
+        for window, (start, end) in windows.items():
+            summary = reports.summary(
+                state.store, names, start, end, scope=scope, prices=state.prices
+            )
+            totals = summary["totals"]
+            tokens.add_metric([window, "organization", "all"], totals["tokens"])
+            requests.add_metric([window, "organization", "all"], totals["num_model_requests"])
+            billed.add_metric([window, "organization", "all"], float(summary["billed_usd"]))
+            estimated.add_metric([window, "organization", "all"], float(summary["estimated_usd"]))
+            for group in (*GROUPS, "source"):
+                for row in summary["by"][group]:
+                    name = str(row.get(f"{group}_name") or row[group] or "(none)")
+                    labels = [window, group, name]
+                    tokens.add_metric(labels, row["tokens"])
+                    requests.add_metric(labels, row["num_model_requests"])
+                    if row.get("billed_cost") is not None:
+                        billed.add_metric(labels, float(row["billed_cost"]))
+                    if row.get("estimated_cost") is not None:
+                        estimated.add_metric(labels, float(row["estimated_cost"]))
+        yield from (tokens, requests, billed, estimated)
+        yield from self._pools(now)
+        yield from self._sync(now)
+
+    def _pools(self, now: int) -> Iterator[Metric]:
+        from usage_tracker.web.api import tiers_report
+
+        report = tiers_report(self.state, self.access, now)
+        used = GaugeMetricFamily(
+            "usage_tracker_pool_used_tokens", "Complimentary pool used today.", labels=["pool"]
+        )
+        limit = GaugeMetricFamily(
+            "usage_tracker_pool_limit_tokens", "Complimentary pool size.", labels=["pool"]
+        )
+        for pool, figures in report["pools"].items():
+            used.add_metric([pool], figures["used"])
+            limit.add_metric([pool], figures["limit"])
+        yield from (used, limit)
+
+    def _sync(self, now: int) -> Iterator[Metric]:
+        age = GaugeMetricFamily(
+            "usage_tracker_sync_age_seconds",
+            "Seconds since the last successful sync of each source.",
+            labels=["source"],
+        )
+        failing = GaugeMetricFamily(
+            "usage_tracker_upstream_error",
+            "1 while the last sync of a source failed.",
+            labels=["source"],
+        )
+        for s in self.state.store.sync_states():
+            if s["last_success_at"] is not None:
+                age.add_metric([s["source"]], now - s["last_success_at"])
+            failing.add_metric([s["source"]], 1 if s["last_error"] else 0)
+        loop = GaugeMetricFamily(
+            "usage_tracker_sync_loop_error", "1 while the sync loop itself is failing."
+        )
+        loop.add_metric([], 1 if self.state.loop.error else 0)
+        yield from (age, failing, loop)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    state: AppState = request.app.state.app_state
+    token = state.settings.metrics_token
+    header = request.headers.get("authorization", "")
+    if token is not None and hmac.compare_digest(header, f"Bearer {token.get_secret_value()}"):
+        from usage_tracker.auth import Principal
+
+        who = Principal("metrics", "viewer", "token", name="metrics scraper")
+    else:
+        from usage_tracker.web.auth import principal
+
+        who = principal(request)  # SignInRequired → 401 like the API
+    registry = CollectorRegistry(auto_describe=False)
+    started = time.monotonic()
+    registry.register(UsageCollector(state, access(request, who)))
+    body = generate_latest(registry)
+    elapsed = time.monotonic() - started
+    return Response(
+        body,
+        media_type=CONTENT_TYPE_LATEST,
+        headers={"X-Collect-Seconds": f"{elapsed:.3f}"},
+    )
