@@ -71,7 +71,7 @@ class Watched:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     watched = Watched(context.new_page())
     yield watched
     context.close()
@@ -208,6 +208,21 @@ def test_a_phone_gets_no_horizontal_scroll(app: LiveApp, browser: Browser) -> No
     watched.shot("dashboard-phone")
     context.close()
     assert watched.errors == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_theme_follows_the_system_until_the_user_picks_one(
+    app: LiveApp, browser: Browser, scheme: str
+) -> None:
+    context = browser.new_context(color_scheme=scheme)
+    page = context.new_page()
+    page.goto(app.url + "/")
+    assert page.locator("html").get_attribute("data-theme") == scheme
+    other = "dark" if scheme == "light" else "light"
+    page.get_by_role("button", name="Switch between dark and light theme").click()
+    page.goto(app.url + "/people")
+    assert page.locator("html").get_attribute("data-theme") == other  # the choice is kept
+    context.close()
 
 
 def test_the_theme_toggle_switches_and_is_remembered(app: LiveApp, page: Watched) -> None:

@@ -86,7 +86,7 @@ def test_signing_in_with_the_provider_lands_on_the_dashboard_and_signs_out(
     browser: Browser,  # noqa: F811
     app: LiveApp,
 ) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     page = Watched(context.new_page())
     _sign_in(page, app, JANE)
     assert page.page.url == app.url + "/?range=7d"

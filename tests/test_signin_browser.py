@@ -33,7 +33,7 @@ def test_the_sign_in_page_works_in_each_theme_and_on_a_phone(
     theme: str,
     width: int,
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": 800})
+    context = browser.new_context(viewport={"width": width, "height": 800}, color_scheme="dark")
     page = Watched(context.new_page())
     page.page.goto(app.url + "/login")
     page.page.evaluate(f"localStorage.setItem('usage-tracker-theme', '{theme}')")
@@ -60,7 +60,7 @@ def test_an_admin_creates_a_token_on_the_page(
     browser: Browser,  # noqa: F811
     app: LiveApp,
 ) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     page = Watched(context.new_page())
     page.page.goto(app.url + "/login")
     page.page.fill("input[name=email]", ADMIN)
@@ -88,7 +88,7 @@ def test_a_member_sees_only_themselves_on_the_people_page_on_a_phone(
     browser: Browser,  # noqa: F811
     app: LiveApp,
 ) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 800})
+    context = browser.new_context(viewport={"width": 360, "height": 800}, color_scheme="dark")
     page = Watched(context.new_page())
     page.page.goto(app.url + "/login")
     page.page.evaluate("localStorage.setItem('usage-tracker-theme', 'light')")

@@ -12,7 +12,9 @@
   }
 
   function setupTheme() {
-    applyTheme(localStorage.getItem(THEME_KEY) || "dark");
+    // The system's preference until the user picks a theme here (then that choice is kept).
+    const system = window.matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark";
+    applyTheme(localStorage.getItem(THEME_KEY) || system);
     const button = document.getElementById("theme-toggle");
     if (!button) return;
     button.addEventListener("click", () => {

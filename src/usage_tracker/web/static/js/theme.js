@@ -1,6 +1,6 @@
-// The theme the user picked on the dashboard, on pages without the dashboard's script.
+// The theme the user picked on the dashboard, else the system's preference, on every page.
 (() => {
   "use strict";
-  const theme = localStorage.getItem("usage-tracker-theme");
-  if (theme) document.documentElement.dataset.theme = theme;
+  const system = window.matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark";
+  document.documentElement.dataset.theme = localStorage.getItem("usage-tracker-theme") || system;
 })();
