@@ -95,3 +95,14 @@ def to_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], title: str) ->
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def render(format: str, header: Sequence[str], rows: Sequence[Sequence[Any]], title: str) -> Any:
+    """``csv`` or ``json`` as text, ``xlsx`` as bytes."""
+    if format == "csv":
+        return to_csv(header, rows)
+    if format == "json":
+        return to_json(header, rows)
+    if format == "xlsx":
+        return to_xlsx(header, rows, title)
+    raise ValueError(f"unknown format {format!r}")

@@ -69,13 +69,7 @@ def export(
     if format not in ("csv", "json", "xlsx"):
         raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
     header, rows = _table(by, since, until)
-    body: str | bytes
-    if format == "csv":
-        body = exports.to_csv(header, rows)
-    elif format == "json":
-        body = exports.to_json(header, rows)
-    else:
-        body = exports.to_xlsx(header, rows, by)
+    body: str | bytes = exports.render(format, header, rows, by)
     if output is None:
         if isinstance(body, bytes):
             sys.stdout.buffer.write(body)
@@ -102,11 +96,8 @@ def report(
     if format not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {format!r}")
     header, rows = _table(by, since, until)
-    if format == "csv":
-        sys.stdout.write(exports.to_csv(header, rows))
-        return
-    if format == "json":
-        sys.stdout.write(exports.to_json(header, rows))
+    if format in ("csv", "json"):
+        sys.stdout.write(exports.render(format, header, rows, by))
         return
     from rich.console import Console
     from rich.table import Table

@@ -372,15 +372,8 @@ def export(
         )
         header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
-    body: str | bytes
-    if format == "csv":
-        body = exports.to_csv(header, rows)
-    elif format == "json":
-        body = exports.to_json(header, rows)
-    else:
-        body = exports.to_xlsx(header, rows, by)
     return Response(
-        body,
+        exports.render(format, header, rows, by),
         media_type=EXPORT_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
