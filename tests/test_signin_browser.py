@@ -15,6 +15,14 @@ from .test_auth import ADMIN, JANE, PASSWORD, _add_account
 from .test_browser import Watched, browser  # noqa: F401 - the shared browser fixture
 
 
+def sign_in(page: Watched, app: LiveApp, email: str, then: str = "/") -> None:
+    page.page.goto(app.url + "/login")
+    page.page.fill("input[name=email]", email)
+    page.page.fill("input[name=password]", PASSWORD)
+    page.page.click("button[type=submit]")
+    page.page.wait_for_url(app.url + then)
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     workdir = tmp_path_factory.mktemp("signin-browser")
@@ -62,11 +70,7 @@ def test_an_admin_creates_a_token_on_the_page(
 ) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
     page = Watched(context.new_page())
-    page.page.goto(app.url + "/login")
-    page.page.fill("input[name=email]", ADMIN)
-    page.page.fill("input[name=password]", PASSWORD)
-    page.page.click("button[type=submit]")
-    page.page.wait_for_url(app.url + "/")
+    sign_in(page, app, ADMIN)
     page.page.click("footer a:has-text('API tokens')")
     page.page.fill("input[name=name]", "nightly export")
     page.page.click("button:has-text('Create token')")
@@ -92,10 +96,7 @@ def test_a_member_sees_only_themselves_on_the_people_page_on_a_phone(
     page = Watched(context.new_page())
     page.page.goto(app.url + "/login")
     page.page.evaluate("localStorage.setItem('usage-tracker-theme', 'light')")
-    page.page.fill("input[name=email]", JANE)
-    page.page.fill("input[name=password]", PASSWORD)
-    page.page.click("button[type=submit]")
-    page.page.wait_for_url(app.url + "/")
+    sign_in(page, app, JANE)
     page.page.goto(app.url + "/people")
     rows = page.page.locator("#people tbody tr").count()
     assert rows == 1

@@ -28,6 +28,14 @@ router = APIRouter(include_in_schema=False)
 GROUPS = {"api_key": "api_key", "person": "person", "model": "model", "project": "project"}
 
 
+def _per_row(name: str, what: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"usage_tracker_{name}",
+        f"{what} in the current UTC day or month.",
+        labels=["window", "group", "name"],
+    )
+
+
 class UsageCollector(Collector):
     """Collects, at each scrape, today's and this month's figures from the database."""
 
@@ -38,26 +46,10 @@ class UsageCollector(Collector):
         state, scope, names = self.state, self.access.scope, self.access.names
         now = int(state.clock())
         windows = {"day": (now - now % DAY, now - now % 3600 + 3600), "month": month_bounds(now)}
-        tokens = GaugeMetricFamily(
-            "usage_tracker_tokens",
-            "Input plus output tokens in the current UTC day or month.",
-            labels=["window", "group", "name"],
-        )
-        requests = GaugeMetricFamily(
-            "usage_tracker_requests",
-            "Model requests in the current UTC day or month.",
-            labels=["window", "group", "name"],
-        )
-        billed = GaugeMetricFamily(
-            "usage_tracker_billed_usd",
-            "Billed cost (Costs API) in the current UTC day or month.",
-            labels=["window", "group", "name"],
-        )
-        estimated = GaugeMetricFamily(
-            "usage_tracker_estimated_usd",
-            "Estimated cost at list prices in the current UTC day or month.",
-            labels=["window", "group", "name"],
-        )
+        tokens = _per_row("tokens", "Input plus output tokens")
+        requests = _per_row("requests", "Model requests")
+        billed = _per_row("billed_usd", "Billed cost (Costs API)")
+        estimated = _per_row("estimated_usd", "Estimated cost at list prices")
         for window, (start, end) in windows.items():
             summary = reports.summary(
                 state.store, names, start, end, scope=scope, prices=state.prices
