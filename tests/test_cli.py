@@ -359,3 +359,37 @@ def test_serve_with_the_database_down_says_so_in_one_line(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "error: The database is not available" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_pools_check_lists_the_models_the_table_does_not_classify(tmp_path: Path) -> None:
+    import time
+
+    from usage_tracker.store import writes
+    from usage_tracker.upstream.contract import DIMENSIONS
+    from usage_tracker.upstream.records import UsageResult
+
+    url = f"sqlite:///{tmp_path / 'pools.db'}"
+    hour = int(time.time()) // 3600 * 3600 - 3 * 3600
+
+    def used(model: str, tokens: int) -> UsageResult:
+        dims = tuple(model if d == "model" else None for d in DIMENSIONS)
+        metrics = {"input_tokens": tokens, "output_tokens": 0, "num_model_requests": 1}
+        return UsageResult("completions", hour, hour + 3600, dims, metrics)
+
+    store = Store.open(url)
+    with store.transaction() as conn:
+        writes.replace_usage(conn, "completions", hour, hour + 3600, [used("gpt-4.1", 10)])
+    store.close()
+    env = {"DATABASE_URL": url}
+    clean = _run("pools", "check", env=env, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    assert "all 1 models used in the last 30 days are classified" in clean.stdout
+    store = Store.open(url)
+    with store.transaction() as conn:
+        rows = [used("gpt-4.1", 10), used("gpt-from-the-future-9", 12345)]
+        writes.replace_usage(conn, "completions", hour, hour + 3600, rows)
+    store.close()
+    stale = _run("pools", "check", env=env, cwd=tmp_path)
+    assert stale.returncode == 1
+    assert "gpt-from-the-future-9\t12,345 tokens" in stale.stdout
+    assert "gpt-4.1\t" not in stale.stdout

@@ -305,9 +305,11 @@ def main() -> None:
 def _register_subcommands() -> None:
     from usage_tracker.cli import reports
     from usage_tracker.cli.accounts import tokens, users
+    from usage_tracker.cli.pools import pools
 
     app.add_typer(users, name="user")
     app.add_typer(tokens, name="token")
+    app.add_typer(pools, name="pools")
     app.command()(reports.export)
     app.command()(reports.report)
 
