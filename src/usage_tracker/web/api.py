@@ -23,7 +23,7 @@ from usage_tracker.upstream.contract import (
     buckets_stop,
 )
 from usage_tracker.web.auth import Access, SignInRequired, Viewer, principal
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import AppState, app_state
 
 HOUR, DAY = 3600, 86400
 
@@ -46,11 +46,6 @@ router = APIRouter(
         400: {"model": ErrorBody, "description": "A parameter is invalid; `param` names it."}
     },
 )
-
-
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.app_state
-    return state
 
 
 State = Annotated[AppState, Depends(app_state)]

@@ -24,7 +24,7 @@ from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.guard import PEER
 from usage_tracker.web.proxy import ProxyTrust
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import AppState, app_state
 
 SESSION_COOKIE = "ut_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -37,11 +37,6 @@ class SignInRequired(Exception):
 
     def __init__(self, message: str = "Sign-in required.") -> None:
         super().__init__(message)
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.app_state
-    return state
 
 
 def _bearer(request: Request) -> str | None:
@@ -61,7 +56,7 @@ def principal(request: Request) -> Principal:
 
 
 def _find_principal(request: Request) -> Principal:
-    state = _state(request)
+    state = app_state(request)
     settings = state.settings
     token = _bearer(request)
     if token is not None:
@@ -146,7 +141,7 @@ def csrf_token(request: Request, who: Principal) -> str:
     own, or (sign-in without sessions) one bound to the person by the server's secret."""
     if who.csrf:
         return who.csrf
-    key = _state(request).csrf_key
+    key = app_state(request).csrf_key
     return hmac.new(key, f"csrf:{who.email}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -178,7 +173,7 @@ class Access:
 
 
 def access(request: Request, who: Annotated[Principal, Depends(principal)]) -> Access:
-    state = _state(request)
+    state = app_state(request)
     names = reports.load_names(state.store, state.mappings.current())
     keys = set(names.keys) | set(names.owners)
     owners = ((k, names.email(k)) for k in keys)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from usage_tracker import reports
 from usage_tracker.reports.forecast import month_bounds
 from usage_tracker.web.auth import access
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import AppState, app_state
 
 DAY = 86400
 router = APIRouter(include_in_schema=False)
@@ -112,7 +112,7 @@ class UsageCollector(Collector):
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
-    state: AppState = request.app.state.app_state
+    state = app_state(request)
     token = state.settings.metrics_token
     header = request.headers.get("authorization", "")
     if token is not None and hmac.compare_digest(header, f"Bearer {token.get_secret_value()}"):

@@ -26,7 +26,7 @@ from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.auth import SESSION_COOKIE
 from usage_tracker.web.signin import safe_next, set_session_cookie
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,6 @@ def install(app: FastAPI, settings: Settings, secret: str) -> None:
     app.include_router(router)
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.app_state
-    return state
-
-
 def _refused(request: Request, message: str, status: int) -> HTMLResponse:
     context = {"request": request, "version": __version__, "message": message}
     return templates.TemplateResponse(request, "refused.html", context, status_code=status)
@@ -74,7 +69,7 @@ def _refused(request: Request, message: str, status: int) -> HTMLResponse:
 
 @router.get("/login/oidc")
 async def start(request: Request) -> Response:
-    settings = _state(request).settings
+    settings = app_state(request).settings
     assert settings.public_url
     request.session["next"] = safe_next(request.query_params.get("next"))
     redirect_uri = settings.public_url.rstrip("/") + CALLBACK
@@ -99,7 +94,7 @@ async def callback(request: Request) -> Response:
         )
         return _refused(request, message, 400)
     claims: dict[str, Any] = dict(token.get("userinfo") or {})
-    problem, email = _accepted_email(_state(request).settings, claims)
+    problem, email = _accepted_email(app_state(request).settings, claims)
     if problem:
         return _refused(request, problem, 403)
     return _sign_in(request, email, claims.get("name"))
@@ -120,7 +115,7 @@ def _accepted_email(settings: Settings, claims: dict[str, Any]) -> tuple[str | N
 
 
 def _sign_in(request: Request, email: str, name: object) -> Response:
-    state = _state(request)
+    state = app_state(request)
     settings = state.settings
     now = int(time.time())
     token = secrets.token_urlsafe(32)

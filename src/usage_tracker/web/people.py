@@ -16,7 +16,7 @@ from usage_tracker import __version__, reports
 from usage_tracker.auth import normal_email
 from usage_tracker.store import people as rows
 from usage_tracker.web.auth import Access, Admin, Viewer, check_csrf, csrf_token
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
 
 DAY = 86400
@@ -25,14 +25,9 @@ Name = Annotated[str, Form(min_length=1, max_length=200)]
 Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.app_state
-    return state
-
-
 @router.get("/people", response_class=HTMLResponse)
 def people_page(request: Request, access: Viewer) -> HTMLResponse:
-    state = _state(request)
+    state = app_state(request)
     now = int(state.clock())
     end = now - now % 3600 + 3600
     found = reports.people(state.store, access.names, end - 30 * DAY, end, scope=access.scope)
@@ -74,7 +69,7 @@ def _change(
     request: Request, who: Any, keys: list[str], person: str, email: str | None, detail: str
 ) -> Response:
     now = int(time.time())
-    with _state(request).store.transaction() as conn:
+    with app_state(request).store.transaction() as conn:
         rows.set_owner(conn, keys, person.strip(), email, actor=who.email, now=now)
         rows.record(conn, who.email, detail.split(":", 1)[0], detail, now)
     return RedirectResponse("/people", status_code=303)

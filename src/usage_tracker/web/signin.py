@@ -31,18 +31,13 @@ from usage_tracker.web.auth import (
     check_csrf,
     csrf_token,
 )
-from usage_tracker.web.state import AppState
+from usage_tracker.web.state import AppState, app_state
 from usage_tracker.web.templating import templates
 
 LOGIN_COOKIE = "ut_login"
 """Double-submit token of the login form (there is no session yet to bind it to)."""
 
 router = APIRouter(include_in_schema=False)
-
-
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.app_state
-    return state
 
 
 def safe_next(target: str | None) -> str:
@@ -61,6 +56,7 @@ def _login_page(
     next_: str | None = None,
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    settings = app_state(request).settings
     context: dict[str, Any] = {
         "request": request,
         "version": __version__,
@@ -68,8 +64,8 @@ def _login_page(
         "email": email,
         "login_token": token,
         "next": safe_next(next_ or request.query_params.get("next")),
-        "mode": _state(request).settings.auth_mode,
-        "issuer_name": _issuer_name(_state(request).settings.oidc_issuer),
+        "mode": settings.auth_mode,
+        "issuer_name": _issuer_name(settings.oidc_issuer),
     }
     response = templates.TemplateResponse(request, "login.html", context, status_code=status)
     _set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
@@ -112,7 +108,7 @@ def login(
     login_token: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    state = _state(request)
+    state = app_state(request)
     if state.settings.auth_mode != "password":
         raise HTTPException(404, "Password sign-in is not enabled (AUTH_MODE).")
     cookie = request.cookies.get(LOGIN_COOKIE, "")
@@ -157,7 +153,7 @@ def logout(
 ) -> Response:
     """Sign out here, or (``everywhere``) end every session of this account."""
     check_csrf(request, who, csrf_token_)
-    state = _state(request)
+    state = app_state(request)
     token = request.cookies.get(SESSION_COOKIE)
     with state.store.transaction() as conn:
         if everywhere:
@@ -173,7 +169,7 @@ def logout(
 
 
 def _tokens_page(request: Request, who: Any, created: str | None = None) -> HTMLResponse:
-    state = _state(request)
+    state = app_state(request)
     with state.store.transaction() as conn:
         tokens = rows.tokens(conn)
         people = rows.accounts(conn)
@@ -203,7 +199,7 @@ def create_token(
     csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
 ) -> HTMLResponse:
     check_csrf(request, who, csrf_token_)
-    token = issue_token(_state(request), email, name or None)
+    token = issue_token(app_state(request), email, name or None)
     response = _tokens_page(request, who, created=token)
     response.headers["Cache-Control"] = "no-store"  # the page holds the new token once
     return response
@@ -231,7 +227,7 @@ def revoke_token(
     csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
 ) -> Response:
     check_csrf(request, who, csrf_token_)
-    with _state(request).store.transaction() as conn:
+    with app_state(request).store.transaction() as conn:
         if not rows.revoke_token(conn, token_id, int(time.time())):
             raise HTTPException(404, "No such active token.")
     return RedirectResponse("/tokens", status_code=303)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+
 from usage_tracker.auth import LoginThrottle
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
@@ -41,3 +43,9 @@ class AppState:
     stopping: threading.Event = field(default_factory=threading.Event)
     loop: LoopStatus = field(default_factory=LoopStatus)
     """How the background sync went (a database failure, an unexpected error)."""
+
+
+def app_state(request: Request) -> AppState:
+    """The state of the app serving ``request`` (built at start-up, see ``create_app``)."""
+    state: AppState = request.app.state.app_state
+    return state
