@@ -241,30 +241,13 @@ def cost_totals(
     unknown = [g for g in group_by if g not in allowed]
     if unknown:
         raise ReportError(f"cannot group costs by {', '.join(unknown)}")
-    if scope.everything:
-        rows = store.cost_totals(align_down(start, "1d"), end, group_by)
-    else:
-        rows = _scoped_costs(store, start, end, list(group_by), scope)
+    rows = money.scoped_costs(store, start, end, group_by, scope)
     for row in rows:
         if "api_key_id" in row:
             row["name"] = names.person(row["api_key_id"])
         elif "project_id" in row:
             row["name"] = names.project(row["project_id"])
     return sorted(rows, key=lambda r: -r["amount"])
-
-
-def _scoped_costs(
-    store: Store, start: int, end: int, group_by: list[str], scope: Scope
-) -> list[dict[str, Any]]:
-    by_key = list(dict.fromkeys([*group_by, "api_key_id"]))
-    folded: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in store.cost_totals(align_down(start, "1d"), end, by_key):
-        if not scope.allows(row["api_key_id"]):
-            continue
-        key = tuple(row[g] for g in group_by)
-        out = folded.setdefault(key, {**{g: row[g] for g in group_by}, "amount": Decimal(0)})
-        out["amount"] += row["amount"]
-    return list(folded.values())
 
 
 @cache

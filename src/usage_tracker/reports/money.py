@@ -16,9 +16,30 @@ from typing import Any
 
 from usage_tracker.names import Names
 from usage_tracker.prices import Prices
+from usage_tracker.scope import Scope
+from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 
 CENT = Decimal("0.01")
+DAY = 86400
+
+
+def scoped_costs(
+    store: Store, start: int, end: int, group_by: Sequence[str], scope: Scope
+) -> list[dict[str, Any]]:
+    """Billed amounts per ``group_by`` over whole UTC days, of the ``scope``'s keys only: a
+    member's costs are read per key and folded back; everyone's are read as they are."""
+    if scope.everything:
+        return store.cost_totals(start - start % DAY, end, group_by)
+    by_key = list(dict.fromkeys([*group_by, "api_key_id"]))
+    folded: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in store.cost_totals(start - start % DAY, end, by_key):
+        if not scope.allows(row["api_key_id"]):
+            continue
+        key = tuple(row[g] for g in group_by)
+        out = folded.setdefault(key, {**{g: row[g] for g in group_by}, "amount": Decimal(0)})
+        out["amount"] += row["amount"]
+    return list(folded.values())
 
 
 def model_of_line_item(line_item: str) -> str:

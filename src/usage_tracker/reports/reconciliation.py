@@ -15,7 +15,7 @@ from usage_tracker.prices import Prices
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 
-from .money import CENT, model_of_line_item, row_estimate
+from .money import CENT, model_of_line_item, row_estimate, scoped_costs
 
 DAY = 86400
 THRESHOLD = Decimal("0.05")
@@ -38,11 +38,7 @@ def reconciliation(
     ``difference`` and ``finding``."""
     start, end = start - start % DAY, -(-end // DAY) * DAY
     billed: dict[Key, Decimal] = {}
-    # Grouped by key only when the scope must filter by key (a member): far fewer rows else.
-    by_key = [] if scope.everything else ["api_key_id"]
-    for row in store.cost_totals(start, end, ["day", "line_item", *by_key]):
-        if by_key and not scope.allows(row["api_key_id"]):
-            continue
+    for row in scoped_costs(store, start, end, ["day", "line_item"], scope):
         model = model_of_line_item(row["line_item"]) or row["line_item"]
         key = (row["day"], model)
         billed[key] = billed.get(key, Decimal(0)) + row["amount"]
