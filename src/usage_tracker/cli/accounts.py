@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from usage_tracker.auth import ROLES, digest, hash_password, new_token, normal_email
+from usage_tracker.auth import ROLES, hash_password, new_token, normal_email
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.store import accounts as rows
@@ -134,6 +134,6 @@ def create_token(
         if rows.account(conn, email) is None:
             store.close()
             raise _fail(f"there is no account {email}; add it with `usage-tracker user add`")
-        rows.create_token(conn, digest(token), token[:8], email, name=name, now=int(time.time()))
+        rows.create_token(conn, token, email, name=name, now=int(time.time()))
     store.close()
     typer.echo(token)

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from usage_tracker.auth import digest
+
 from . import schema
 
 Row = dict[str, Any]
@@ -118,12 +120,11 @@ def end_stale_sessions(conn: Connection, idle_before: int, created_before: int) 
 # -- API tokens -----------------------------------------------------------------------------
 
 
-def create_token(
-    conn: Connection, token_hash: str, prefix: str, email: str, *, name: str | None, now: int
-) -> int:
+def create_token(conn: Connection, token: str, email: str, *, name: str | None, now: int) -> int:
+    """Store an API token: only its SHA-256 and its first characters (to tell tokens apart)."""
     result = conn.execute(
         insert(schema.api_tokens).values(
-            token_hash=token_hash, prefix=prefix, email=email, name=name, created_at=now
+            token_hash=digest(token), prefix=token[:8], email=email, name=name, created_at=now
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]

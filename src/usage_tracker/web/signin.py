@@ -215,7 +215,7 @@ def issue_token(state: AppState, email: str, name: str | None) -> str:
     with state.store.transaction() as conn:
         if rows.account(conn, email) is None:
             raise HTTPException(400, f"There is no account {email}.")
-        rows.create_token(conn, digest(token), token[:8], email, name=name, now=int(time.time()))
+        rows.create_token(conn, token, email, name=name, now=int(time.time()))
     return token
 
 
