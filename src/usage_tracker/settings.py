@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=90, ge=1, le=3660)
     sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
     sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
+    alerts_file: Path | None = None
+    """Alert rules (YAML or JSON); without it, pools at 50/80/100 % and spikes of 5× a key's
+    usual hourly use."""
+    alert_urls: SecretStr | None = None
+    """Apprise URLs (space- or comma-separated) every alert goes to; they hold credentials."""
     metrics_token: SecretStr | None = None
     """A bearer token that lets a Prometheus scraper read /metrics without an account."""
     prices_file: Path | None = None
@@ -181,6 +186,23 @@ class Settings(BaseSettings):
             except OSError as e:
                 raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {e.strerror}") from None
             object.__setattr__(self, name, SecretStr(value))
+
+    def alert_url_list(self) -> tuple[str, ...]:
+        """ALERT_URLS, one Apprise URL each (raises SettingsError on one Apprise cannot use)."""
+        if self.alert_urls is None:
+            return ()
+        from apprise.utils.parse import parse_urls
+
+        from usage_tracker.alerts.channels import scheme_of, valid_url
+
+        urls = tuple(parse_urls(self.alert_urls.get_secret_value()))  # type: ignore[no-untyped-call]
+        for i, url in enumerate(urls):
+            if not valid_url(url):
+                raise SettingsError(
+                    f"ALERT_URLS: entry {i + 1} ({scheme_of(url)}://…) is not a URL Apprise can "
+                    "use; see https://appriseit.com/services/ for each service's form"
+                )
+        return urls
 
     def require_auth_mode(self) -> str:
         """The sign-in mode; serving without one chosen explicitly is refused."""

@@ -203,6 +203,8 @@ class Organization:
     projects: dict[str, SimProject] = field(init=False)
     keys: list[SimKey] = field(init=False)
     start: int = field(init=False)
+    leaks: dict[int, list[tuple[str, int]]] = field(init=False, default_factory=dict)
+    """Scenario bursts (see :meth:`leak`): hour → (key id, extra completions)."""
     _hours: dict[int, tuple[Event, ...]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -221,6 +223,16 @@ class Organization:
     def revise(self) -> None:
         """Report the late hours more completely from now on (see the class docstring)."""
         self.revision += 1
+
+    def leak(self, key_name: str, at: int, requests: int) -> SimKey:
+        """Scenario: the key named ``key_name`` makes ``requests`` more completions in the hour
+        that holds ``at``, as a leaked key would."""
+        key = next(k for k in self.keys if k.name == key_name)
+        hour = at - at % HOUR
+        with self._lock:
+            self.leaks.setdefault(hour, []).append((key.id, requests))
+            self._hours.pop(hour, None)
+        return key
 
     # -- structure --------------------------------------------------------------------------
 
@@ -371,6 +383,10 @@ class Organization:
                 yield _MAKERS[source](self, rng, key, ts)
         if hour % DAY == 0:
             yield from self._vector_store_samples(rng, hour)
+        for key_id, requests in self.leaks.get(hour, ()):
+            key = next(k for k in self.keys if k.id == key_id)
+            for _ in range(requests):
+                yield _completion(self, rng, key, hour + rng.randrange(60) * 60)
 
     def _vector_store_samples(self, rng: random.Random, hour: int) -> Iterable[Event]:
         for project in self.projects.values():

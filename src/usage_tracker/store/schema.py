@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import false
@@ -33,6 +35,7 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
         "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
 
@@ -229,3 +232,43 @@ audit_log = Table(
     Column("detail", Text, nullable=False),
 )
 """Every change an admin makes from the page: who, what, when."""
+
+alerts_sent = Table(
+    "alerts_sent",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org", String(100), nullable=False, default=""),
+    Column("dedupe_key", String(400), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("period", String(20), nullable=False),
+    Column("fired_at", BigInteger, nullable=False, index=True),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("superseded", Boolean, nullable=False, default=False),
+    UniqueConstraint("org", "dedupe_key"),
+)
+"""Every alert that fired, recorded before it is sent: the unique (org, dedupe_key), which
+names the rule, the subject, the threshold and the period, is what makes an alert fire once
+whatever the restarts, re-syncs and replicas."""
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts_sent.id"), nullable=False, index=True),
+    Column("channel", String(64), nullable=False),
+    Column("channel_label", Text, nullable=False),
+    Column("recipient", String(320), nullable=False, default=""),
+    Column("status", String(20), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("sent_at", BigInteger),
+    UniqueConstraint("alert_id", "channel", "recipient"),
+)
+"""One message of an alert to one channel. ``channel`` is the SHA-256 of the channel's URL
+(which holds its credentials, so it is never stored) and ``channel_label`` its redacted form;
+``status`` is pending, sent or failed (gave up after the last retry)."""

@@ -20,13 +20,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__
+from usage_tracker.alerts.engine import AlertEngine
+from usage_tracker.alerts.evaluate import Inputs
+from usage_tracker.alerts.rules import AlertRules, AlertRulesError, load_rules
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.prices import Prices, PricesFileError
-from usage_tracker.reports import ReportError
+from usage_tracker.reports import ReportError, load_names
 from usage_tracker.runtime import open_client, sync_window
-from usage_tracker.settings import Settings
+from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
@@ -80,6 +83,31 @@ def _session_secret(settings: Settings, store: Store) -> str:
     return store.secret("session_secret", new_secret())
 
 
+def _alert_rules(settings: Settings) -> tuple[AlertRules, tuple[str, ...]]:
+    """ALERTS_FILE and ALERT_URLS, checked before anything starts."""
+    try:
+        return load_rules(settings.alerts_file), settings.alert_url_list()
+    except AlertRulesError as e:
+        raise SettingsError(f"ALERTS_FILE: {e}") from None
+
+
+def _alert_engine(state: AppState, rules: AlertRules, urls: tuple[str, ...]) -> AlertEngine:
+    settings = state.settings
+
+    def inputs() -> Inputs:
+        return Inputs(
+            store=state.store,
+            names=load_names(state.store, state.mappings.current()),
+            pools=state.pools,
+            usage_tier=settings.usage_tier,
+            sharing_projects=settings.sharing_projects,
+            prices=state.prices,
+            base_url=state.base_url(),
+        )
+
+    return AlertEngine(state.store, rules, urls, inputs, clock=state.clock)
+
+
 def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
     """The client of the 1m path: a short deadline and one retry, so that a slow OpenAI never
     holds the app's workers for long (the sync's client may wait minutes on purpose)."""
@@ -99,6 +127,7 @@ def create_app(
     (or ``client``) are given, runs the sync loop in a background thread. Raises SettingsError
     when no sign-in mode was chosen."""
     settings.require_auth_mode()
+    rules, alert_urls = _alert_rules(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +155,7 @@ def create_app(
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
         )
+        state.alerts = _alert_engine(state, rules, alert_urls)
         app.state.app_state = state
         thread = None
         if run_sync and upstream is not None:
@@ -196,11 +226,16 @@ def _document_errors_as_served(app: FastAPI) -> None:
 def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
     settings = state.settings
 
+    def then_alerts(report: SyncReport) -> SyncReport:
+        if state.alerts is not None:
+            state.alerts.run()
+        return report
+
     def sync() -> SyncReport:
-        return sync_once(state.store, upstream, window=sync_window(settings))
+        return then_alerts(sync_once(state.store, upstream, window=sync_window(settings)))
 
     def recent() -> SyncReport:
-        return sync_recent(state.store, upstream)
+        return then_alerts(sync_recent(state.store, upstream))
 
     thread = threading.Thread(
         target=run_forever,

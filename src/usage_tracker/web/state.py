@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.auth import LoginThrottle
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
@@ -43,6 +44,13 @@ class AppState:
     stopping: threading.Event = field(default_factory=threading.Event)
     loop: LoopStatus = field(default_factory=LoopStatus)
     """How the background sync went (a database failure, an unexpected error)."""
+    alerts: AlertEngine | None = None
+    """Evaluates the alert rules after every sync and delivers what fired."""
+
+    def base_url(self) -> str:
+        """Where people reach the dashboard, for links sent away from it (alerts)."""
+        s = self.settings
+        return s.public_url or f"http://{s.host}:{s.port}"
 
 
 def app_state(request: Request) -> AppState:

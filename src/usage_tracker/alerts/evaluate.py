@@ -1,0 +1,434 @@
+"""Rules against the reports: which alerts stand now. Pure reading; recording and sending are
+the engine's. Every firing's dedupe key holds its period, so an alert raised once in a period
+is never raised again in it, even when revised data drops below its threshold and rises again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from usage_tracker import reports
+from usage_tracker.names import Names
+from usage_tracker.pools import PoolTable
+from usage_tracker.prices import Prices
+from usage_tracker.reports.forecast import month_bounds
+from usage_tracker.store import Store
+from usage_tracker.upstream.contract import align_down
+
+from . import messages as m
+from .messages import Firing
+from .rules import AlertRules, BudgetRule, ForecastRule, SpikeRule
+
+DAY, HOUR = 86400, 3600
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the rules are evaluated against."""
+
+    store: Store
+    names: Names
+    pools: PoolTable
+    usage_tier: str
+    sharing_projects: Sequence[str]
+    prices: Prices
+    base_url: str
+    """The dashboard's address, for the links in messages."""
+
+
+def evaluate(rules: AlertRules, inputs: Inputs, now: int) -> list[Firing]:
+    """Every alert the rules raise at ``now`` (already-sent ones included: the engine keeps
+    only those it has not recorded)."""
+    firings: list[Firing] = []
+    if rules.pools.enabled:
+        firings += pool_alerts(rules, inputs, now)
+    for budget in rules.budgets:
+        firings += budget_alerts(budget, inputs, now)
+    for rule in rules.forecasts:
+        firings += forecast_alerts(rule, inputs, now)
+    for spike in rules.spikes:
+        firings += spike_alerts(spike, inputs, now)
+    if rules.digest is not None and now >= align_down(now, "1d") + rules.digest.at * 60:
+        firings.append(digest(rules, inputs, now))
+    return firings
+
+
+# -- pools ------------------------------------------------------------------------------------
+
+
+def pool_alerts(rules: AlertRules, inputs: Inputs, now: int) -> Iterator[Firing]:
+    report = reports.pool_usage(
+        inputs.store,
+        inputs.names,
+        inputs.pools,
+        now,
+        usage_tier=inputs.usage_tier,
+        sharing_projects=inputs.sharing_projects,
+    )
+    day = m.day_label(report.day_start)
+    url = m.link(inputs.base_url, range="today")
+    rule = rules.pools
+    for pool, status in report.pools.items():
+        if not status.limit:
+            continue
+        top = sorted(status.people.items(), key=lambda kv: -kv[1])[:3]
+        who = ", ".join(f"{person} {m.tokens(n)}" for person, n in top)
+        payload = {
+            "pool": pool,
+            "used_tokens": status.used,
+            "limit_tokens": status.limit,
+            "percent": round(status.percent, 1),
+            "day": day,
+            "exhausted_at": status.exhausted_at,
+            "top_people": dict(top),
+            "url": url,
+        }
+        pace = (
+            f"At today's pace it runs out at {m.clock(status.exhausted_at)}."
+            if status.exhausted_at and status.used < status.limit
+            else ""
+        )
+        for threshold in rule.thresholds:
+            if status.percent < threshold:
+                continue
+            yield Firing(
+                dedupe_key=f"pool:{pool}:{threshold:g}:{day}",
+                rule="pools",
+                kind="pool",
+                period=day,
+                title=f"{pool.capitalize()} pool at {threshold:g} % of today's free tokens",
+                lines=_lines(
+                    f"{m.tokens(status.used)} of {m.tokens(status.limit)} complimentary tokens "
+                    f"used in the {pool} pool ({m.percent(status.percent)}), UTC day {day}.",
+                    pace,
+                    f"Most used by: {who}." if who else "",
+                    url,
+                ),
+                payload={**payload, "threshold_percent": threshold},
+                channels=rule.channels,
+                group=f"pool:{pool}:{day}",
+                rank=threshold,
+            )
+        limit_minute = rule.run_out_before
+        if (
+            limit_minute is not None
+            and status.exhausted_at is not None
+            and status.used < status.limit
+            and status.exhausted_at < report.day_start + limit_minute * 60
+        ):
+            before = m.clock(report.day_start + limit_minute * 60)
+            yield Firing(
+                dedupe_key=f"pool-run-out:{pool}:{day}",
+                rule="pools",
+                kind="pool_run_out",
+                period=day,
+                title=f"{pool.capitalize()} pool will run out before {before}",
+                lines=_lines(
+                    f"At today's pace ({m.tokens(status.burn_per_hour)} tokens an hour) the "
+                    f"{pool} pool runs out at {m.clock(status.exhausted_at)}, before {before}: "
+                    f"{m.tokens(status.used)} of {m.tokens(status.limit)} used so far.",
+                    f"Most used by: {who}." if who else "",
+                    url,
+                ),
+                payload={**payload, "run_out_before": before},
+                channels=rule.channels,
+            )
+
+
+# -- budgets and forecasts ----------------------------------------------------------------------
+
+
+def _period(period: str, now: int) -> tuple[int, int, str]:
+    if period == "day":
+        start = align_down(now, "1d")
+        return start, start + DAY, m.day_label(start)
+    start, end = month_bounds(now)
+    return start, end, m.month_label(start)
+
+
+def _project_id(inputs: Inputs, project: str) -> str:
+    """A project named by id or by name."""
+    for row in inputs.store.projects():
+        if project in (row["id"], row.get("name")):
+            return str(row["id"])
+    return project
+
+
+def _subject_filter(
+    inputs: Inputs, kind: str, value: str, start: int, end: int
+) -> dict[str, list[str]] | None:
+    if kind == "person":
+        keys = reports.keys_of_person(inputs.store, inputs.names, start, end, value)
+        return {"api_key_id": keys or ["(none)"]}
+    if kind == "key":
+        return {"api_key_id": [value]}
+    if kind == "project":
+        return {"project_id": [_project_id(inputs, value)]}
+    return None
+
+
+def _owner_email(inputs: Inputs, rule: BudgetRule, where: dict[str, list[str]] | None) -> str:
+    for key in (where or {}).get("api_key_id", []):
+        email = inputs.names.email(key)
+        if email:
+            return email
+    return ""
+
+
+def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing]:
+    start, end, period = _period(rule.period, now)
+    hi = min(end, align_down(now, "1h") + HOUR)
+    kind, value = rule.subject
+    where = _subject_filter(inputs, kind, value, start, hi)
+    summary = reports.summary(
+        inputs.store, inputs.names, start, hi, where=where, prices=inputs.prices
+    )
+    if rule.unit == "tokens":
+        used: Decimal = Decimal(summary["totals"]["tokens"])
+        shown, limit_shown = m.tokens(used) + " tokens", m.tokens(rule.limit) + " tokens"
+    else:
+        used = summary["billed_usd"] if rule.cost == "billed" else summary["estimated_usd"]
+        shown, limit_shown = f"{m.usd(used)} {rule.cost}", m.usd(rule.limit)
+    share = float(used / rule.limit * 100)
+    url = m.link(
+        inputs.base_url,
+        range="today" if rule.period == "day" else "mtd",
+        person=value if kind == "person" else "",
+    )
+    who = "the organization" if kind == "organization" else f"{kind} {value}"
+    recipient = _owner_email(inputs, rule, where) if rule.notify_owner else ""
+    for threshold in rule.thresholds:
+        if share < threshold:
+            continue
+        yield Firing(
+            dedupe_key=f"{rule.rule_id}:{threshold:g}:{period}",
+            rule=rule.rule_id,
+            kind="budget",
+            period=period,
+            title=f"Budget {threshold:g} % reached: {who}, {period}",
+            lines=_lines(
+                f"{who.capitalize()} has used {shown} of a {limit_shown} budget for "
+                f"{'the UTC day' if rule.period == 'day' else 'the month'} {period} "
+                f"({m.percent(share)}).",
+                url,
+            ),
+            payload={
+                "subject": {"kind": kind, "value": value},
+                "used": str(used),
+                "limit": str(rule.limit),
+                "unit": rule.unit,
+                "cost": rule.cost if rule.unit == "usd" else None,
+                "percent": round(share, 1),
+                "threshold_percent": threshold,
+                "period": period,
+                "url": url,
+            },
+            channels=rule.channels,
+            recipient=recipient,
+            group=f"{rule.rule_id}:{period}",
+            rank=threshold,
+        )
+
+
+def forecast_alerts(rule: ForecastRule, inputs: Inputs, now: int) -> Iterator[Firing]:
+    figures = reports.forecast(inputs.store, inputs.names, now)
+    kind, value = rule.subject
+    if kind == "organization":
+        entry: dict[str, Any] | None = figures["organization"]
+    else:
+        wanted = value if kind == "person" else inputs.names.project(_project_id(inputs, value))
+        rows = figures["people" if kind == "person" else "projects"]
+        entry = next((r for r in rows if r["name"] == wanted), None)
+    if entry is None or entry["projected_month_end"] <= rule.limit:
+        return
+    month = m.month_label(figures["month_start"])
+    url = m.link(inputs.base_url, range="mtd", person=value if kind == "person" else "")
+    who = "the organization" if kind == "organization" else f"{kind} {value}"
+    yield Firing(
+        dedupe_key=f"{rule.rule_id}:{month}",
+        rule=rule.rule_id,
+        kind="forecast",
+        period=month,
+        title=f"Month-end forecast over budget: {who}, {month}",
+        lines=_lines(
+            f"{who.capitalize()} is forecast to be billed {m.usd(entry['projected_month_end'])} "
+            f"by the end of {month}, over the {m.usd(rule.limit)} budget: "
+            f"{m.usd(entry['month_to_date'])} so far, {m.usd(entry['daily_run_rate'])} a day "
+            "lately.",
+            url,
+        ),
+        payload={
+            "subject": {"kind": kind, "value": value},
+            "projected_month_end": str(entry["projected_month_end"]),
+            "month_to_date": str(entry["month_to_date"]),
+            "daily_run_rate": str(entry["daily_run_rate"]),
+            "limit": str(rule.limit),
+            "month": month,
+            "url": url,
+        },
+        channels=rule.channels,
+    )
+
+
+# -- spikes ---------------------------------------------------------------------------------
+
+
+def spike_alerts(rule: SpikeRule, inputs: Inputs, now: int) -> Iterator[Firing]:
+    """A key (or person) using more than ``factor`` times its usual amount in the current or
+    the last complete hour (or day). The usual amount is a busy window of the ``baseline_days``
+    before: the 90th percentile of the windows in which it was used (use is bursty, so an
+    average would call every busy afternoon a spike). Without any use before, nothing is usual
+    yet and nothing is a spike."""
+    step = HOUR if rule.window == "hour" else DAY
+    current = align_down(now, "1h" if rule.window == "hour" else "1d")
+    checked_from = current - step
+    base_start = checked_from - rule.baseline_days * DAY
+    rows = reports.usage_totals(
+        inputs.store,
+        inputs.names,
+        base_start,
+        current + step,
+        [rule.window, "api_key"],
+        metrics=["input_tokens", "output_tokens"],
+    )
+    amounts: dict[str, dict[int, int]] = {}
+    keys_of: dict[str, set[str]] = {}
+    for row in rows:
+        key = row["api_key"]
+        if not key:
+            continue
+        subject = key if rule.per == "key" else inputs.names.person(key)
+        windows = amounts.setdefault(subject, {})
+        windows[row[rule.window]] = windows.get(row[rule.window], 0) + row["tokens"]
+        keys_of.setdefault(subject, set()).add(key)
+    day = m.day_label(now)
+    for subject, windows in sorted(amounts.items()):
+        history = sorted(n for w, n in windows.items() if w < checked_from and n > 0)
+        if not history:
+            continue
+        usual = history[int(len(history) * 0.9)]
+        for start in (current, checked_from):
+            used = windows.get(start, 0)
+            if used >= rule.min_tokens and used > rule.factor * usual:
+                yield _spike(rule, inputs, subject, keys_of[subject], start, used, usual, day)
+                break
+
+
+def _spike(
+    rule: SpikeRule,
+    inputs: Inputs,
+    subject: str,
+    keys: set[str],
+    start: int,
+    used: int,
+    usual: int,
+    day: str,
+) -> Firing:
+    names = inputs.names
+    if rule.per == "key":
+        person = names.person(subject)
+        who = f"key {names.key(subject)} ({subject}) of {person}"
+        url = m.link(inputs.base_url, range="today", person=person)
+    else:
+        person = subject
+        who = f"{person} (keys: {', '.join(sorted(names.key(k) for k in keys))})"
+        url = m.link(inputs.base_url, range="today", person=person)
+    when = (
+        f"the hour from {m.clock(start)}" if rule.window == "hour" else f"{m.day_label(start)}"
+    )
+    ratio = used / usual
+    return Firing(
+        dedupe_key=f"{rule.rule_id}:{subject}:{day}",
+        rule=rule.rule_id,
+        kind="spike",
+        period=day,
+        title=f"Usage spike: {who}",
+        lines=_lines(
+            f"{who.capitalize() if rule.per == 'person' else who[0].upper() + who[1:]} used "
+            f"{m.tokens(used)} tokens in {when}, {ratio:.0f}× its usual "
+            f"{m.tokens(usual)} in a busy {rule.window} of the last {rule.baseline_days} days.",
+            "If nobody expected this, the key may have leaked: revoke it on OpenAI's API keys "
+            "page.",
+            url,
+        ),
+        payload={
+            "per": rule.per,
+            "subject": subject,
+            "person": person,
+            "keys": sorted(keys),
+            "window": rule.window,
+            "window_start": start,
+            "tokens": used,
+            "usual_tokens": round(usual),
+            "factor": rule.factor,
+            "ratio": round(ratio, 1),
+            "url": url,
+        },
+        channels=rule.channels,
+    )
+
+
+# -- digest ---------------------------------------------------------------------------------
+
+
+def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
+    """Yesterday per person and per model, yesterday's pools, and the month so far against
+    its forecast."""
+    today = align_down(now, "1d")
+    yesterday = today - DAY
+    day = m.day_label(yesterday)
+    summary = reports.summary(inputs.store, inputs.names, yesterday, today, prices=inputs.prices)
+    pools = reports.pool_usage(
+        inputs.store,
+        inputs.names,
+        inputs.pools,
+        today - 1,
+        usage_tier=inputs.usage_tier,
+        sharing_projects=inputs.sharing_projects,
+    )
+    outlook = reports.forecast(inputs.store, inputs.names, now)
+    org = outlook["organization"]
+    people = [(r["person"], r["tokens"], r["billed_cost"]) for r in summary["by"]["person"]][:10]
+    models = [(r["model"], r["tokens"], r["billed_cost"]) for r in summary["by"]["model"]][:10]
+    url = m.link(inputs.base_url, range="yesterday")
+    lines = [
+        f"Yesterday (UTC {day}): {m.tokens(summary['totals']['tokens'])} tokens, "
+        f"{m.usd(summary['billed_usd'])} billed, {m.usd(summary['estimated_usd'])} estimated.",
+        "By person: " + "; ".join(f"{p} {m.tokens(t)}" for p, t, _ in people) if people else "",
+        "By model: " + "; ".join(f"{x} {m.tokens(t)}" for x, t, _ in models) if models else "",
+        "Pools: "
+        + "; ".join(
+            f"{p} {m.tokens(s.used)} of {m.tokens(s.limit)} ({m.percent(s.percent)})"
+            for p, s in pools.pools.items()
+        ),
+        f"Month to date: {m.usd(org['month_to_date'])}; forecast for the month: "
+        f"{m.usd(org['projected_month_end'])}.",
+        url,
+    ]
+    return Firing(
+        dedupe_key=f"digest:{day}",
+        rule="digest",
+        kind="digest",
+        period=day,
+        title=f"Usage digest for {day}",
+        lines=_lines(*lines),
+        payload={
+            "day": day,
+            "tokens": summary["totals"]["tokens"],
+            "billed_usd": str(summary["billed_usd"]),
+            "estimated_usd": str(summary["estimated_usd"]),
+            "people": [{"person": p, "tokens": t, "billed_usd": str(c)} for p, t, c in people],
+            "models": [{"model": x, "tokens": t, "billed_usd": str(c)} for x, t, c in models],
+            "pools": {p: {"used": s.used, "limit": s.limit} for p, s in pools.pools.items()},
+            "month_to_date": str(org["month_to_date"]),
+            "projected_month_end": str(org["projected_month_end"]),
+            "url": url,
+        },
+        channels=rules.digest.channels if rules.digest else (),
+    )
+
+
+def _lines(*lines: str) -> tuple[str, ...]:
+    return tuple(line for line in lines if line)

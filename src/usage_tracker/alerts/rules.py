@@ -1,0 +1,290 @@
+"""The alert rules: ``ALERTS_FILE`` (YAML or JSON) read and validated at start-up, with errors
+that name the file, line and column; the defaults when there is no file.
+
+The file's shape (every section optional)::
+
+    channels: [slack://…, mailto://…]     # Apprise URLs every alert goes to (with ALERT_URLS)
+    owner_email: mailto://user:pw@smtp.example.com?from=alerts@example.com
+                                          # lets a budget rule email the person it is about
+    pools: {thresholds: [50, 80, 100], run_out_before: "16:00"}
+    budgets:
+      - {person: Alice, limit: 200, unit: usd, period: month, cost: billed, thresholds: [80, 100]}
+    forecasts:
+      - {limit: 5000}                     # the organization's month-end forecast over $5,000
+    spikes:
+      - {per: key, window: hour, factor: 5, min_tokens: 100000, baseline_days: 7}
+    digest: {at: "08:00"}
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .channels import scheme_of, valid_url
+
+
+class AlertRulesError(Exception):
+    """The alert rules cannot be used; the message names the file, line and column."""
+
+
+def _apprise_urls(value: tuple[str, ...]) -> tuple[str, ...]:
+    for i, url in enumerate(value):
+        if not valid_url(url):
+            # Never the URL itself in the message: it holds the channel's credentials.
+            raise ValueError(
+                f"entry {i + 1} ({scheme_of(url)}://…) is not a URL Apprise can use; see "
+                "https://appriseit.com/services/ for each service's form"
+            )
+    return value
+
+
+def _apprise_url(value: str | None) -> str | None:
+    return None if value is None else _apprise_urls((value,))[0]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: tuple[str, ...] = ()
+    """Apprise URLs for this rule only; empty means the default channels."""
+
+    _channels = field_validator("channels")(_apprise_urls)
+
+
+def _minutes(value: object) -> object:
+    """``"HH:MM"`` (UTC) as minutes after midnight. YAML 1.1 reads an unquoted 17:00 as the
+    base-60 number 1020, which is the same count of minutes: accepted as such."""
+    if isinstance(value, str):
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+            raise ValueError(f"expected a UTC time as HH:MM, got {value!r}")
+        value = int(hours) * 60 + int(minutes)
+    if not isinstance(value, int) or not 0 <= value < 24 * 60:
+        raise ValueError("expected a UTC time as HH:MM between 00:00 and 23:59")
+    return value
+
+
+def _percents(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not value or any(not 0 < v <= 1000 for v in value):
+        raise ValueError("expected percentages above 0 (and at most 1000)")
+    return tuple(sorted(set(value)))
+
+
+class PoolRule(_Rule):
+    enabled: bool = True
+    thresholds: tuple[float, ...] = (50, 80, 100)
+    """Percent of each daily pool; each fires once per pool per UTC day."""
+    run_out_before: int | None = None
+    """Minutes after 00:00 UTC: alert when today's pace empties a pool before then."""
+
+    _thresholds = field_validator("thresholds")(_percents)
+    _time = field_validator("run_out_before", mode="before")(_minutes)
+
+
+class BudgetRule(_Rule):
+    name: str | None = None
+    person: str | None = None
+    key: str | None = None
+    project: str | None = None
+    limit: Decimal = Field(gt=0)
+    unit: Literal["usd", "tokens"] = "usd"
+    period: Literal["day", "month"] = "month"
+    cost: Literal["billed", "estimated"] = "billed"
+    thresholds: tuple[float, ...] = (80, 100)
+    notify_owner: bool = False
+    """Also email the person the budget is about (needs ``owner_email`` and their email)."""
+
+    _thresholds = field_validator("thresholds")(_percents)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> BudgetRule:
+        subjects = [s for s in (self.person, self.key, self.project) if s is not None]
+        if len(subjects) > 1:
+            raise ValueError("a budget is about one person, key or project (or, with none, all)")
+        if self.notify_owner and self.person is None and self.key is None:
+            raise ValueError("notify_owner needs a person or a key")
+        return self
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """(``person``, ``key``, ``project`` or ``organization``, the value)."""
+        for kind in ("person", "key", "project"):
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        return "organization", "organization"
+
+    @property
+    def rule_id(self) -> str:
+        kind, value = self.subject
+        return self.name or f"budget:{kind}:{value}:{self.unit}:{self.period}:{self.cost}"
+
+
+class ForecastRule(_Rule):
+    name: str | None = None
+    person: str | None = None
+    project: str | None = None
+    limit: Decimal = Field(gt=0)
+    """US dollars: fires once per month when the month-end forecast goes over it."""
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ForecastRule:
+        if self.person is not None and self.project is not None:
+            raise ValueError("a forecast rule is about one person or project (or, with none, all)")
+        return self
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        if self.person is not None:
+            return "person", self.person
+        if self.project is not None:
+            return "project", self.project
+        return "organization", "organization"
+
+    @property
+    def rule_id(self) -> str:
+        kind, value = self.subject
+        return self.name or f"forecast:{kind}:{value}"
+
+
+class SpikeRule(_Rule):
+    name: str | None = None
+    per: Literal["key", "person"] = "key"
+    window: Literal["hour", "day"] = "hour"
+    factor: float = Field(default=5, gt=1)
+    """More than this many times the usual amount per window is a spike."""
+    min_tokens: int = Field(default=100_000, ge=0)
+    """Below this many tokens in the window, nothing is a spike (quiet keys are noisy)."""
+    baseline_days: int = Field(default=7, ge=1, le=90)
+    """The usual amount: a busy window of these last days (the 90th percentile of the windows
+    with any use)."""
+
+    @property
+    def rule_id(self) -> str:
+        return self.name or f"spike:{self.per}:{self.window}"
+
+
+class DigestRule(_Rule):
+    at: int = 8 * 60
+    """Minutes after 00:00 UTC when yesterday's digest goes out."""
+
+    _time = field_validator("at", mode="before")(_minutes)
+
+
+class AlertRules(BaseModel):
+    """Every rule, with the defaults filled in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: tuple[str, ...] = ()
+    owner_email: str | None = None
+    pools: PoolRule = PoolRule()
+    budgets: tuple[BudgetRule, ...] = ()
+    forecasts: tuple[ForecastRule, ...] = ()
+    spikes: tuple[SpikeRule, ...] = (SpikeRule(),)
+    digest: DigestRule | None = None
+
+    _channels = field_validator("channels")(_apprise_urls)
+    _owner_email = field_validator("owner_email")(_apprise_url)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AlertRules:
+        named: list[BudgetRule | ForecastRule | SpikeRule] = [
+            *self.budgets,
+            *self.forecasts,
+            *self.spikes,
+        ]
+        ids = [r.rule_id for r in named]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"two rules share the id {repeated[0]!r}: give one a 'name'")
+        return self
+
+    def all_channels(self) -> tuple[str, ...]:
+        rules: list[_Rule] = [self.pools, *self.budgets, *self.forecasts, *self.spikes]
+        if self.digest is not None:
+            rules.append(self.digest)
+        urls = [*self.channels, *(u for r in rules for u in r.channels)]
+        if self.owner_email:
+            urls.append(self.owner_email)
+        return tuple(dict.fromkeys(urls))
+
+
+DEFAULT_RULES = AlertRules()
+"""Without ALERTS_FILE: pools at 50/80/100 % and spikes of 5× a key's usual hourly use."""
+
+
+def load_rules(path: Path | None) -> AlertRules:
+    """The rules in ``path`` (YAML, or JSON when it ends in .json), or the defaults."""
+    if path is None:
+        return DEFAULT_RULES
+    origin = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AlertRulesError(f"{origin}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise AlertRulesError(f"{origin}: not UTF-8 text") from None
+    return parse_rules(text, origin, json_syntax=path.suffix.lower() == ".json")
+
+
+def parse_rules(text: str, origin: str, *, json_syntax: bool = False) -> AlertRules:
+    data = _load_json(text, origin) if json_syntax else _load_yaml(text, origin)
+    if data is None:
+        return DEFAULT_RULES
+    if not isinstance(data, dict):
+        raise AlertRulesError(f"{origin}, line 1, column 1: expected a mapping of sections")
+    try:
+        return AlertRules.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        path = [p for p in first["loc"] if not isinstance(p, str) or not p.startswith("function")]
+        where = _position(text, path)
+        field = ".".join(str(p) for p in path) or "(top)"
+        message = first["msg"].removeprefix("Value error, ")
+        raise AlertRulesError(f"{origin}{where}: {field}: {message}") from None
+
+
+def _load_json(text: str, origin: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AlertRulesError(f"{origin}, line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def _load_yaml(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise AlertRulesError(f"{origin}{where}: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise AlertRulesError(f"{origin}: {e}") from None
+
+
+def _position(text: str, path: list[Any]) -> str:
+    """", line L, column C" of the value at ``path`` in the document (JSON is YAML too), or
+    of the deepest part of it that exists; empty when the text cannot be walked."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ""
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    if node is None:
+        return ""
+    return f", line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"

@@ -1,0 +1,270 @@
+"""Alerts end to end: a synced simulator organization, the rules evaluated hour by hour, and
+messages received by a real local webhook receiver and a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
+from .receivers import SmtpReceiver, WebhookReceiver
+
+from usage_tracker import reports, simulator
+from usage_tracker.alerts.engine import RETRY_DELAYS, AlertEngine
+from usage_tracker.alerts.evaluate import Inputs
+from usage_tracker.alerts.rules import AlertRules, parse_rules
+from usage_tracker.pools import PoolTable, load_pool_table
+from usage_tracker.serving import BackgroundServer
+from usage_tracker.store import Store
+from usage_tracker.store import alerts as alert_rows
+from usage_tracker.sync import SyncWindow, sync_once
+from usage_tracker.upstream import AdminClient
+from usage_tracker.upstream.contract import align_down
+
+HOUR, DAY = 3600, 86400
+DAY0 = align_down(NOW, "1d")
+END_OF_DAY = DAY0 + DAY - 60
+BASE_URL = "http://tracker.test"
+
+
+class Org:
+    """A simulated organization synced through the end of DAY0 into a fresh database."""
+
+    def __init__(self, database_url: str, sim: simulator.Simulator, client: AdminClient) -> None:
+        self.database_url, self.sim, self.client = database_url, sim, client
+        self.store = Store.open(database_url)
+        self.stores = [self.store]
+
+    def sync(self) -> None:
+        window = SyncWindow(backfill_days=9)
+        assert sync_once(self.store, self.client, window=window, now=END_OF_DAY).errors == []
+
+    def open_store(self) -> Store:
+        """Another process's connection to the same database (a replica)."""
+        store = Store.open(self.database_url)
+        self.stores.append(store)
+        return store
+
+    def engine(
+        self,
+        rules: AlertRules,
+        urls: list[str],
+        pools: PoolTable | None = None,
+        store: Store | None = None,
+    ) -> AlertEngine:
+        store = store or self.store
+        table = pools or load_pool_table(None)
+
+        def inputs() -> Inputs:
+            return Inputs(
+                store, reports.load_names(store), table, "1-2", (), reports.default_prices(), BASE_URL
+            )
+
+        return AlertEngine(store, rules, urls, inputs, clock=lambda: END_OF_DAY)
+
+    def pool_used(self, pools: PoolTable, now: int) -> dict[str, int]:
+        report = reports.pool_usage(self.store, reports.load_names(self.store), pools, now)
+        return {p: s.used for p, s in report.pools.items()}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_org(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Callable[[simulator.Simulator], None] | None], Org]]:
+    orgs: list[Org] = []
+    with fresh_database(request, request.param, tmp_path) as url:
+        sim = simulator.build(seed=7, days=20, clock=lambda: END_OF_DAY)
+        with BackgroundServer(sim) as upstream:
+            client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)
+
+            def make(scenario: Callable[[simulator.Simulator], None] | None = None) -> Org:
+                if scenario is not None:
+                    scenario(sim)
+                org = Org(url, sim, client)
+                org.sync()
+                orgs.append(org)
+                return org
+
+            yield make
+            client.close()
+            for org in orgs:
+                for store in org.stores:
+                    store.close()
+
+
+def hours_of_day() -> list[int]:
+    return [DAY0 + h * HOUR + 30 * 60 for h in range(24)]
+
+
+def pools_crossing_one_threshold_an_hour(org: Org) -> PoolTable:
+    """Pool limits at which today's usage crosses 50, 80 and 100 % in three different hours."""
+    table = load_pool_table(None)
+    by_hour = [org.pool_used(table, t) for t in hours_of_day()]
+    limits = {}
+    for pool in by_hour[-1]:
+        for limit in sorted({used[pool] for used in by_hour if used[pool]}, reverse=True):
+            crossings = [
+                next(h for h, used in enumerate(by_hour) if used[pool] * 100 >= t * limit)
+                for t in (50, 80, 100)
+            ]
+            if len(set(crossings)) == 3:
+                limits[pool] = limit
+                break
+        assert pool in limits, f"{pool}: no limit crosses the thresholds in different hours"
+    return dataclasses.replace(table, limits={"1-2": limits, "3-5": limits})
+
+
+POOLS_ONLY = parse_rules("spikes: []\n", "test")
+
+
+def pool_titles(bodies: list[dict[str, object]]) -> Counter[str]:
+    return Counter(str(b["title"]) for b in bodies if b.get("alert", {}).get("pool"))  # type: ignore[union-attr]
+
+
+def test_crossing_each_pool_threshold_sends_three_messages_per_pool_and_none_after_a_restart(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    with WebhookReceiver() as hook, SmtpReceiver() as smtp:
+        urls = [hook.apprise_url, smtp.apprise_url()]
+        engine = org.engine(POOLS_ONLY, urls, pools)
+        for t in hours_of_day():
+            engine.run(t)
+        titles = pool_titles(hook.bodies)
+        assert sorted(titles) == sorted(
+            f"{pool.capitalize()} pool at {t} % of today's free tokens"
+            for pool in ("large", "small")
+            for t in (50, 80, 100)
+        )
+        assert set(titles.values()) == {1}
+        assert len(smtp.messages) == 6
+        first = hook.bodies[0]
+        assert first["alert"]["url"] == f"{BASE_URL}/?range=today"  # type: ignore[index]
+        assert f"{BASE_URL}/?range=today" in str(first["message"])
+
+        # A restart (a new engine), a re-sync of the same hours, the whole day evaluated again:
+        org.sync()
+        restarted = org.engine(POOLS_ONLY, urls, pools)
+        for t in hours_of_day():
+            restarted.run(t)
+        assert len(hook.bodies) == 6
+        assert len(smtp.messages) == 6
+
+
+def test_two_replicas_evaluating_at_once_send_each_alert_once(make_org: Callable[..., Org]) -> None:
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    with WebhookReceiver() as hook:
+        replicas = [
+            org.engine(POOLS_ONLY, [hook.apprise_url], pools, store=org.open_store())
+            for _ in range(2)
+        ]
+        for t in hours_of_day():
+            start = threading.Barrier(2)
+            failures: list[BaseException] = []
+
+            def run(engine: AlertEngine, at: int = t, barrier: threading.Barrier = start) -> None:
+                barrier.wait()
+                try:
+                    engine.run(at)
+                except BaseException as e:
+                    failures.append(e)
+
+            threads = [threading.Thread(target=run, args=(e,)) for e in replicas]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert failures == []
+            assert all(e.status.error is None for e in replicas)
+        assert len(hook.bodies) == 6
+        assert set(pool_titles(hook.bodies).values()) == {1}
+
+
+def test_a_pool_jumping_past_several_thresholds_at_once_sends_only_the_highest(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    with WebhookReceiver() as hook:
+        engine = org.engine(POOLS_ONLY, [hook.apprise_url], pools)
+        engine.run(END_OF_DAY)
+        assert sorted(pool_titles(hook.bodies)) == [
+            "Large pool at 100 % of today's free tokens",
+            "Small pool at 100 % of today's free tokens",
+        ]
+        with org.store.transaction() as conn:
+            recorded = alert_rows.recent(conn, DAY0)
+        assert len(recorded) == 6
+        assert sum(a["superseded"] for a in recorded) == 4
+        assert all(not a["deliveries"] for a in recorded if a["superseded"])
+
+
+def leak_mei_batch(sim: simulator.Simulator) -> None:
+    sim.org.leak("mei-batch", DAY0 + 14 * HOUR, requests=150)
+
+
+def test_a_spike_on_one_key_sends_one_message_naming_the_key_and_its_person(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org(leak_mei_batch)
+    with WebhookReceiver() as hook:
+        engine = org.engine(parse_rules("pools: {enabled: false}\n", "test"), [hook.apprise_url])
+        for t in hours_of_day():
+            engine.run(t)
+        org.engine(parse_rules("pools: {enabled: false}\n", "test"), [hook.apprise_url]).run()
+    spikes = [b for b in hook.bodies if b["alert"]["subject"]]  # type: ignore[index]
+    assert len(spikes) == 1, [b["title"] for b in spikes]
+    spike = spikes[0]
+    assert "mei-batch" in str(spike["title"]) and "Mei Chen" in str(spike["title"])
+    assert "mei-batch" in str(spike["message"]) and "Mei Chen" in str(spike["message"])
+    payload = spike["alert"]
+    assert payload["person"] == "Mei Chen"  # type: ignore[index]
+    assert payload["window_start"] == DAY0 + 14 * HOUR  # type: ignore[index]
+    assert payload["tokens"] > 5 * payload["usual_tokens"]  # type: ignore[index,operator]
+
+
+def test_a_failed_delivery_is_retried_with_backoff_then_shown_as_failed(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    with WebhookReceiver() as hook:
+        hook.status = 503
+        engine = org.engine(POOLS_ONLY, [hook.apprise_url], pools)
+        engine.run(DAY0 + 23 * HOUR)  # both pools past 100 %: two alerts, sent to one channel
+        assert hook.bodies == []
+        health = engine.health()["deliveries"]
+        assert health["retrying"] == 2 and health["sent"] == 0
+        with org.store.transaction() as conn:
+            troubled = alert_rows.troubled(conn)
+        assert {t["attempts"] for t in troubled} == {1}
+        assert all("503" in t["last_error"] for t in troubled)
+
+        # Not before the backoff; then delivered once the receiver is back.
+        assert engine.deliver_due(DAY0 + 23 * HOUR + RETRY_DELAYS[0] - 1) == (0, 0)
+        hook.status = 200
+        assert engine.deliver_due(DAY0 + 23 * HOUR + RETRY_DELAYS[0]) == (2, 0)
+        assert len(hook.bodies) == 2
+        assert engine.health()["deliveries"]["retrying"] == 0
+
+    # A receiver that never comes back: given up after the last retry, and shown.
+    with WebhookReceiver() as dead:
+        dead.status = 500
+        other = org.engine(parse_rules("spikes: []\n", "test"), [dead.apprise_url], pools)
+        with org.store.transaction() as conn:
+            conn.execute(alert_rows.schema.alert_deliveries.delete())
+            conn.execute(alert_rows.schema.alerts_sent.delete())
+        t = DAY0 + 23 * HOUR
+        other.run(t)
+        for delay in RETRY_DELAYS:
+            t += delay
+            other.deliver_due(t)
+        counts = other.health()["deliveries"]
+        assert counts["failed"] == 2 and counts["pending"] == 0
+        assert dead.bodies == []
