@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
-from .receivers import SmtpReceiver, WebhookReceiver
 
 from usage_tracker import reports, simulator
 from usage_tracker.alerts.engine import RETRY_DELAYS, AlertEngine
@@ -24,6 +22,9 @@ from usage_tracker.store import alerts as alert_rows
 from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.upstream import AdminClient
 from usage_tracker.upstream.contract import align_down
+
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
+from .receivers import SmtpReceiver, WebhookReceiver
 
 HOUR, DAY = 3600, 86400
 DAY0 = align_down(NOW, "1d")
@@ -60,9 +61,9 @@ class Org:
         table = pools or load_pool_table(None)
 
         def inputs() -> Inputs:
-            return Inputs(
-                store, reports.load_names(store), table, "1-2", (), reports.default_prices(), BASE_URL
-            )
+            names = reports.load_names(store)
+            prices = reports.default_prices()
+            return Inputs(store, names, table, "1-2", (), prices, BASE_URL)
 
         return AlertEngine(store, rules, urls, inputs, clock=lambda: END_OF_DAY)
 
@@ -164,18 +165,18 @@ def test_two_replicas_evaluating_at_once_send_each_alert_once(make_org: Callable
             org.engine(POOLS_ONLY, [hook.apprise_url], pools, store=org.open_store())
             for _ in range(2)
         ]
+        failures: list[BaseException] = []
+
+        def run(engine: AlertEngine, at: int, barrier: threading.Barrier) -> None:
+            barrier.wait()
+            try:
+                engine.run(at)
+            except BaseException as error:
+                failures.append(error)
+
         for t in hours_of_day():
             start = threading.Barrier(2)
-            failures: list[BaseException] = []
-
-            def run(engine: AlertEngine, at: int = t, barrier: threading.Barrier = start) -> None:
-                barrier.wait()
-                try:
-                    engine.run(at)
-                except BaseException as e:
-                    failures.append(e)
-
-            threads = [threading.Thread(target=run, args=(e,)) for e in replicas]
+            threads = [threading.Thread(target=run, args=(e, t, start)) for e in replicas]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -221,8 +222,10 @@ def test_a_spike_on_one_key_sends_one_message_naming_the_key_and_its_person(
     spikes = [b for b in hook.bodies if b["alert"]["subject"]]  # type: ignore[index]
     assert len(spikes) == 1, [b["title"] for b in spikes]
     spike = spikes[0]
-    assert "mei-batch" in str(spike["title"]) and "Mei Chen" in str(spike["title"])
-    assert "mei-batch" in str(spike["message"]) and "Mei Chen" in str(spike["message"])
+    assert "mei-batch" in str(spike["title"])
+    assert "Mei Chen" in str(spike["title"])
+    assert "mei-batch" in str(spike["message"])
+    assert "Mei Chen" in str(spike["message"])
     payload = spike["alert"]
     assert payload["person"] == "Mei Chen"  # type: ignore[index]
     assert payload["window_start"] == DAY0 + 14 * HOUR  # type: ignore[index]
@@ -240,7 +243,8 @@ def test_a_failed_delivery_is_retried_with_backoff_then_shown_as_failed(
         engine.run(DAY0 + 23 * HOUR)  # both pools past 100 %: two alerts, sent to one channel
         assert hook.bodies == []
         health = engine.health()["deliveries"]
-        assert health["retrying"] == 2 and health["sent"] == 0
+        assert health["retrying"] == 2
+        assert health["sent"] == 0
         with org.store.transaction() as conn:
             troubled = alert_rows.troubled(conn)
         assert {t["attempts"] for t in troubled} == {1}
@@ -266,5 +270,6 @@ def test_a_failed_delivery_is_retried_with_backoff_then_shown_as_failed(
             t += delay
             other.deliver_due(t)
         counts = other.health()["deliveries"]
-        assert counts["failed"] == 2 and counts["pending"] == 0
+        assert counts["failed"] == 2
+        assert counts["pending"] == 0
         assert dead.bodies == []

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from usage_tracker.settings import Settings
+from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow
 from usage_tracker.upstream import AdminClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from usage_tracker.alerts.engine import AlertEngine
+    from usage_tracker.alerts.rules import AlertRules
+    from usage_tracker.names import KeyMappings
+    from usage_tracker.pools import PoolTable
+    from usage_tracker.prices import Prices
 
 
 def configure_logging(settings: Settings) -> None:
@@ -47,3 +57,46 @@ def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:
         costs_lookback_days=settings.costs_lookback_days,
         since=since,
     )
+
+
+def alert_rules(settings: Settings) -> tuple[AlertRules, tuple[str, ...]]:
+    """ALERTS_FILE and ALERT_URLS, checked (SettingsError names the file, line and column)."""
+    from usage_tracker.alerts.rules import AlertRulesError, load_rules
+
+    try:
+        return load_rules(settings.alerts_file), settings.alert_url_list()
+    except AlertRulesError as e:
+        raise SettingsError(f"ALERTS_FILE: {e}") from None
+
+
+def alert_engine(
+    settings: Settings,
+    store: Store,
+    *,
+    rules: AlertRules,
+    urls: tuple[str, ...],
+    pools: PoolTable,
+    prices: Prices,
+    mappings: KeyMappings,
+    clock: Callable[[], float] = time.time,
+) -> AlertEngine:
+    """The alert engine over ``store``: names as of each evaluation (the mapping file and the
+    People page may change meanwhile)."""
+    from usage_tracker.alerts.engine import AlertEngine
+    from usage_tracker.alerts.evaluate import Inputs
+    from usage_tracker.reports import load_names
+
+    base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+
+    def inputs() -> Inputs:
+        return Inputs(
+            store=store,
+            names=load_names(store, mappings.current()),
+            pools=pools,
+            usage_tier=settings.usage_tier,
+            sharing_projects=settings.sharing_projects,
+            prices=prices,
+            base_url=base_url,
+        )
+
+    return AlertEngine(store, rules, urls, inputs, clock=clock)

@@ -64,6 +64,7 @@ class AlertEngine:
         self.rules = rules
         self.default_urls = tuple(dict.fromkeys([*rules.channels, *default_urls]))
         self.channels = Channels([*self.default_urls, *rules.all_channels()])
+        self.labels = tuple(Channel(u).label for u in self.default_urls)
         self.inputs = inputs
         self.clock = clock
         self.status = EngineStatus()
@@ -174,13 +175,27 @@ class AlertEngine:
             results.append((channel.label, error))
         return results
 
+    def default_labels(self) -> tuple[str, ...]:
+        """The default channels, redacted."""
+        return self.labels
+
     def health(self) -> dict[str, Any]:
+        """Evaluation and delivery in numbers; ``problem`` says in words what needs a look
+        (an evaluation that failed, deliveries being retried or given up on in the last day)."""
+        now = int(self.clock())
         with self.store.transaction() as conn:
-            counts = rows.delivery_counts(conn)
+            counts = rows.delivery_counts(conn, now - 86400)
+        problem = self.status.error
+        if problem is None and (counts["retrying"] or counts["failed_recently"]):
+            problem = (
+                f"{counts['retrying']} alert deliveries are being retried and "
+                f"{counts['failed_recently']} failed for good in the last day: see the Alerts page"
+            )
         return {
             "channels": len(self.default_urls),
             "last_evaluated_at": self.status.last_run_at,
             "error": self.status.error,
+            "problem": problem,
             "deliveries": counts,
         }
 

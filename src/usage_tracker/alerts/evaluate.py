@@ -312,13 +312,23 @@ def spike_alerts(rule: SpikeRule, inputs: Inputs, now: int) -> Iterator[Firing]:
         for start in (current, checked_from):
             used = windows.get(start, 0)
             if used >= rule.min_tokens and used > rule.factor * usual:
-                yield _spike(rule, inputs, subject, keys_of[subject], start, used, usual, day)
+                yield _spike(
+                    rule,
+                    inputs,
+                    subject=subject,
+                    keys=keys_of[subject],
+                    start=start,
+                    used=used,
+                    usual=usual,
+                    day=day,
+                )
                 break
 
 
 def _spike(
     rule: SpikeRule,
     inputs: Inputs,
+    *,
     subject: str,
     keys: set[str],
     start: int,
@@ -335,9 +345,7 @@ def _spike(
         person = subject
         who = f"{person} (keys: {', '.join(sorted(names.key(k) for k in keys))})"
         url = m.link(inputs.base_url, range="today", person=person)
-    when = (
-        f"the hour from {m.clock(start)}" if rule.window == "hour" else f"{m.day_label(start)}"
-    )
+    when = f"the hour from {m.clock(start)}" if rule.window == "hour" else f"{m.day_label(start)}"
     ratio = used / usual
     return Firing(
         dedupe_key=f"{rule.rule_id}:{subject}:{day}",
@@ -361,7 +369,7 @@ def _spike(
             "window": rule.window,
             "window_start": start,
             "tokens": used,
-            "usual_tokens": round(usual),
+            "usual_tokens": usual,
             "factor": rule.factor,
             "ratio": round(ratio, 1),
             "url": url,

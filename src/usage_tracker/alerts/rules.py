@@ -270,7 +270,7 @@ def _load_yaml(text: str, origin: str) -> Any:
 
 
 def _position(text: str, path: list[Any]) -> str:
-    """", line L, column C" of the value at ``path`` in the document (JSON is YAML too), or
+    """ ", line L, column C" of the value at ``path`` in the document (JSON is YAML too), or
     of the deepest part of it that exists; empty when the text cannot be walked."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -288,3 +288,57 @@ def _position(text: str, path: list[Any]) -> str:
     if node is None:
         return ""
     return f", line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+
+
+def describe_rules(rules: AlertRules) -> list[dict[str, str]]:
+    """Each rule in words: what it watches and when it fires."""
+
+    def limit(amount: Decimal, unit: str) -> str:
+        return f"${amount:,.2f}" if unit == "usd" else f"{int(amount):,} tokens"
+
+    def percents(values: tuple[float, ...]) -> str:
+        return ", ".join(f"{v:g} %" for v in values)
+
+    out = []
+    if rules.pools.enabled:
+        when = f"at {percents(rules.pools.thresholds)} of each daily pool"
+        if rules.pools.run_out_before is not None:
+            h, mnt = divmod(rules.pools.run_out_before, 60)
+            when += f"; when today's pace empties a pool before {h:02d}:{mnt:02d} UTC"
+        out.append({"rule": "pools", "watches": "complimentary pools (UTC day)", "fires": when})
+    for b in rules.budgets:
+        kind, value = b.subject
+        cost = f", {b.cost} cost" if b.unit == "usd" else ""
+        out.append(
+            {
+                "rule": b.rule_id,
+                "watches": f"{kind} {value}" if kind != "organization" else "the organization",
+                "fires": f"at {percents(b.thresholds)} of {limit(b.limit, b.unit)} per "
+                f"{'UTC day' if b.period == 'day' else 'month'}{cost}"
+                + ("; emails the person too" if b.notify_owner else ""),
+            }
+        )
+    for f in rules.forecasts:
+        kind, value = f.subject
+        out.append(
+            {
+                "rule": f.rule_id,
+                "watches": f"{kind} {value}" if kind != "organization" else "the organization",
+                "fires": f"when the month-end forecast exceeds {limit(f.limit, 'usd')}",
+            }
+        )
+    for s in rules.spikes:
+        out.append(
+            {
+                "rule": s.rule_id,
+                "watches": f"every {s.per}, per {s.window}",
+                "fires": f"above {s.factor:g}× a busy {s.window} of the last {s.baseline_days} "
+                f"days (and at least {s.min_tokens:,} tokens); once a day each",
+            }
+        )
+    if rules.digest is not None:
+        h, mnt = divmod(rules.digest.at, 60)
+        out.append(
+            {"rule": "digest", "watches": "yesterday", "fires": f"daily at {h:02d}:{mnt:02d} UTC"}
+        )
+    return out

@@ -145,17 +145,25 @@ def _sync(
     store: Store, client: AdminClient, window: SyncWindow, settings: Settings, *, once: bool
 ) -> None:
     from usage_tracker.store import StoreUnavailableError
-    from usage_tracker.sync import run_forever, sync_once, sync_recent
+    from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 
     if not once:
+        from usage_tracker.cli.alerts import engine_for
+
+        engine = engine_for(settings, store)
+
+        def then_alerts(report: SyncReport) -> SyncReport:
+            engine.run()
+            return report
+
         stopping = threading.Event()
         typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
         try:
             run_forever(
-                lambda: sync_once(store, client, window=window),
+                lambda: then_alerts(sync_once(store, client, window=window)),
                 settings.sync_interval_seconds,
                 stopping,
-                recent=(lambda: sync_recent(store, client))
+                recent=(lambda: then_alerts(sync_recent(store, client)))
                 if settings.recent_sync_seconds
                 else None,
                 recent_seconds=settings.recent_sync_seconds,
@@ -220,8 +228,13 @@ def serve() -> None:
     _check_database(settings)
     if settings.openai_admin_key is None:
         typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)
+    try:
+        app = create_app(settings)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"OpenAI Usage Tracker at http://{settings.host}:{settings.port}")
-    serving.run(create_app(settings), settings.host, settings.port, settings.log_level)
+    serving.run(app, settings.host, settings.port, settings.log_level)
 
 
 def _check_database(settings: Settings) -> None:
@@ -305,11 +318,13 @@ def main() -> None:
 def _register_subcommands() -> None:
     from usage_tracker.cli import reports
     from usage_tracker.cli.accounts import tokens, users
+    from usage_tracker.cli.alerts import alerts
     from usage_tracker.cli.pools import pools
 
     app.add_typer(users, name="user")
     app.add_typer(tokens, name="token")
     app.add_typer(pools, name="pools")
+    app.add_typer(alerts, name="alerts")
     app.command()(reports.export)
     app.command()(reports.report)
 

@@ -118,9 +118,9 @@ def recent(conn: Connection, since: int, limit: int = 100) -> list[dict[str, Any
     return alerts
 
 
-def delivery_counts(conn: Connection) -> dict[str, int]:
-    """Deliveries per status (pending, sent, failed), and ``retrying``: pending ones that
-    failed at least once."""
+def delivery_counts(conn: Connection, since: int) -> dict[str, int]:
+    """Deliveries per status (pending, sent, failed); ``retrying``: pending ones that failed at
+    least once; ``failed_recently``: given up on, of alerts fired since ``since``."""
     d = schema.alert_deliveries
     counts = {PENDING: 0, SENT: 0, FAILED: 0}
     query = select(d.c.status, func.count().label("n")).group_by(d.c.status)
@@ -130,6 +130,13 @@ def delivery_counts(conn: Connection) -> dict[str, int]:
         select(func.count()).where(and_(d.c.status == PENDING, d.c.attempts > 0))
     ).scalar()
     counts["retrying"] = int(retrying or 0)
+    a = schema.alerts_sent
+    recently = conn.execute(
+        select(func.count())
+        .select_from(d.join(a, a.c.id == d.c.alert_id))
+        .where(d.c.status == FAILED, a.c.fired_at >= since)
+    ).scalar()
+    counts["failed_recently"] = int(recently or 0)
     return counts
 
 

@@ -474,6 +474,12 @@ def health_report(state: AppState) -> dict[str, Any]:
     upstream_error = errors[0] if errors else None
     if state.client is None:
         upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
+    alerts = None
+    if state.alerts is not None and database["ok"]:
+        try:
+            alerts = state.alerts.health()
+        except StoreUnavailableError:
+            alerts = None
     state.mappings.current()  # re-reads the file if it changed
     mapping_error = state.mappings.error
     problems = (
@@ -483,6 +489,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         state.loop.error,
         state.pool_error,
         state.prices_error,
+        alerts is not None and alerts["problem"],
     )
     return {
         "status": "degraded" if any(problems) else "ok",
@@ -494,6 +501,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         "key_mappings_error": mapping_error,
         "pool_table_error": state.pool_error,
         "prices_file_error": state.prices_error,
+        "alerts": alerts,
     }
 
 

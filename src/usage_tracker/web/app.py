@@ -19,17 +19,16 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from usage_tracker import __version__
+from usage_tracker import __version__, runtime
 from usage_tracker.alerts.engine import AlertEngine
-from usage_tracker.alerts.evaluate import Inputs
-from usage_tracker.alerts.rules import AlertRules, AlertRulesError, load_rules
+from usage_tracker.alerts.rules import AlertRules
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.prices import Prices, PricesFileError
-from usage_tracker.reports import ReportError, load_names
+from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
-from usage_tracker.settings import Settings, SettingsError
+from usage_tracker.settings import Settings
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
@@ -83,29 +82,17 @@ def _session_secret(settings: Settings, store: Store) -> str:
     return store.secret("session_secret", new_secret())
 
 
-def _alert_rules(settings: Settings) -> tuple[AlertRules, tuple[str, ...]]:
-    """ALERTS_FILE and ALERT_URLS, checked before anything starts."""
-    try:
-        return load_rules(settings.alerts_file), settings.alert_url_list()
-    except AlertRulesError as e:
-        raise SettingsError(f"ALERTS_FILE: {e}") from None
-
-
 def _alert_engine(state: AppState, rules: AlertRules, urls: tuple[str, ...]) -> AlertEngine:
-    settings = state.settings
-
-    def inputs() -> Inputs:
-        return Inputs(
-            store=state.store,
-            names=load_names(state.store, state.mappings.current()),
-            pools=state.pools,
-            usage_tier=settings.usage_tier,
-            sharing_projects=settings.sharing_projects,
-            prices=state.prices,
-            base_url=state.base_url(),
-        )
-
-    return AlertEngine(state.store, rules, urls, inputs, clock=state.clock)
+    return runtime.alert_engine(
+        state.settings,
+        state.store,
+        rules=rules,
+        urls=urls,
+        pools=state.pools,
+        prices=state.prices,
+        mappings=state.mappings,
+        clock=state.clock,
+    )
 
 
 def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
@@ -127,7 +114,7 @@ def create_app(
     (or ``client``) are given, runs the sync loop in a background thread. Raises SettingsError
     when no sign-in mode was chosen."""
     settings.require_auth_mode()
-    rules, alert_urls = _alert_rules(settings)
+    rules, alert_urls = runtime.alert_rules(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -180,7 +167,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import api, metrics, pages, people, security, signin
+    from usage_tracker.web import alerts, api, metrics, pages, people, security, signin
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -189,6 +176,8 @@ def create_app(
     app.include_router(signin.router)
     app.include_router(people.router)
     app.include_router(metrics.router)
+    app.include_router(alerts.router)
+    app.include_router(alerts.pages)
     if settings.auth_mode == "oidc":
         from usage_tracker.web import oidc
 

@@ -47,11 +47,6 @@ class AppState:
     alerts: AlertEngine | None = None
     """Evaluates the alert rules after every sync and delivers what fired."""
 
-    def base_url(self) -> str:
-        """Where people reach the dashboard, for links sent away from it (alerts)."""
-        s = self.settings
-        return s.public_url or f"http://{s.host}:{s.port}"
-
 
 def app_state(request: Request) -> AppState:
     """The state of the app serving ``request`` (built at start-up, see ``create_app``)."""
