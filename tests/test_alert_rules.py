@@ -44,7 +44,7 @@ def test_yaml_reads_unquoted_times_as_the_same_minutes() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("budgets:\n  - person: Alice\n    limit: -5\n", "a.yaml, line 3, column 12: budgets.0.limit"),
+        ("budgets:\n  - person: A\n    limit: -5\n", "a.yaml, line 3, column 12: budgets.0.limit"),
         ("pools:\n  thresholds: [50, 80\n", "a.yaml, line 3, column 1"),
         ("spikes:\n  - per: team\n", "a.yaml, line 2, column 10: spikes.0.per"),
         ("budgets:\n  - {key: k, project: p, limit: 1}\n", "a.yaml, line 2, column 5: budgets.0"),
@@ -101,6 +101,8 @@ def test_the_cli_checks_the_rules_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("pools:\n  thresholds: [0]\n")
     env["ALERTS_FILE"] = str(bad)
-    refused = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        run, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert refused.returncode == 2
     assert f"{bad}, line 2, column 15: pools.thresholds" in refused.stderr

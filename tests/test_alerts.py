@@ -273,3 +273,103 @@ def test_a_failed_delivery_is_retried_with_backoff_then_shown_as_failed(
         assert counts["failed"] == 2
         assert counts["pending"] == 0
         assert dead.bodies == []
+
+
+def test_a_persons_budget_alert_goes_to_their_email_with_the_billed_figure(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    names = reports.load_names(org.store)
+    start = reports.forecast(org.store, names, END_OF_DAY)["month_start"]
+    keys = reports.keys_of_person(org.store, names, start, DAY0 + DAY, "Jane Smith")
+    summary = reports.summary(org.store, names, start, DAY0 + DAY, where={"api_key_id": keys})
+    billed = summary["billed_usd"]
+    assert billed > 0
+    with WebhookReceiver() as hook, SmtpReceiver() as smtp:
+        rules = parse_rules(
+            f"owner_email: '{smtp.apprise_url('nobody@example.com')}'\n"
+            "pools: {enabled: false}\nspikes: []\n"
+            "budgets:\n"
+            f"  - {{person: Jane Smith, limit: {billed * 2}, thresholds: [50, 100],"
+            " notify_owner: true}\n",
+            "test",
+        )
+        org.engine(rules, [hook.apprise_url]).run(END_OF_DAY)
+        org.engine(rules, [hook.apprise_url]).run(END_OF_DAY)  # a restart: nothing more
+    assert [b["title"] for b in hook.bodies] == [
+        f"Budget 50 % reached: person Jane Smith, {m_label(END_OF_DAY)}"
+    ]
+    payload = hook.bodies[0]["alert"]
+    assert payload["used"] == str(billed)  # type: ignore[index]
+    assert payload["percent"] == 50.0  # type: ignore[index]
+    assert len(smtp.messages) == 1
+    assert smtp.messages[0]["X-Envelope-To"] == "jane.smith@example.com"
+    assert smtp.messages[0]["Subject"] == hook.bodies[0]["title"]
+
+
+def reports_day(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def m_label(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m")
+
+
+def test_token_budgets_on_a_key_and_the_forecast_fire_once_per_period(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    names = reports.load_names(org.store)
+    ci_bot = next(k["id"] for k in org.store.api_keys() if k["name"] == "ci-bot")
+    today = reports.usage_totals(
+        org.store, names, DAY0, DAY0 + DAY, ["api_key"], where={"api_key_id": [ci_bot]}
+    )[0]["tokens"]
+    projected = reports.forecast(org.store, names, END_OF_DAY)["organization"][
+        "projected_month_end"
+    ]
+    rules = parse_rules(
+        "pools: {enabled: false}\nspikes: []\n"
+        f"budgets:\n  - {{key: {ci_bot}, limit: {today}, unit: tokens, period: day}}\n"
+        f"forecasts:\n  - {{limit: {projected - 1}}}\n  - {{name: high, limit: {projected}}}\n",
+        "test",
+    )
+    with WebhookReceiver() as hook:
+        for t in [*hours_of_day(), END_OF_DAY]:
+            org.engine(rules, [hook.apprise_url]).run(t)  # a restart before each
+    kinds = Counter(str(b["title"]).split(":")[0] for b in hook.bodies)
+    assert set(kinds.values()) == {1}
+    assert {"Budget 100 % reached", "Month-end forecast over budget"} <= set(kinds)
+    with org.store.transaction() as conn:
+        recorded = Counter(a["dedupe_key"] for a in alert_rows.recent(conn, DAY0))
+    day = reports_day(DAY0)
+    assert recorded == {
+        f"budget:key:{ci_bot}:tokens:day:billed:80:{day}": 1,
+        f"budget:key:{ci_bot}:tokens:day:billed:100:{day}": 1,
+        f"forecast:organization:organization:{m_label(DAY0)}": 1,
+    }
+    forecast = next(b for b in hook.bodies if str(b["title"]).startswith("Month-end"))
+    assert forecast["alert"]["projected_month_end"] == str(projected)  # type: ignore[index]
+
+
+def test_the_daily_digest_goes_once_after_its_time(make_org: Callable[..., Org]) -> None:
+    org = make_org()
+    rules = parse_rules('pools: {enabled: false}\nspikes: []\ndigest: {at: "08:00"}\n', "test")
+    with WebhookReceiver() as hook:
+        engine = org.engine(rules, [hook.apprise_url])
+        engine.run(DAY0 + 7 * HOUR)
+        assert hook.bodies == []
+        engine.run(DAY0 + 8 * HOUR)
+        engine.run(DAY0 + 20 * HOUR)
+    assert len(hook.bodies) == 1
+    digest = hook.bodies[0]
+    yesterday = reports.summary(
+        org.store, reports.load_names(org.store), DAY0 - DAY, DAY0, prices=reports.default_prices()
+    )
+    assert digest["alert"]["tokens"] == yesterday["totals"]["tokens"]  # type: ignore[index]
+    assert digest["alert"]["billed_usd"] == str(yesterday["billed_usd"])  # type: ignore[index]
+    top = yesterday["by"]["person"][0]
+    assert f"{top['person']} {top['tokens']:,}" in str(digest["message"])

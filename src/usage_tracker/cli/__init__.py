@@ -276,7 +276,14 @@ def demo(
         service = next(k for k in sim.org.keys if k.owner_type == "service_account")
         mappings = workdir / "api_key_mappings.json"
         mappings.write_text(json.dumps({service.id: "Data Platform Team"}, indent=2))
+        alerts = workdir / "alerts.yaml"  # recorded and shown on /alerts (no channel is set)
+        alerts.write_text(
+            "budgets:\n  - {name: org-month, limit: 500, cost: estimated}\n"
+            "forecasts:\n  - {limit: 400}\n"
+            'digest: {at: "00:00"}\n'
+        )
         settings = _settings(
+            alerts_file=alerts,
             openai_admin_key=simulator.DEFAULT_ADMIN_KEY,
             openai_base_url=upstream.url + "/v1",
             database_url=f"sqlite:///{workdir / 'demo.db'}",

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from usage_tracker import reports
@@ -72,6 +72,7 @@ class UsageCollector(Collector):
         yield from (tokens, requests, billed, estimated)
         yield from self._pools(now)
         yield from self._sync(now)
+        yield from self._alerts()
 
     def _pools(self, now: int) -> Iterator[Metric]:
         from usage_tracker.web.api import tiers_report
@@ -108,6 +109,26 @@ class UsageCollector(Collector):
         )
         loop.add_metric([], 1 if self.state.loop.error else 0)
         yield from (age, failing, loop)
+
+    def _alerts(self) -> Iterator[Metric]:
+        if self.state.alerts is None:
+            return
+        counts = self.state.alerts.health()["deliveries"]
+        done = CounterMetricFamily(
+            "usage_tracker_alert_deliveries",
+            "Alert messages delivered (sent) or given up on (failed), since the database began.",
+            labels=["status"],
+        )
+        for status in ("sent", "failed"):
+            done.add_metric([status], counts[status])
+        waiting = GaugeMetricFamily(
+            "usage_tracker_alert_deliveries_pending",
+            "Alert messages waiting to be sent, and of those, being retried after a failure.",
+            labels=["state"],
+        )
+        waiting.add_metric(["pending"], counts["pending"])
+        waiting.add_metric(["retrying"], counts["retrying"])
+        yield from (done, waiting)
 
 
 @router.get("/metrics")
