@@ -372,4 +372,6 @@ def test_the_daily_digest_goes_once_after_its_time(make_org: Callable[..., Org])
     assert digest["alert"]["tokens"] == yesterday["totals"]["tokens"]  # type: ignore[index]
     assert digest["alert"]["billed_usd"] == str(yesterday["billed_usd"])  # type: ignore[index]
     top = yesterday["by"]["person"][0]
-    assert f"{top['person']} {top['tokens']:,}" in str(digest["message"])
+    assert f"{top['person']} {top['tokens']:,} (${top['billed_cost']:,.2f})" in str(
+        digest["message"]
+    )

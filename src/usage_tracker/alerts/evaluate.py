@@ -398,14 +398,14 @@ def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
     )
     outlook = reports.forecast(inputs.store, inputs.names, now)
     org = outlook["organization"]
-    people = [(r["person"], r["tokens"], r["billed_cost"]) for r in summary["by"]["person"]][:10]
-    models = [(r["model"], r["tokens"], r["billed_cost"]) for r in summary["by"]["model"]][:10]
+    people = _top(summary["by"]["person"], "person")
+    models = _top(summary["by"]["model"], "model")
     url = m.link(inputs.base_url, range="yesterday")
     lines = [
         f"Yesterday (UTC {day}): {m.tokens(summary['totals']['tokens'])} tokens, "
         f"{m.usd(summary['billed_usd'])} billed, {m.usd(summary['estimated_usd'])} estimated.",
-        "By person: " + "; ".join(f"{p} {m.tokens(t)}" for p, t, _ in people) if people else "",
-        "By model: " + "; ".join(f"{x} {m.tokens(t)}" for x, t, _ in models) if models else "",
+        "By person: " + "; ".join(_figures(*row) for row in people) if people else "",
+        "By model: " + "; ".join(_figures(*row) for row in models) if models else "",
         "Pools: "
         + "; ".join(
             f"{p} {m.tokens(s.used)} of {m.tokens(s.limit)} ({m.percent(s.percent)})"
@@ -427,8 +427,8 @@ def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
             "tokens": summary["totals"]["tokens"],
             "billed_usd": str(summary["billed_usd"]),
             "estimated_usd": str(summary["estimated_usd"]),
-            "people": [{"person": p, "tokens": t, "billed_usd": str(c)} for p, t, c in people],
-            "models": [{"model": x, "tokens": t, "billed_usd": str(c)} for x, t, c in models],
+            "people": [{"person": p, "tokens": t, "billed_usd": _text(c)} for p, t, c in people],
+            "models": [{"model": x, "tokens": t, "billed_usd": _text(c)} for x, t, c in models],
             "pools": {p: {"used": s.used, "limit": s.limit} for p, s in pools.pools.items()},
             "month_to_date": str(org["month_to_date"]),
             "projected_month_end": str(org["projected_month_end"]),
@@ -436,6 +436,20 @@ def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
         },
         channels=rules.digest.channels if rules.digest else (),
     )
+
+
+def _top(rows: list[dict[str, Any]], grouping: str) -> list[tuple[str, int, Decimal | None]]:
+    """The ten biggest rows that used tokens or were billed, as (name, tokens, billed)."""
+    kept = [r for r in rows if r["tokens"] or r["billed_cost"]]
+    return [(str(r[grouping] or "(none)"), r["tokens"], r["billed_cost"]) for r in kept[:10]]
+
+
+def _figures(name: str, tokens: int, billed: Decimal | None) -> str:
+    return f"{name} {m.tokens(tokens)}" + (f" ({m.usd(billed)})" if billed else "")
+
+
+def _text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
 
 
 def _lines(*lines: str) -> tuple[str, ...]:
