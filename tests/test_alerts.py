@@ -375,3 +375,34 @@ def test_the_daily_digest_goes_once_after_its_time(make_org: Callable[..., Org])
     assert f"{top['person']} {top['tokens']:,} (${top['billed_cost']:,.2f})" in str(
         digest["message"]
     )
+
+
+def test_the_cli_sends_a_test_message_and_evaluates_on_demand(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with WebhookReceiver() as hook:
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+            "ALERT_URLS": hook.apprise_url,
+        }
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "usage_tracker", "alerts", *args]
+            return subprocess.run(
+                command, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+            )
+
+        tested = cli("test")
+        assert tested.returncode == 0, tested.stderr
+        assert tested.stdout.startswith("sent: json://127.0.0.1:")
+        assert [b["title"] for b in hook.bodies] == ["Test alert from the OpenAI Usage Tracker"]
+        ran = cli("run")
+        assert ran.returncode == 0, ran.stderr
+        assert "0 new alert(s), 0 sent, 0 failed" in ran.stdout  # an empty database
+        hook.status = 500
+        failed = cli("test")
+        assert failed.returncode == 1
+        assert "failed: json://127.0.0.1:" in failed.stdout
