@@ -193,16 +193,13 @@ class Settings(BaseSettings):
             return ()
         from apprise.utils.parse import parse_urls
 
-        from usage_tracker.alerts.channels import scheme_of, valid_url
+        from usage_tracker.alerts.channels import check_urls
 
         urls = tuple(parse_urls(self.alert_urls.get_secret_value()))  # type: ignore[no-untyped-call]
-        for i, url in enumerate(urls):
-            if not valid_url(url):
-                raise SettingsError(
-                    f"ALERT_URLS: entry {i + 1} ({scheme_of(url)}://…) is not a URL Apprise can "
-                    "use; see https://appriseit.com/services/ for each service's form"
-                )
-        return urls
+        try:
+            return check_urls(urls)
+        except ValueError as e:
+            raise SettingsError(f"ALERT_URLS: {e}") from None
 
     def require_auth_mode(self) -> str:
         """The sign-in mode; serving without one chosen explicitly is refused."""

@@ -24,6 +24,18 @@ def valid_url(url: str) -> bool:
         return apprise.Apprise.instantiate(url) is not None
 
 
+def check_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """``urls`` when Apprise can use each; else a ValueError naming the first bad one by its
+    position and scheme (never the URL: it holds the channel's credentials)."""
+    for i, url in enumerate(urls):
+        if not valid_url(url):
+            raise ValueError(
+                f"entry {i + 1} ({scheme_of(url)}://…) is not a URL Apprise can use; see "
+                "https://appriseit.com/services/ for each service's form"
+            )
+    return urls
+
+
 def scheme_of(url: str) -> str:
     """What may be said of a URL that is not valid: its scheme alone."""
     return url.split("://", 1)[0][:20] if "://" in url else "(no scheme)"

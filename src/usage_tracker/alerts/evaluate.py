@@ -169,6 +169,10 @@ def _subject_filter(
     return None
 
 
+def _who(kind: str, value: str) -> str:
+    return "the organization" if kind == "organization" else f"{kind} {value}"
+
+
 def _owner_email(inputs: Inputs, rule: BudgetRule, where: dict[str, list[str]] | None) -> str:
     for key in (where or {}).get("api_key_id", []):
         email = inputs.names.email(key)
@@ -197,7 +201,7 @@ def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing
         range="today" if rule.period == "day" else "mtd",
         person=value if kind == "person" else "",
     )
-    who = "the organization" if kind == "organization" else f"{kind} {value}"
+    who = _who(kind, value)
     recipient = _owner_email(inputs, rule, where) if rule.notify_owner else ""
     for threshold in rule.thresholds:
         if share < threshold:
@@ -245,7 +249,7 @@ def forecast_alerts(rule: ForecastRule, inputs: Inputs, now: int) -> Iterator[Fi
         return
     month = m.month_label(figures["month_start"])
     url = m.link(inputs.base_url, range="mtd", person=value if kind == "person" else "")
-    who = "the organization" if kind == "organization" else f"{kind} {value}"
+    who = _who(kind, value)
     yield Firing(
         dedupe_key=f"{rule.rule_id}:{month}",
         rule=rule.rule_id,

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .channels import scheme_of, valid_url
+from .channels import check_urls
 
 
 class AlertRulesError(Exception):
@@ -34,18 +34,11 @@ class AlertRulesError(Exception):
 
 
 def _apprise_urls(value: tuple[str, ...]) -> tuple[str, ...]:
-    for i, url in enumerate(value):
-        if not valid_url(url):
-            # Never the URL itself in the message: it holds the channel's credentials.
-            raise ValueError(
-                f"entry {i + 1} ({scheme_of(url)}://…) is not a URL Apprise can use; see "
-                "https://appriseit.com/services/ for each service's form"
-            )
-    return value
+    return check_urls(value)
 
 
 def _apprise_url(value: str | None) -> str | None:
-    return None if value is None else _apprise_urls((value,))[0]
+    return None if value is None else check_urls((value,))[0]
 
 
 class _Rule(BaseModel):
