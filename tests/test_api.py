@@ -717,8 +717,8 @@ def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
         truth[model] = truth.get(model, Decimal(0)) + amount
     got = {r["model"]: Decimal(r["billed"]) for r in body["by_model"] if Decimal(r["billed"])}
     assert got == {m: v for m, v in truth.items() if v}
-    # One model-day by hand: each (tier, batch) group priced as its average request at
-    # genai-prices' list prices, complimentary traffic free.
+    # One model-day by hand: each source's (tier, batch) group priced as its average request at
+    # genai-prices' list prices, complimentary traffic free (the Decisions API's tokens too).
     from datetime import UTC, datetime
 
     from genai_prices import Usage, calc_price
@@ -726,7 +726,12 @@ def test_reconciliation_puts_the_bill_beside_a_hand_computed_estimate(
     day = start + 2 * DAY
     by_hand = Decimal(0)
     groups = ["model", "service_tier", "batch"]
-    for (model, tier, batch), m in app.org.truth("completions", day, day + DAY, groups).items():
+    every = [
+        (key, m)
+        for source in ("completions", "decisions")
+        for key, m in app.org.truth(source, day, day + DAY, groups).items()
+    ]
+    for (model, tier, batch), m in every:
         if model != "gpt-4.1-mini" or tier == "incentivized-tier" or not m["num_model_requests"]:
             continue
         n = m["num_model_requests"]

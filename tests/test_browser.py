@@ -115,7 +115,7 @@ def test_the_dashboard_shows_todays_pools_and_tables_from_the_truth(
     pools = load_pool_table()
     expected_pools = {"large": 0, "small": 0}
     expected_models: dict[str, int] = {}
-    for source in ("completions", "embeddings", "moderations"):
+    for source in ("completions", "decisions", "embeddings", "moderations"):
         for (model,), row in app.org.truth(source, day, app.now + 1, ["model"]).items():
             tokens = row.get("input_tokens", 0) + row.get("output_tokens", 0)
             expected_models[str(model)] = expected_models.get(str(model), 0) + tokens
@@ -185,7 +185,7 @@ def test_drilling_down_from_a_person_shows_their_models(app: LiveApp, page: Watc
         int(label.get_attribute("data-end") or 0),
     )
     expected: dict[str, int] = {}
-    for source in ("completions", "embeddings", "moderations"):
+    for source in ("completions", "decisions", "embeddings", "moderations"):
         for (key, model), row in app.org.truth(source, start, end, ["api_key_id", "model"]).items():
             if key in jane:
                 expected[str(model)] = (

@@ -61,7 +61,7 @@ def test_metrics_parse_and_equal_the_database(app: LiveApp) -> None:
         assert value("usage_tracker_requests", "day", "model", name) == row["num_model_requests"]
     assert samples[("usage_tracker_pool_limit_tokens", (("pool", "large"),))] > 0
     ages = [v for (n, _), v in samples.items() if n == "usage_tracker_sync_age_seconds"]
-    assert len(ages) == 11  # every usage source and costs
+    assert len(ages) == 12  # every usage source and costs
     assert samples[("usage_tracker_sync_loop_error", ())] == 0
 
 

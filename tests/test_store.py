@@ -44,6 +44,40 @@ def test_migrations_build_exactly_the_schema_and_rerun_as_no_ops(store: Store) -
     assert diff == []
 
 
+def test_upgrading_a_database_with_usage_keeps_every_row(database_url: str) -> None:
+    """0005 adds api_source to the usage key: rows stored before it keep their figures, as
+    not grouped by it, and a re-sync of their hours replaces them rather than adding beside."""
+    from alembic import command
+    from alembic.config import Config
+
+    from usage_tracker.store.db import MIGRATIONS, connect
+
+    engine = connect(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    t = 100 * DAY
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        dims = [d for d in schema.USAGE_DIMENSIONS if d != "api_source"]
+        values = ", ".join("'m'" if d == "model" else "''" for d in dims)
+        for table, time in (("usage", "bucket_start"), ("usage_daily", "day")):
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} (source, {time}, {', '.join(dims)}, input_tokens) "
+                f"VALUES ('completions', {t}, {values}, 7)"
+            )
+    engine.dispose()
+    store = Store.open(database_url)
+    try:
+        rows = store.usage_totals(t, t + HOUR, ["model", "api_source"])
+        assert [(r["model"], r["api_source"], r["input_tokens"]) for r in rows] == [("m", "", 7)]
+        with store.transaction() as conn:
+            writes.replace_usage(conn, "completions", t, t + HOUR, [_result(t, "m", 9)])
+        assert store.row_count("usage") == 1
+    finally:
+        store.close()
+
+
 def test_replacing_a_range_replaces_whole_buckets(store: Store) -> None:
     t = 100 * DAY
     with store.transaction() as conn:

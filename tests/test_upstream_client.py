@@ -75,7 +75,12 @@ def _first_page_then_end(body: dict[str, Any]) -> Callable[[httpx2.Request], htt
 # -- the published examples ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
+NO_PUBLISHED_EXAMPLE = {"decisions"}
+"""Sources newer than the published document (2026-08): their contract comes from the SDK's
+types (scripts/contract_from_sdk.py), which carry no examples."""
+
+
+@pytest.mark.parametrize("source", sorted(set(SOURCES) - NO_PUBLISHED_EXAMPLE))
 def test_it_parses_each_usage_example(source: str) -> None:
     body = _example(f"get_organization_usage_{source}.response.json")
     seen: list[httpx2.Request] = []
@@ -90,11 +95,11 @@ def test_it_parses_each_usage_example(source: str) -> None:
         for name in SOURCES[source].metrics:
             assert parsed.metrics.get(name) == raw.get(name)
         for dim in SOURCES[source].group_by:
-            assert parsed.dimension(dim) == raw[dim]
+            assert parsed.dimension(dim) == raw.get(dim)  # fields newer than the example: absent
     assert len(seen) == (2 if body["has_more"] else 1)
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize("source", sorted(set(SOURCES) - NO_PUBLISHED_EXAMPLE))
 def test_it_parses_each_result_schema_example(source: str) -> None:
     name = "".join(part.title() for part in source.split("_"))
     raw = _example(f"schema_Usage{name}Result.example.json")
@@ -143,7 +148,9 @@ def test_it_parses_the_name_examples() -> None:
 
 def test_every_example_of_a_read_endpoint_is_covered() -> None:
     read = {p.name for p in EXAMPLES.glob("get_organization_*.json")}
-    covered = {f"get_organization_usage_{s}.response.json" for s in SOURCES} | {
+    covered = {
+        f"get_organization_usage_{s}.response.json" for s in set(SOURCES) - NO_PUBLISHED_EXAMPLE
+    } | {
         "get_organization_costs.response.json",
         "get_organization_projects.response.json",
         "get_organization_projects_project_id_api_keys.response.json",
@@ -414,7 +421,9 @@ def test_a_retry_after_too_long_to_wait_fails_at_once() -> None:
 
 
 def test_a_90_day_hourly_fetch_with_20_percent_faults_matches_the_truth_exactly() -> None:
-    faults = simulator.Faults(rate=0.2, seed=11, slow_seconds=1.5)
+    # A request is given up on after 2 s, and the "slow" fault takes 3 s: far enough apart that
+    # a busy machine's ordinary slow answer is not taken for a fault (the counts below are exact).
+    faults = simulator.Faults(rate=0.2, seed=11, slow_seconds=3.0)
     sim = simulator.build(seed=7, days=90, clock=lambda: NOW, faults=faults)
     org = sim.org
     with (
@@ -422,7 +431,7 @@ def test_a_90_day_hourly_fetch_with_20_percent_faults_matches_the_truth_exactly(
         AdminClient(
             ADMIN_KEY,
             server.url + "/v1",
-            timeout=0.75,
+            timeout=2.0,
             retry=RetryPolicy(max_retries=12, base_delay=0.005, max_delay=0.05),
         ) as client,
     ):

@@ -173,6 +173,7 @@ _RATES = {
     "web_search_calls": 0.8,
 }
 """Mean events per hour at peak, by source (vector_stores is one sample per project a day)."""
+DECISIONS_RATE = 1.5
 
 
 def _ident(rng: random.Random, prefix: str, n: int = 16) -> str:
@@ -383,6 +384,12 @@ class Organization:
                 yield _MAKERS[source](self, rng, key, ts)
         if hour % DAY == 0:
             yield from self._vector_store_samples(rng, hour)
+        # A source added later draws from a generator of its own: the others stay as they were.
+        later = random.Random(f"{self.seed}:{hour}:decisions")
+        keys = [k for k in active if "decisions" in k.sources]
+        for _ in range(_poisson(later, DECISIONS_RATE * activity) if keys else 0):
+            key = later.choices(keys, [k.weight for k in keys])[0]
+            yield _decision(self, later, key, hour + later.randrange(60) * 60)
         for key_id, requests in self.leaks.get(hour, ()):
             key = next(k for k in self.keys if k.id == key_id)
             for _ in range(requests):
@@ -496,10 +503,17 @@ def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
     in_audio = uncached // 2 if audio else 0
     out_audio = output // 2 if audio else 0
     in_image = uncached // 10 if model == "gpt-4.1" else 0
+    # Cache writes by time to live, drawn from the minute (not the generator: the rest of the
+    # organization stays as it was before these fields existed).
+    ttl = (ts // 60) % 3
+    write_30m = cache_write if ttl == 1 else 0
+    write_12h = cache_write if ttl == 2 else 0
     metrics = {
         "input_tokens": input_tokens,
         "input_cached_tokens": cached,
         "input_cache_write_tokens": cache_write,
+        "input_cache_write_30m_tokens": write_30m,
+        "input_cache_write_12h_tokens": write_12h,
         "input_uncached_tokens": uncached,
         "output_tokens": output,
         "input_text_tokens": uncached - in_audio - in_image,
@@ -527,8 +541,32 @@ def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
         ),
         CostLine(f"{model}, output", _micros(output / 1e6, p_out * discount), output, "tokens"),
     )
-    dims = _dims(**_people(key), model=model, batch=batch, service_tier=tier)
+    dims = _dims(
+        **_people(key), model=model, batch=batch, service_tier=tier, api_source=_api_source(key)
+    )
     return Event("completions", ts, dims, tuple(metrics.items()), costs, complimentary)
+
+
+AGENT_KEYS = frozenset({"ingest-service", "ci-bot"})
+"""Keys whose traffic OpenAI attributes to the Agents API (``api_source``)."""
+
+
+def _api_source(key: SimKey) -> str:
+    return "agents_api" if key.name in AGENT_KEYS else "unlabeled"
+
+
+def _decision(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
+    """Decisions API usage: shaped as completions (the same fields), never complimentary."""
+    event = _completion(org, rng, key, ts)
+    tier = event.dims[DIMENSIONS.index("service_tier")]
+    dims = _dims(
+        **_people(key),
+        model=event.dims[DIMENSIONS.index("model")],
+        batch=event.dims[DIMENSIONS.index("batch")],
+        service_tier="default" if tier == "incentivized-tier" else tier,
+        api_source=_api_source(key),
+    )
+    return Event("decisions", ts, dims, event.metrics, event.costs)
 
 
 def _token_event(source: str, models: tuple[str, ...]) -> Callable[..., Event]:
@@ -602,7 +640,12 @@ def _web_search(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
     requests = rng.randint(1, 8)
     calls = requests * rng.randint(1, 3)
     cost = CostLine("web search tool calls", _micros(calls, UNIT_PRICES["web_search"]), calls, "")
-    dims = _dims(**_people(key), model=model, context_level=rng.choice(CONTEXT_LEVELS))
+    dims = _dims(
+        **_people(key),
+        model=model,
+        context_level=rng.choice(CONTEXT_LEVELS),
+        api_source=_api_source(key),
+    )
     metrics = (("num_model_requests", requests), ("num_requests", calls))
     return Event("web_search_calls", ts, dims, metrics, (cost,))
 

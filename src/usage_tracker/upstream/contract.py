@@ -30,6 +30,7 @@ DIMENSIONS: Final = (
     "source",
     "vector_store_id",
     "context_level",
+    "api_source",
 )
 """Every field a usage result can be grouped by, across all sources."""
 
@@ -55,6 +56,8 @@ METRICS: Final = (
     "usage_bytes",
     "num_sessions",
     "num_requests",
+    "input_cache_write_30m_tokens",
+    "input_cache_write_12h_tokens",
 )
 """Every integer counter a usage result can carry, across all sources."""
 
@@ -77,6 +80,34 @@ class Source:
 
 _PEOPLE = {"project_ids": "project_id", "user_ids": "user_id", "api_key_ids": "api_key_id"}
 _MODEL_FILTERS = {**_PEOPLE, "models": "model"}
+_TOKEN_GROUPS = (
+    "project_id",
+    "user_id",
+    "api_key_id",
+    "model",
+    "batch",
+    "service_tier",
+    "api_source",
+)
+_TOKEN_METRICS = (
+    "input_tokens",
+    "output_tokens",
+    "input_cached_tokens",
+    "input_uncached_tokens",
+    "input_cache_write_tokens",
+    "input_cache_write_30m_tokens",
+    "input_cache_write_12h_tokens",
+    "input_text_tokens",
+    "output_text_tokens",
+    "input_cached_text_tokens",
+    "input_audio_tokens",
+    "input_cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "input_cached_image_tokens",
+    "output_image_tokens",
+    "num_model_requests",
+)
 
 SOURCES: Final = {
     s.name: s
@@ -84,24 +115,16 @@ SOURCES: Final = {
         Source(
             "completions",
             "organization.usage.completions.result",
-            ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
-            (
-                "input_tokens",
-                "output_tokens",
-                "input_cached_tokens",
-                "input_uncached_tokens",
-                "input_cache_write_tokens",
-                "input_text_tokens",
-                "output_text_tokens",
-                "input_cached_text_tokens",
-                "input_audio_tokens",
-                "input_cached_audio_tokens",
-                "output_audio_tokens",
-                "input_image_tokens",
-                "input_cached_image_tokens",
-                "output_image_tokens",
-                "num_model_requests",
-            ),
+            _TOKEN_GROUPS,
+            _TOKEN_METRICS,
+            {**_MODEL_FILTERS, "batch": "batch"},
+        ),
+        Source(
+            # The Decisions API's model usage: the same fields as completions (SDK 3.57).
+            "decisions",
+            "organization.usage.decisions.result",
+            _TOKEN_GROUPS,
+            _TOKEN_METRICS,
             {**_MODEL_FILTERS, "batch": "batch"},
         ),
         Source(
@@ -164,7 +187,7 @@ SOURCES: Final = {
         Source(
             "web_search_calls",
             "organization.usage.web_searches.result",
-            ("project_id", "user_id", "api_key_id", "model", "context_level"),
+            ("project_id", "user_id", "api_key_id", "model", "context_level", "api_source"),
             ("num_model_requests", "num_requests"),
             {**_MODEL_FILTERS, "context_levels": "context_level"},
         ),

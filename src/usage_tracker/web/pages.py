@@ -40,6 +40,7 @@ TABLES = {
     "api_key": "API keys",
 }
 OTHER_SOURCE_COUNTERS = {
+    "decisions": ("tokens", "tokens"),
     "embeddings": ("input_tokens", "tokens"),
     "moderations": ("input_tokens", "tokens"),
     "images": ("images", "images"),
