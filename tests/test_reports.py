@@ -223,6 +223,43 @@ def test_only_sharing_projects_count_toward_the_pools(
     assert only_one.pools["small"].used < everything.pools["small"].used
 
 
+def test_reported_free_is_every_incentivized_row_and_disagreements_are_listed(
+    synced: tuple[Store, simulator.Organization], tmp_path: Path
+) -> None:
+    """OpenAI's word (the incentivized-tier rows) against the table's: a table that says
+    gpt-4.1-mini is not eligible still shows what OpenAI gave free for it, as a disagreement."""
+    store, org = synced
+    names = reports.load_names(store)
+    day = NOW - NOW % DAY
+    truth = org.truth("completions", day, NOW, ["model", "service_tier", "project_id"])
+    free: dict[str, int] = defaultdict(int)
+    for (model, tier, _project), m in truth.items():
+        if tier == "incentivized-tier":
+            free[str(model)] += m["input_tokens"] + m["output_tokens"]
+    assert free["gpt-4.1-mini"] > 0
+
+    stale = tmp_path / "tiers.json"
+    stale.write_text('{"rules": [{"pattern": "^gpt-4\\\\.1-mini", "pool": null}]}')
+    report = reports.pool_usage(store, names, load_pool_table(stale), NOW)
+    assert report.reported_free == dict(free)
+    assert report.disagreements == [
+        {"model": "gpt-4.1-mini", "table": NOT_ELIGIBLE, "reported_free": free["gpt-4.1-mini"]}
+    ]
+    assert reports.pool_usage(store, names, load_pool_table(), NOW).disagreements == []
+
+    one = next(iter(org.projects))
+    outside: dict[str, int] = defaultdict(int)
+    for (model, tier, project), m in truth.items():
+        if tier == "incentivized-tier" and project != one:
+            outside[str(model)] += m["input_tokens"] + m["output_tokens"]
+    narrowed = reports.pool_usage(store, names, load_pool_table(), NOW, sharing_projects=[one])
+    assert {
+        d["model"]: d["reported_free"]
+        for d in narrowed.disagreements
+        if d["table"] == "project not in SHARING_PROJECTS"
+    } == dict(outside)
+
+
 def test_an_unknown_model_is_unclassified_not_counted(tmp_path: Path) -> None:
     table = load_pool_table()
     assert table.classify("gpt-7-turbo") == UNCLASSIFIED

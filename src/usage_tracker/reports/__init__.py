@@ -165,6 +165,12 @@ class PoolReport:
     pools: dict[str, PoolStatus]
     not_eligible: dict[str, int]
     unclassified: dict[str, int]
+    reported_free: dict[str, int] = field(default_factory=dict)
+    """Per model, every token OpenAI reported under ``incentivized-tier`` in a sharing project,
+    whatever the pool table says: what OpenAI itself counts as free."""
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    """Models OpenAI reported free tokens for that the table counts in no pool (or traffic of a
+    project outside SHARING_PROJECTS): the table, or the setting, needs a look."""
 
 
 EVERYONE_ELSE = "everyone else"
@@ -198,9 +204,18 @@ def pool_usage(
     pools = {p: PoolStatus(p, table.limit(usage_tier, p)) for p in POOLS}
     not_eligible: dict[str, int] = {}
     unclassified: dict[str, int] = {}
+    free: dict[str, int] = {}
+    disagree: dict[tuple[str, str], int] = {}
     for row in rows:
         tokens = row["input_tokens"] + row["output_tokens"]
         pool = table.classify(row["model"])
+        if row["service_tier"] == COMPLIMENTARY_TIER:
+            outside = bool(sharing) and row["project_id"] not in sharing
+            if not outside:
+                free[row["model"]] = free.get(row["model"], 0) + tokens
+            said = "project not in SHARING_PROJECTS" if outside else pool
+            if outside or pool in (NOT_ELIGIBLE, UNCLASSIFIED):
+                disagree[row["model"], said] = disagree.get((row["model"], said), 0) + tokens
         if pool == UNCLASSIFIED:
             unclassified[row["model"]] = unclassified.get(row["model"], 0) + tokens
             continue
@@ -223,7 +238,21 @@ def pool_usage(
         elif status.used:
             at = now + int((status.limit - status.used) * elapsed / status.used)
             status.exhausted_at = at if at < day_start + DAY else None
-    return PoolReport(day_start, now, usage_tier, table.as_of, pools, not_eligible, unclassified)
+    disagreements = [
+        {"model": model, "table": said, "reported_free": tokens}
+        for (model, said), tokens in sorted(disagree.items(), key=lambda kv: -kv[1])
+    ]
+    return PoolReport(
+        day_start,
+        now,
+        usage_tier,
+        table.as_of,
+        pools,
+        not_eligible,
+        unclassified,
+        reported_free=free,
+        disagreements=disagreements,
+    )
 
 
 def cost_totals(

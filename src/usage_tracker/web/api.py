@@ -433,6 +433,8 @@ def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
         },
         "not_eligible": _ranked(report.not_eligible),
         "unclassified": _ranked(report.unclassified),
+        "reported_free": _ranked(report.reported_free),
+        "disagreements": report.disagreements,
         "pool_table_error": state.pool_error,
     }
 
