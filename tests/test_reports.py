@@ -279,3 +279,61 @@ def test_a_malformed_pool_file_names_the_line_and_column(tmp_path: Path) -> None
     bad.write_text('{\n  "rules": [\n    {"pattern": "x", "pool": "large",}\n  ]\n}\n')
     with pytest.raises(PoolTableError, match=r"tiers\.json, line 3, column 38"):
         load_pool_table(bad)
+
+
+@pytest.mark.parametrize(
+    ("model", "pool"),
+    [
+        # As OpenAI's help article (10306912) lists them, audited 2026-11:
+        ("gpt-5.1-codex-mini", "small"),
+        ("gpt-5-codex-mini", "small"),
+        ("gpt-5.1-codex", "large"),
+        ("gpt-5-codex", "large"),
+        ("gpt-5-mini", "small"),
+        ("gpt-5-nano", "small"),
+        ("gpt-4.1-mini-2025-04-14", "small"),
+        ("o4-mini", "small"),
+        ("gpt-5.1", "large"),
+        ("o3", "large"),
+        # … and what it does not list:
+        ("o3-mini", NOT_ELIGIBLE),
+        ("gpt-5-chat-latest", NOT_ELIGIBLE),
+        ("chatgpt-4o-latest", UNCLASSIFIED),
+        ("gpt-5.2-codex", NOT_ELIGIBLE),
+        ("gpt-5.1-codex-max", NOT_ELIGIBLE),
+        ("o3-deep-research", NOT_ELIGIBLE),
+        ("gpt-4o-search-preview", NOT_ELIGIBLE),
+        ("gpt-5-pro", NOT_ELIGIBLE),
+    ],
+)
+def test_the_shipped_table_classifies_as_the_help_article_does(model: str, pool: str) -> None:
+    assert load_pool_table().classify(model) == pool
+
+
+def test_200k_tokens_of_gpt_5_1_codex_mini_fill_the_small_pool_not_the_large(
+    database_url: str,
+) -> None:
+    """The audit's case: the old table put gpt-5.1-codex-mini in the large pool and showed it
+    at 128 % "exhausted" while the small pool was at 8 %."""
+    from usage_tracker.store import writes
+    from usage_tracker.upstream.records import UsageResult
+
+    day = NOW - NOW % DAY
+    values = {"model": "gpt-5.1-codex-mini", "api_key_id": "key_1", "service_tier": "default"}
+    row = UsageResult(
+        "completions",
+        day + HOUR,
+        day + 2 * HOUR,
+        tuple(values.get(d) for d in DIMENSIONS),
+        {"input_tokens": 150_000, "output_tokens": 50_000, "num_model_requests": 40},
+    )
+    store = Store.open(database_url)
+    try:
+        with store.transaction() as conn:
+            writes.replace_usage(conn, "completions", day + HOUR, day + 2 * HOUR, [row])
+        report = reports.pool_usage(store, reports.load_names(store), load_pool_table(), NOW)
+    finally:
+        store.close()
+    assert report.pools["small"].used == 200_000
+    assert report.pools["small"].percent == pytest.approx(8.0)
+    assert report.pools["large"].used == 0
