@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest browser demo serve clean
+.PHONY: test lint typecheck pytest browser demo serve clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ pytest: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Not part of `make test`: the large organization (200 keys, 365 days) synced from the simulator
+# (kept in .bench/), then reads timed; writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/large_org.py --write
 
 # The whole app against a built-in simulated organization: no key needed.
 demo: $(STAMP)

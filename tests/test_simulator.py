@@ -372,3 +372,21 @@ def test_late_data_is_revised_upward() -> None:
         sum(tokens[1])
         == sim.org.truth("completions", params["start_time"], NOW)[()]["input_tokens"]
     )
+
+
+def test_a_benchmark_organization_has_the_size_asked_for() -> None:
+    size = simulator.Size(keys=40, users=12, projects=4, models=20, rows_per_hour=25)
+    org = simulator.build(seed=3, days=30, clock=lambda: NOW, size=size).org
+    assert len(org.keys) == 40
+    assert len(org.users) == 12
+    assert len(org.projects) == 4
+    used = {m for k in org.keys for m in k.models}
+    assert len(used) <= 20
+    assert any(m.endswith(tuple(f"-2026-01-{d:02d}" for d in range(1, 29))) for m in used)
+    week = NOW - NOW % 86400 - 7 * 86400
+    rows = {
+        (e.ts - e.ts % 3600, e.dims)
+        for e in org.events(week, week + 7 * 86400)
+        if e.source == "completions"
+    }
+    assert 20 <= len(rows) / (7 * 24) <= 30  # about 25 an hour, over a week's rhythm

@@ -61,8 +61,18 @@ def simulate(
     late_hours: Annotated[
         int, typer.Option(min=0, help="Recent hours reported incomplete, as OpenAI's late data.")
     ] = 0,
+    keys: Annotated[
+        int | None, typer.Option(min=1, help="A benchmark organization with this many keys.")
+    ] = None,
+    users: Annotated[int, typer.Option(min=1, help="… users (with --keys).")] = 50,
+    projects: Annotated[int, typer.Option(min=1, help="… projects (with --keys).")] = 10,
+    models: Annotated[int, typer.Option(min=1, help="… models (with --keys).")] = 30,
+    rows_per_hour: Annotated[
+        int, typer.Option(min=1, help="… completion rows an hour on average (with --keys).")
+    ] = 60,
 ) -> None:
-    """Serve a simulated organization on the OpenAI admin API contract (base URL .../v1)."""
+    """Serve a simulated organization on the OpenAI admin API contract (base URL .../v1): the
+    small hand-written one, or with --keys one of a chosen size (for benchmarks)."""
     import uvicorn
 
     from usage_tracker import simulator
@@ -82,8 +92,16 @@ def simulate(
         slow_seconds=slow_seconds,
         latency_seconds=latency_ms / 1000,
     )
+    size = None
+    if keys is not None:
+        size = simulator.Size(keys, users, projects, models, rows_per_hour)
     sim = simulator.build(
-        seed=seed, days=days, admin_key=admin_key, faults=injected, late_hours=late_hours
+        seed=seed,
+        days=days,
+        admin_key=admin_key,
+        faults=injected,
+        late_hours=late_hours,
+        size=size,
     )
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
     typer.echo(f"ground truth: http://{host}:{port}/_simulator/truth?source=…&start_time=…")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from .app import FAULT_KINDS, Faults, Simulator
 from .org import Organization
+from .scale import Size
 
 DEFAULT_ADMIN_KEY = "sk-admin-simulator"
 
@@ -20,10 +21,19 @@ def build(
     faults: Faults | None = None,
     late_hours: int = 0,
     scope_error_style: str = "2026",
+    size: Size | None = None,
 ) -> Simulator:
-    """A simulator app over a fresh synthetic organization."""
-    org = Organization(seed=seed, days=days, clock=clock, late_hours=late_hours)
+    """A simulator app over a fresh synthetic organization (of ``size``, for benchmarks)."""
+    org = Organization(seed=seed, days=days, clock=clock, late_hours=late_hours, size=size)
     return Simulator(org, admin_key=admin_key, faults=faults, scope_error_style=scope_error_style)
 
 
-__all__ = ["DEFAULT_ADMIN_KEY", "FAULT_KINDS", "Faults", "Organization", "Simulator", "build"]
+__all__ = [
+    "DEFAULT_ADMIN_KEY",
+    "FAULT_KINDS",
+    "Faults",
+    "Organization",
+    "Simulator",
+    "Size",
+    "build",
+]

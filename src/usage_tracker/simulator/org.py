@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 
 from usage_tracker.upstream.contract import (
     CONTEXT_LEVELS,
@@ -24,6 +25,8 @@ from usage_tracker.upstream.contract import (
     SOURCES,
     WIDTH_SECONDS,
 )
+
+from .scale import Size, base_model, created_before, key_models, key_weight, model_catalogue
 
 HOUR = 3600
 DAY = 86400
@@ -200,6 +203,8 @@ class Organization:
     clock: Callable[[], float] = field(default=lambda: 0.0)
     late_hours: int = 0
     revision: int = 0
+    size: Size | None = None
+    """A benchmark organization of this size instead of the small hand-written one."""
     users: list[SimUser] = field(init=False)
     projects: dict[str, SimProject] = field(init=False)
     keys: list[SimKey] = field(init=False)
@@ -213,6 +218,9 @@ class Organization:
         anchor = int(self.clock())
         self.start = anchor - anchor % DAY - self.days * DAY
         rng = random.Random(f"org:{self.seed}")
+        if self.size is not None:
+            self._build_scaled(rng, self.size)
+            return
         self._build_people(rng)
         self._build_projects(rng, anchor)
         self._build_keys(rng, anchor)
@@ -234,6 +242,48 @@ class Organization:
             self.leaks.setdefault(hour, []).append((key.id, requests))
             self._hours.pop(hour, None)
         return key
+
+    def _build_scaled(self, rng: random.Random, size: Size) -> None:
+        self.users = [
+            SimUser(
+                id=_ident(rng, "user-", 24),
+                name=f"User {i:03d}",
+                email=f"user{i:03d}@example.com",
+                role="owner" if i == 0 else "reader",
+                added_at=self.start - rng.randrange(30, 400) * DAY,
+            )
+            for i in range(size.users)
+        ]
+        self.projects = {}
+        for i in range(size.projects):
+            pid = _ident(rng, "proj_", 24)
+            stores = (_ident(rng, "vs_", 24),)
+            self.projects[pid] = SimProject(
+                pid, f"Project {i:02d}", self.start - rng.randrange(60, 600) * DAY, None, stores
+            )
+        pids = list(self.projects)
+        catalogue = model_catalogue(CHAT_MODELS, size.models)
+        self.keys = []
+        for i in range(size.keys):
+            service = i % 10 == 9
+            user = self.users[i % size.users]
+            self.keys.append(
+                SimKey(
+                    id=_ident(rng, "key_", 16),
+                    name=f"key-{i:03d}",
+                    project_id=pids[i % size.projects],
+                    owner_type="service_account" if service else "user",
+                    owner_id=_ident(rng, "svc_", 24) if service else user.id,
+                    owner_name=f"service-{i:03d}" if service else user.name,
+                    owner_email=None if service else user.email,
+                    created_at=created_before(rng, self.start),
+                    deleted_at=None,
+                    owner_has_access=True,
+                    models=key_models(rng, catalogue),
+                    sources=frozenset(SOURCES),
+                    weight=key_weight(rng),
+                )
+            )
 
     # -- structure --------------------------------------------------------------------------
 
@@ -363,6 +413,14 @@ class Organization:
                 self._hours[hour] = cached
         return cached
 
+    @cached_property
+    def _rates(self) -> dict[str, float]:
+        if self.size is None:
+            return _RATES
+        # Completions at the chosen rows per hour on average over a week's rhythm.
+        week = [self._activity(h * HOUR) for h in range(7 * 24)]
+        return {**_RATES, "completions": self.size.rows_per_hour * len(week) / sum(week)}
+
     def _activity(self, hour: int) -> float:
         hod = (hour % DAY) // HOUR
         weekday = (hour // DAY + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
@@ -373,7 +431,7 @@ class Organization:
         rng = random.Random(f"{self.seed}:{hour}")
         active = [k for k in self.keys if k.active(hour, self.projects)]
         activity = self._activity(hour)
-        for source, rate in _RATES.items():
+        for source, rate in self._rates.items():
             keys = [k for k in active if source in k.sources]
             if not keys:
                 continue
@@ -492,8 +550,9 @@ def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
     cache_write = int((input_tokens - cached) * rng.choice((0.0, 0.0, 0.1)))
     uncached = input_tokens - cached - cache_write
     output = int(input_tokens * rng.uniform(0.05, 0.5))
-    batch = model in COMPLIMENTARY and rng.random() < 0.1
-    complimentary = model in COMPLIMENTARY and not batch and rng.random() < 0.35
+    free = base_model(model) in COMPLIMENTARY
+    batch = free and rng.random() < 0.1
+    complimentary = free and not batch and rng.random() < 0.35
     tier = (
         "incentivized-tier"
         if complimentary
@@ -527,7 +586,7 @@ def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
         "output_image_tokens": 0,
         "num_model_requests": requests,
     }
-    p_in, p_cached, p_out = PRICES[model]
+    p_in, p_cached, p_out = PRICES[base_model(model)]
     discount = 0.5 if batch else 1.0
     costs = (
         CostLine(
