@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from usage_tracker.prices import Prices, PricesFileError
 
@@ -110,3 +112,53 @@ def test_a_malformed_prices_file_names_the_file_line_and_column(tmp_path: Path) 
     path.write_text('{"models": {"x": {"input": 1}}}')
     with pytest.raises(PricesFileError, match="'x' needs"):
         Prices.load(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from(
+        ["gpt-5", "gpt-4.1-mini", "gpt-realtime", "gpt-4o-2024-05-13", "o3", "gpt-5.4", "gpt-4.1"]
+    ),
+    tier=st.sampled_from(["default", "flex", "priority"]),
+    batch=st.sampled_from(["true", "false"]),
+    requests=st.integers(1, 5000),
+    day=st.integers(0, 400),
+    counts=st.tuples(*(st.integers(0, 3_000_000) for _ in range(6))),
+)
+def test_the_fast_path_gives_the_librarys_price_of_n_average_requests(
+    model: str, tier: str, batch: str, requests: int, day: int, counts: tuple[int, ...]
+) -> None:
+    """A model priced linearly is priced from per-token rates worked out once; the sum must be
+    the library's own price of the row's average request times its request count."""
+    from usage_tracker import prices as module
+
+    uncached, cached_text, audio_uncached, cached_audio, write, output = counts
+    out_audio = output // 3
+    row = {
+        "model": model,
+        "service_tier": tier,
+        "batch": batch,
+        "input_tokens": uncached + cached_text + audio_uncached + cached_audio + write,
+        "input_cached_tokens": cached_text + cached_audio,
+        "input_cache_write_tokens": write,
+        "input_audio_tokens": audio_uncached + cached_audio,
+        "input_cached_audio_tokens": cached_audio,
+        "output_tokens": output,
+        "output_audio_tokens": out_audio,
+        "num_model_requests": requests,
+    }
+    at = AT - day * 86400
+    context = {"service_tier": tier} if tier in ("flex", "priority") else {}
+    if batch == "true":
+        context["processing"] = "batch"
+    average = module._average_request(row, requests)
+    library = module._library_price(average, model, module._day(at), tuple(sorted(context.items())))
+    fast = Prices().estimate(row, at)
+    linear = module._linear_price(model, module._day(at), tuple(sorted(context.items())))
+    if model in ("gpt-4.1-mini", "gpt-realtime"):  # no long-context tier: the fast path
+        assert linear is not None
+    if library is None:
+        assert fast is None
+    else:
+        assert fast is not None
+        assert abs(fast - library * requests) < Decimal("0.000001")

@@ -19,7 +19,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from genai_prices import Usage, calc_price
+from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
 
 from usage_tracker.jsonfiles import parse_json_object
 
@@ -90,7 +91,15 @@ class Prices:
             context["service_tier"] = str(row["service_tier"])
         if row.get("batch") in (True, "true"):
             context["processing"] = "batch"
-        price = _library_price(one, model, _day(at), tuple(sorted(context.items())))
+        when, key = _day(at), tuple(sorted(context.items()))
+        linear = _linear_price(model, when, key)
+        if linear is not None:
+            per_request, per_token = linear
+            totals = {k: int(row.get(f) or 0) for k, f in _USAGE_FIELDS.items()}
+            return per_request * requests + sum(
+                (per_token[k] * n for k, n in totals.items() if n), Decimal(0)
+            )
+        price = _library_price(one, model, when, key)
         return None if price is None else price * requests
 
 
@@ -128,17 +137,98 @@ def _day(ts: int) -> dt.datetime:
 
 
 @lru_cache(maxsize=4096)
+def _library_model(model: str) -> tuple[Any, Any] | None:
+    """OpenAI's entry for ``model`` in the library, or None when it has none. What
+    ``calc_price`` looks up on every call (a regex match over the registry, the larger part of
+    its time, and as long again for a model it does not know), done once per model."""
+    try:
+        return get_snapshot().find_provider_model(model, None, "openai", None)
+    except LookupError:
+        return None
+
+
+_LINEAR: dict[tuple[str, str], tuple[Decimal, dict[str, Decimal]] | None] = {}
+
+
+def _linear_price(
+    model: str, when: dt.datetime, context: tuple[tuple[str, str], ...]
+) -> tuple[Decimal, dict[str, Decimal]] | None:
+    """(price of one request, price of each token of each usage key) when the model's price in
+    force at ``when`` is linear (no long-context tiers): then n requests cost n times the
+    first plus the tokens times the second, the very sum the library gives for n average
+    requests, at a fraction of its time. None for a tiered price (or an unknown model): the
+    library prices those itself."""
+    found = _library_model(model)
+    if found is None:
+        return None
+    provider, info = found
+    # The price the library resolves in ModelInfo.calc_price, same branch.
+    if context and not any(info is m for m in provider.models):
+        resolved = info.get_prices(when)
+    else:
+        resolved = info.get_prices(when, dict(context) or None)
+    key = (model, repr(resolved))
+    if key not in _LINEAR:
+        _LINEAR[key] = _probe(resolved)
+    return _LINEAR[key]
+
+
+_PROBES: tuple[tuple[str, dict[str, int], tuple[str, ...]], ...] = (
+    ("input_tokens", {"input_tokens": 1}, ()),
+    ("cache_read_tokens", {"input_tokens": 1, "cache_read_tokens": 1}, ("input_tokens",)),
+    ("cache_write_tokens", {"input_tokens": 1, "cache_write_tokens": 1}, ("input_tokens",)),
+    ("output_tokens", {"output_tokens": 1}, ()),
+    ("input_audio_tokens", {"input_tokens": 1, "input_audio_tokens": 1}, ("input_tokens",)),
+    (
+        "cache_audio_read_tokens",
+        {
+            "input_tokens": 1,
+            "cache_read_tokens": 1,
+            "input_audio_tokens": 1,
+            "cache_audio_read_tokens": 1,
+        },
+        ("input_tokens", "cache_read_tokens", "input_audio_tokens"),
+    ),
+    ("output_audio_tokens", {"output_tokens": 1, "output_audio_tokens": 1}, ("output_tokens",)),
+)
+"""Each usage key's price from one valid usage (a cached token is an input token too, so it
+cannot be priced alone) less the keys already known, in millions of tokens."""
+
+
+def _probe(resolved: Any) -> tuple[Decimal, dict[str, Decimal]] | None:
+    from genai_prices.types import TieredPrices
+
+    if any(isinstance(v, TieredPrices) for v in vars(resolved).values()):
+        return None
+
+    def price(tokens: Mapping[str, int]) -> Decimal:
+        usage = {k: int(tokens.get(k, 0)) * 1_000_000 for k in _USAGE_FIELDS}
+        return Decimal(resolved.calc_price(Usage(**usage))["total_price"])
+
+    per_request = price({})
+    per_million: dict[str, Decimal] = {}
+    for key, usage, known in _PROBES:
+        per_million[key] = (
+            price(usage) - per_request - sum((per_million[k] for k in known), Decimal(0))
+        )
+    return per_request, {k: v / MILLION for k, v in per_million.items()}
+
+
+@lru_cache(maxsize=4096)
 def _library_price(
     usage: tuple[tuple[str, Decimal], ...],
     model: str,
     when: dt.datetime,
     context: tuple[tuple[str, str], ...],
 ) -> Decimal | None:
+    found = _library_model(model)
+    if found is None:
+        return None
+    provider, info = found
     try:
-        result = calc_price(
+        result = info.calc_price(
             Usage(**dict(usage)),
-            model,
-            provider_id="openai",
+            provider,
             genai_request_timestamp=when,
             price_context=dict(context) or None,
         )
