@@ -34,6 +34,7 @@ from usage_tracker.web import create_app
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400
 RANGES = (1, 30, 90, 365)
+NOTES = "<!-- analysis: kept by bench/large_org.py -->"
 
 
 def _now() -> int:
@@ -169,7 +170,10 @@ def main() -> None:
     print(json.dumps(measured, indent=1))
     text = markdown(size, args.days, backfill, measured)
     if args.write:
-        (ROOT / "docs" / "benchmarks.md").write_text(text)
+        target = ROOT / "docs" / "benchmarks.md"
+        # What follows the marker is written by people (the analysis): kept as it is.
+        kept = target.read_text().partition(NOTES)[2] if target.exists() else ""
+        target.write_text(text + "\n" + NOTES + kept)
     print(text)
 
 
