@@ -34,12 +34,14 @@ DIMENSIONS: Final = (
 )
 """Every field a usage result can be grouped by, across all sources."""
 
-METRICS: Final = (
+_TOKEN_METRICS = (
     "input_tokens",
     "output_tokens",
     "input_cached_tokens",
     "input_uncached_tokens",
     "input_cache_write_tokens",
+    "input_cache_write_30m_tokens",
+    "input_cache_write_12h_tokens",
     "input_text_tokens",
     "output_text_tokens",
     "input_cached_text_tokens",
@@ -50,14 +52,17 @@ METRICS: Final = (
     "input_cached_image_tokens",
     "output_image_tokens",
     "num_model_requests",
+)
+"""The counters of the token sources (completions, decisions)."""
+
+METRICS: Final = (
+    *_TOKEN_METRICS,
     "images",
     "characters",
     "seconds",
     "usage_bytes",
     "num_sessions",
     "num_requests",
-    "input_cache_write_30m_tokens",
-    "input_cache_write_12h_tokens",
 )
 """Every integer counter a usage result can carry, across all sources."""
 
@@ -88,25 +93,6 @@ _TOKEN_GROUPS = (
     "batch",
     "service_tier",
     "api_source",
-)
-_TOKEN_METRICS = (
-    "input_tokens",
-    "output_tokens",
-    "input_cached_tokens",
-    "input_uncached_tokens",
-    "input_cache_write_tokens",
-    "input_cache_write_30m_tokens",
-    "input_cache_write_12h_tokens",
-    "input_text_tokens",
-    "output_text_tokens",
-    "input_cached_text_tokens",
-    "input_audio_tokens",
-    "input_cached_audio_tokens",
-    "output_audio_tokens",
-    "input_image_tokens",
-    "input_cached_image_tokens",
-    "output_image_tokens",
-    "num_model_requests",
 )
 
 SOURCES: Final = {
