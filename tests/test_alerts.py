@@ -406,3 +406,21 @@ def test_the_cli_sends_a_test_message_and_evaluates_on_demand(tmp_path: Path) ->
         failed = cli("test")
         assert failed.returncode == 1
         assert "failed: json://127.0.0.1:" in failed.stdout
+
+
+def test_a_pool_projected_to_run_out_before_the_set_time_warns_once_before_it_does(
+    make_org: Callable[..., Org],
+) -> None:
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    rules = parse_rules('pools: {thresholds: [1000], run_out_before: "23:00"}\nspikes: []\n', "t")
+    with WebhookReceiver() as hook:
+        for t in hours_of_day():
+            org.engine(rules, [hook.apprise_url], pools).run(t)
+    warned = Counter(str(b["alert"]["pool"]) for b in hook.bodies)  # type: ignore[index]
+    assert warned == {"large": 1, "small": 1}
+    for body in hook.bodies:
+        alert = body["alert"]
+        assert alert["used_tokens"] < alert["limit_tokens"]  # type: ignore[index,operator]
+        assert alert["exhausted_at"] < DAY0 + 23 * HOUR  # type: ignore[index,operator]
+        assert str(body["title"]).endswith("pool will run out before 23:00 UTC")
