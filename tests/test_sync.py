@@ -461,3 +461,43 @@ def test_costs_that_settle_late_are_fetched_again_for_costs_lookback_days(store:
         assert not costs_equal_the_truth()  # the revision changed costs two days back
         sync_once(store, client, window=window, now=NOW)
     assert costs_equal_the_truth()
+
+
+def test_sources_are_fetched_at_once_up_to_the_concurrency_and_stay_exact(store: Store) -> None:
+    sim = simulator.build(
+        seed=7, days=90, clock=lambda: NOW, faults=simulator.Faults(latency_seconds=0.03)
+    )
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        report = sync_once(store, client, now=NOW, window=SyncWindow(concurrency=3))
+    assert report.errors == []
+    assert sim.max_in_flight == 3
+    assert all(client.requests[s] == 13 for s in SOURCES)  # the minimum, as one at a time
+    assert sum(client.retries.values()) == 0
+    assert_store_matches_truth(store, sim.org, NOW - NOW % DAY - 90 * DAY, NOW)
+
+
+def test_a_429_holds_back_every_source_for_the_time_it_asks(store: Store) -> None:
+    wait = 0.6
+    faults = simulator.Faults(
+        rate=0.05, kinds=("429",), seed=5, retry_after_ms=int(wait * 1000), latency_seconds=0.01
+    )
+    sim = simulator.build(seed=7, days=90, clock=lambda: NOW, faults=faults)
+    with (
+        BackgroundServer(sim) as server,
+        AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY) as client,
+    ):
+        report = sync_once(store, client, now=NOW, window=SyncWindow(concurrency=3))
+    assert report.errors == []
+    assert_store_matches_truth(store, sim.org, NOW - NOW % DAY - 90 * DAY, NOW)
+    refused = [t for t, _path, status in sim.log if status == 429]
+    assert refused
+    assert sum(client.retries.values()) == len(refused)
+    # Once the client has its 429 (allow for requests already on their way), nothing arrives
+    # from any source until the wait is over.
+    slack = 0.15
+    for t in refused:
+        early = [a for a, _p, _s in sim.log if t + slack < a < t + wait - 0.02]
+        assert early == [], (t, early)

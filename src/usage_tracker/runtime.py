@@ -56,6 +56,7 @@ def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:
         lookback_hours=settings.sync_lookback_hours,
         costs_lookback_days=settings.costs_lookback_days,
         since=since,
+        concurrency=settings.sync_concurrency,
     )
 
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=90, ge=1, le=3660)
     sync_interval_seconds: int = Field(default=300, ge=10, le=86400)
     sync_lookback_hours: int = Field(default=48, ge=1, le=24 * 31)
+    sync_concurrency: int = Field(default=3, ge=1, le=8)
+    """Usage sources fetched at once during a sync (one request in flight each); a 429 holds
+    every one back for as long as OpenAI asks."""
     alerts_file: Path | None = None
     """Alert rules (YAML or JSON); without it, pools at 50/80/100 % and spikes of 5× a key's
     usual hourly use."""

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,8 @@ class SyncWindow:
     """Costs settle late: the last days of costs are fetched again on every run."""
     since: int | None = None
     """Fetch from this time this run (``sync --since``), even if it is already stored."""
+    concurrency: int = 1
+    """Sources fetched at once (each one's pages stay in order, so its watermark stays exact)."""
 
 
 def sync_once(
@@ -90,14 +93,26 @@ def sync_once(
             report.names_error = str(e)
             fatal = str(e) if isinstance(e, ENDS_SYNC) else None
             log.warning("names not refreshed: %s", e)
-        for source in sources:
-            if fatal is not None:
-                report.outcomes[source] = _record_failure(store, source, window, now, fatal)
-                continue
+        ended = threading.Event()  # a fatal error (a revoked key…) ends the run for every source
+        reasons: list[str] = [fatal] if fatal is not None else []
+        if fatal is not None:
+            ended.set()
+
+        def one(source: str) -> SourceOutcome:
+            if ended.is_set():
+                return _record_failure(store, source, window, now, reasons[0])
             outcome = _sync_source(store, client, source, window, now, progress=progress)
-            report.outcomes[source] = outcome
-            if outcome.fatal:
-                fatal = outcome.error
+            if outcome.fatal and outcome.error is not None:
+                reasons.append(outcome.error)
+                ended.set()
+            return outcome
+
+        if window.concurrency <= 1:
+            outcomes = [one(source) for source in sources]
+        else:
+            with ThreadPoolExecutor(window.concurrency, thread_name_prefix="sync") as pool:
+                outcomes = list(pool.map(one, sources))
+        report.outcomes.update(zip(sources, outcomes, strict=True))
         return report
 
 

@@ -14,6 +14,7 @@ import json
 import random
 import re
 import threading
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -155,6 +156,11 @@ class Simulator:
         self.faults = faults or Faults()
         self.scope_error_style = scope_error_style
         self.requests: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """Requests being answered at once, now and at most (the sync's concurrency, seen)."""
+        self.log: list[tuple[float, str, int]] = []
+        """(monotonic time it arrived, path, status sent) of every request."""
         self.responses_sent = 0
         """Every response, faulted ones included; numbers the x-request-id header."""
         self._routes: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = [
@@ -182,11 +188,18 @@ class Simulator:
             return
         if scope["type"] != "http":
             return
-        if self.faults.latency_seconds:
-            await asyncio.sleep(self.faults.latency_seconds)
-        status, body, headers = self._respond(scope)
-        fault = self.faults.draw() if status == 200 else None
-        await self._send(send, fault, status, body, headers)
+        arrived = time.monotonic()
+        self.in_flight += 1  # one event loop: no lock needed
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.faults.latency_seconds:
+                await asyncio.sleep(self.faults.latency_seconds)
+            status, body, headers = self._respond(scope)
+            fault = self.faults.draw() if status == 200 else None
+            self.log.append((arrived, scope["path"], 429 if fault == "429" else status))
+            await self._send(send, fault, status, body, headers)
+        finally:
+            self.in_flight -= 1
 
     def _respond(self, scope: Scope) -> tuple[int, Any, dict[str, str]]:
         path = scope["path"].rstrip("/")

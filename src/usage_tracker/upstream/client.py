@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -188,6 +189,9 @@ class AdminClient:
         )
         self.requests: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        """A 429 holds back every thread using this client, not only the one that got it."""
 
     def close(self) -> None:
         self._sdk.close()
@@ -363,7 +367,9 @@ class AdminClient:
         policy = self._retry
         started = time.monotonic()
         for attempt in range(policy.max_retries + 1):
-            self.requests[label] += 1
+            self._wait_if_paused()
+            with self._lock:
+                self.requests[label] += 1
             try:
                 result = self._attempt(endpoint, *args, **kwargs)
             except _Retryable as fault:
@@ -372,12 +378,21 @@ class AdminClient:
                     raise self._exhausted(fault, attempt + 1) from None
                 what = f"cannot connect to {fault.what}" if fault.connect else fault.what
                 log.warning("%s: %s; retrying in %.2f s", label, what, delay)
-                self.retries[label] += 1
+                with self._lock:
+                    self.retries[label] += 1
+                    if fault.status == 429:
+                        self._paused_until = max(self._paused_until, time.monotonic() + delay)
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_if_paused(self) -> None:
+        with self._lock:
+            wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
 
     def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
         policy = self._retry
