@@ -191,7 +191,9 @@ class AdminClient:
         self.retries: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._paused_until = 0.0
-        """A 429 holds back every thread using this client, not only the one that got it."""
+        self._paused_by = 0
+        """A 429 holds back every thread using this client, not only the one that got it (which
+        waits out the delay itself)."""
 
     def close(self) -> None:
         self._sdk.close()
@@ -380,8 +382,9 @@ class AdminClient:
                 log.warning("%s: %s; retrying in %.2f s", label, what, delay)
                 with self._lock:
                     self.retries[label] += 1
-                    if fault.status == 429:
-                        self._paused_until = max(self._paused_until, time.monotonic() + delay)
+                    until = time.monotonic() + delay
+                    if fault.status == 429 and until > self._paused_until:
+                        self._paused_until, self._paused_by = until, threading.get_ident()
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
@@ -390,8 +393,9 @@ class AdminClient:
 
     def _wait_if_paused(self) -> None:
         with self._lock:
+            mine = self._paused_by == threading.get_ident()
             wait = self._paused_until - time.monotonic()
-        if wait > 0:
+        if wait > 0 and not mine:
             self._sleep(wait)
 
     def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
