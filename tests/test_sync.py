@@ -390,9 +390,28 @@ def test_the_loop_runs_the_recent_pass_between_full_syncs() -> None:
         calls.append("recent")
         return SyncReport()
 
-    run_forever(full, 0.35, stopping, recent=recent, recent_seconds=0.1)
-    assert (calls[0], calls[-1]) == ("full", "full")
-    assert set(calls[1:-1]) == {"recent"}
+    run_forever(
+        full, 0.35, stopping, recent=recent, recent_seconds=0.1, after=lambda: calls.append("after")
+    )
+    assert (calls[0], calls[-1]) == ("full", "after")
+    # The alerts (``after``) follow every pass, the full ones and the recent ones.
+    passes = [c for c in calls if c != "after"]
+    assert set(passes[1:-1]) == {"recent"}
+    assert calls == [c for p in passes for c in (p, "after")]
+
+
+def test_the_alerts_follow_a_pass_that_failed_too() -> None:
+    calls: list[str] = []
+    stopping = threading.Event()
+
+    def broken() -> SyncReport:
+        stopping.set()
+        raise StoreUnavailableError("The database is not answering.")
+
+    status = LoopStatus()
+    run_forever(broken, 10, stopping, status=status, after=lambda: calls.append("after"))
+    assert calls == ["after"]
+    assert status.error == "The database is not answering."
 
 
 def _html_server() -> BackgroundServer:

@@ -290,16 +290,24 @@ def run_forever(
     status: LoopStatus | None = None,
     recent: Callable[[], SyncReport] | None = None,
     recent_seconds: float = 60,
+    after: Callable[[], object] | None = None,
 ) -> None:
     """``while not stopping: sync(); sleep``, with ``recent()`` every ``recent_seconds`` in
-    between. A run that raises is recorded in ``status`` and logged, never fatal."""
+    between, and ``after()`` (the alerts, which this module never imports) after each of them.
+    A run that raises is recorded in ``status`` and logged, never fatal."""
     status = status or LoopStatus()
+
+    def then(run: Callable[[], SyncReport]) -> None:
+        guarded(run, status)
+        if after is not None:
+            after()
+
     while not stopping.is_set():
-        guarded(sync, status)
+        then(sync)
         next_full = time.monotonic() + interval_seconds
         while recent is not None and not stopping.is_set():
             wait = min(recent_seconds, next_full - time.monotonic())
             if wait <= 0 or stopping.wait(wait) or time.monotonic() >= next_full:
                 break
-            guarded(recent, status)
+            then(recent)
         stopping.wait(max(0.0, next_full - time.monotonic()))

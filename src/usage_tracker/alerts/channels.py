@@ -95,9 +95,14 @@ class Channels:
 
     def __init__(self, urls: Iterable[str]) -> None:
         self._by_id = {c.id: c for c in (Channel(u) for u in urls)}
+        self._labels = {i: c.label for i, c in self._by_id.items()}
 
     def get(self, channel_id: str) -> Channel | None:
         return self._by_id.get(channel_id)
+
+    def label(self, channel_id: str) -> str:
+        """A configured channel's redacted form (worked out once: Apprise parses the URL)."""
+        return self._labels.get(channel_id, "(no longer configured)")
 
     def __iter__(self) -> Iterator[Channel]:
         return iter(self._by_id.values())

@@ -64,7 +64,7 @@ class AlertEngine:
         self.rules = rules
         self.default_urls = tuple(dict.fromkeys([*rules.channels, *default_urls]))
         self.channels = Channels([*self.default_urls, *rules.all_channels()])
-        self.labels = tuple(Channel(u).label for u in self.default_urls)
+        self.labels = tuple(self.channels.label(Channel(u).id) for u in self.default_urls)
         self.inputs = inputs
         self.clock = clock
         self.status = EngineStatus()
@@ -109,11 +109,11 @@ class AlertEngine:
 
     def _deliveries(self, firing: Firing) -> list[dict[str, Any]]:
         urls = firing.channels or self.default_urls
-        targets: list[tuple[Channel, str]] = [(Channel(u), "") for u in urls]
+        targets = [(Channel(u).id, "") for u in urls]
         if firing.recipient and self.rules.owner_email:
-            targets.append((Channel(self.rules.owner_email), firing.recipient))
+            targets.append((Channel(self.rules.owner_email).id, firing.recipient))
         return [
-            {"channel": c.id, "channel_label": c.label, "recipient": recipient}
+            {"channel": c, "channel_label": self.channels.label(c), "recipient": recipient}
             for c, recipient in dict.fromkeys(targets)
         ]
 

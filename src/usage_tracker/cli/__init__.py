@@ -163,28 +163,24 @@ def _sync(
     store: Store, client: AdminClient, window: SyncWindow, settings: Settings, *, once: bool
 ) -> None:
     from usage_tracker.store import StoreUnavailableError
-    from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
+    from usage_tracker.sync import run_forever, sync_once, sync_recent
 
     if not once:
         from usage_tracker.cli.alerts import engine_for
 
         engine = engine_for(settings, store)
-
-        def then_alerts(report: SyncReport) -> SyncReport:
-            engine.run()
-            return report
-
         stopping = threading.Event()
         typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
         try:
             run_forever(
-                lambda: then_alerts(sync_once(store, client, window=window)),
+                lambda: sync_once(store, client, window=window),
                 settings.sync_interval_seconds,
                 stopping,
-                recent=(lambda: then_alerts(sync_recent(store, client)))
+                recent=(lambda: sync_recent(store, client))
                 if settings.recent_sync_seconds
                 else None,
                 recent_seconds=settings.recent_sync_seconds,
+                after=engine.run,
             )
         except KeyboardInterrupt:
             stopping.set()

@@ -215,16 +215,11 @@ def _document_errors_as_served(app: FastAPI) -> None:
 def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
     settings = state.settings
 
-    def then_alerts(report: SyncReport) -> SyncReport:
-        if state.alerts is not None:
-            state.alerts.run()
-        return report
-
     def sync() -> SyncReport:
-        return then_alerts(sync_once(state.store, upstream, window=sync_window(settings)))
+        return sync_once(state.store, upstream, window=sync_window(settings))
 
     def recent() -> SyncReport:
-        return then_alerts(sync_recent(state.store, upstream))
+        return sync_recent(state.store, upstream)
 
     thread = threading.Thread(
         target=run_forever,
@@ -233,6 +228,7 @@ def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
             "status": state.loop,
             "recent": recent if settings.recent_sync_seconds else None,
             "recent_seconds": settings.recent_sync_seconds,
+            "after": state.alerts.run if state.alerts is not None else None,
         },
         name="sync",
         daemon=True,
