@@ -104,12 +104,6 @@ class Channels:
         """A configured channel's redacted form (worked out once: Apprise parses the URL)."""
         return self._labels.get(channel_id, "(no longer configured)")
 
-    def __iter__(self) -> Iterator[Channel]:
-        return iter(self._by_id.values())
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
 
 class _ThreadCapture(logging.Handler):
     """Apprise's warnings and errors raised on this thread (another thread may be sending too)."""

@@ -173,7 +173,7 @@ def _who(kind: str, value: str) -> str:
     return "the organization" if kind == "organization" else f"{kind} {value}"
 
 
-def _owner_email(inputs: Inputs, rule: BudgetRule, where: dict[str, list[str]] | None) -> str:
+def _owner_email(inputs: Inputs, where: dict[str, list[str]] | None) -> str:
     for key in (where or {}).get("api_key_id", []):
         email = inputs.names.email(key)
         if email:
@@ -202,7 +202,7 @@ def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing
         person=value if kind == "person" else "",
     )
     who = _who(kind, value)
-    recipient = _owner_email(inputs, rule, where) if rule.notify_owner else ""
+    recipient = _owner_email(inputs, where) if rule.notify_owner else ""
     for threshold in rule.thresholds:
         if share < threshold:
             continue

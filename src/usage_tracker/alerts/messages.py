@@ -4,7 +4,7 @@ dashboard view), and the same figures as a JSON payload for machines."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +30,6 @@ class Firing:
     """An email the owner-email channel sends this alert to as well."""
     group: str = ""
     rank: float = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def message(self) -> str:

@@ -33,10 +33,6 @@ class AlertRulesError(Exception):
     """The alert rules cannot be used; the message names the file, line and column."""
 
 
-def _apprise_urls(value: tuple[str, ...]) -> tuple[str, ...]:
-    return check_urls(value)
-
-
 def _apprise_url(value: str | None) -> str | None:
     return None if value is None else check_urls((value,))[0]
 
@@ -47,7 +43,7 @@ class _Rule(BaseModel):
     channels: tuple[str, ...] = ()
     """Apprise URLs for this rule only; empty means the default channels."""
 
-    _channels = field_validator("channels")(_apprise_urls)
+    _channels = field_validator("channels")(check_urls)
 
 
 def _minutes(value: object) -> object:
@@ -183,7 +179,7 @@ class AlertRules(BaseModel):
     spikes: tuple[SpikeRule, ...] = (SpikeRule(),)
     digest: DigestRule | None = None
 
-    _channels = field_validator("channels")(_apprise_urls)
+    _channels = field_validator("channels")(check_urls)
     _owner_email = field_validator("owner_email")(_apprise_url)
 
     @model_validator(mode="after")
