@@ -62,8 +62,7 @@ class Org:
 
         def inputs() -> Inputs:
             names = reports.load_names(store)
-            prices = reports.default_prices()
-            return Inputs(store, names, table, "1-2", (), prices, BASE_URL)
+            return Inputs(store, names, table, "1-2", (), BASE_URL)
 
         return AlertEngine(store, rules, urls, inputs, clock=lambda: END_OF_DAY)
 
@@ -366,9 +365,7 @@ def test_the_daily_digest_goes_once_after_its_time(make_org: Callable[..., Org])
         engine.run(DAY0 + 20 * HOUR)
     assert len(hook.bodies) == 1
     digest = hook.bodies[0]
-    yesterday = reports.summary(
-        org.store, reports.load_names(org.store), DAY0 - DAY, DAY0, prices=reports.default_prices()
-    )
+    yesterday = reports.summary(org.store, reports.load_names(org.store), DAY0 - DAY, DAY0)
     assert digest["alert"]["tokens"] == yesterday["totals"]["tokens"]  # type: ignore[index]
     assert digest["alert"]["billed_usd"] == str(yesterday["billed_usd"])  # type: ignore[index]
     top = yesterday["by"]["person"][0]

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from usage_tracker import runtime
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import load_pool_table
-from usage_tracker.prices import Prices
 from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 
@@ -64,7 +63,6 @@ def _evaluate_as_a_replica(app: LiveApp) -> None:
         rules=rules,
         urls=urls,
         pools=load_pool_table(None),
-        prices=Prices(),
         mappings=KeyMappings(app.workdir / "none.json"),
         clock=lambda: app.now,
     )

@@ -378,7 +378,14 @@ def test_pools_check_lists_the_models_the_table_does_not_classify(tmp_path: Path
 
     store = Store.open(url)
     with store.transaction() as conn:
-        writes.replace_usage(conn, "completions", hour, hour + 3600, [used("gpt-4.1", 10)])
+        writes.replace_usage(
+            conn,
+            "completions",
+            hour,
+            hour + 3600,
+            [used("gpt-4.1", 10)],
+            estimate=store.prices.estimate,
+        )
     store.close()
     env = {"DATABASE_URL": url}
     clean = _run("pools", "check", env=env, cwd=tmp_path)
@@ -387,7 +394,9 @@ def test_pools_check_lists_the_models_the_table_does_not_classify(tmp_path: Path
     store = Store.open(url)
     with store.transaction() as conn:
         rows = [used("gpt-4.1", 10), used("gpt-from-the-future-9", 12345)]
-        writes.replace_usage(conn, "completions", hour, hour + 3600, rows)
+        writes.replace_usage(
+            conn, "completions", hour, hour + 3600, rows, estimate=store.prices.estimate
+        )
     store.close()
     stale = _run("pools", "check", env=env, cwd=tmp_path)
     assert stale.returncode == 1

@@ -330,7 +330,14 @@ def test_200k_tokens_of_gpt_5_1_codex_mini_fill_the_small_pool_not_the_large(
     store = Store.open(database_url)
     try:
         with store.transaction() as conn:
-            writes.replace_usage(conn, "completions", day + HOUR, day + 2 * HOUR, [row])
+            writes.replace_usage(
+                conn,
+                "completions",
+                day + HOUR,
+                day + 2 * HOUR,
+                [row],
+                estimate=store.prices.estimate,
+            )
         report = reports.pool_usage(store, reports.load_names(store), load_pool_table(), NOW)
     finally:
         store.close()

@@ -72,7 +72,14 @@ def test_upgrading_a_database_with_usage_keeps_every_row(database_url: str) -> N
         rows = store.usage_totals(t, t + HOUR, ["model", "api_source"])
         assert [(r["model"], r["api_source"], r["input_tokens"]) for r in rows] == [("m", "", 7)]
         with store.transaction() as conn:
-            writes.replace_usage(conn, "completions", t, t + HOUR, [_result(t, "m", 9)])
+            writes.replace_usage(
+                conn,
+                "completions",
+                t,
+                t + HOUR,
+                [_result(t, "m", 9)],
+                estimate=store.prices.estimate,
+            )
         assert store.row_count("usage") == 1
     finally:
         store.close()
@@ -87,11 +94,17 @@ def test_replacing_a_range_replaces_whole_buckets(store: Store) -> None:
             t,
             t + 3 * HOUR,
             [_result(t, "a", 10), _result(t + HOUR, "a", 20), _result(t + 2 * HOUR, "b", 30)],
+            estimate=store.prices.estimate,
         )
     with store.transaction() as conn:
         # The middle hour is re-fetched: it now holds only model c, and batch is now known.
         writes.replace_usage(
-            conn, "completions", t + HOUR, t + 2 * HOUR, [_result(t + HOUR, "c", 5, batch=False)]
+            conn,
+            "completions",
+            t + HOUR,
+            t + 2 * HOUR,
+            [_result(t + HOUR, "c", 5, batch=False)],
+            estimate=store.prices.estimate,
         )
     rows = store.usage_totals(t, t + 3 * HOUR, ["hour", "model", "batch"], metrics=["input_tokens"])
     assert rows == [
@@ -105,11 +118,20 @@ def test_replacing_a_range_replaces_whole_buckets(store: Store) -> None:
 def test_a_failed_write_leaves_nothing_half_written(store: Store) -> None:
     t = 100 * DAY
     with store.transaction() as conn:
-        writes.replace_usage(conn, "completions", t, t + HOUR, [_result(t, "a", 10)])
+        writes.replace_usage(
+            conn, "completions", t, t + HOUR, [_result(t, "a", 10)], estimate=store.prices.estimate
+        )
 
     def interrupted() -> None:
         with store.transaction() as conn:
-            writes.replace_usage(conn, "completions", t, t + HOUR, [_result(t, "b", 99)])
+            writes.replace_usage(
+                conn,
+                "completions",
+                t,
+                t + HOUR,
+                [_result(t, "b", 99)],
+                estimate=store.prices.estimate,
+            )
             raise RuntimeError("killed half-way")
 
     with pytest.raises(RuntimeError):
@@ -123,7 +145,9 @@ def test_the_daily_rollup_matches_the_hours_on_any_range(store: Store) -> None:
     t = 200 * DAY
     results = [_result(t + h * HOUR, f"m{h % 3}", h + 1) for h in range(24 * 5)]
     with store.transaction() as conn:
-        writes.replace_usage(conn, "completions", t, t + 5 * DAY, results)
+        writes.replace_usage(
+            conn, "completions", t, t + 5 * DAY, results, estimate=store.prices.estimate
+        )
     assert store.row_count("usage_daily") == 5 * 3
     for start, end in [
         (t, t + 5 * DAY),

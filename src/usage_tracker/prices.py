@@ -11,6 +11,7 @@ own rates. A model neither the library nor the file knows is unpriced (``None``)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -47,6 +48,9 @@ class Prices:
     def __init__(self, overrides: Mapping[str, Override] | None = None) -> None:
         self.overrides = dict(overrides or {})
         self.as_of = f"genai-prices {version('genai-prices')}"
+        listed = sorted((m, o.input, o.cached_input, o.output) for m, o in self.overrides.items())
+        self.fingerprint = hashlib.sha256(repr((self.as_of, listed)).encode()).hexdigest()[:16]
+        """Names these prices: stored estimates made with other ones are made again."""
 
     @classmethod
     def load(cls, path: Path | None) -> Prices:

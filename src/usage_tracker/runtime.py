@@ -7,17 +7,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow
 from usage_tracker.upstream import AdminClient, RetryPolicy
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from usage_tracker.alerts.engine import AlertEngine
     from usage_tracker.alerts.rules import AlertRules
     from usage_tracker.names import KeyMappings
     from usage_tracker.pools import PoolTable
-    from usage_tracker.prices import Prices
 
 
 def configure_logging(settings: Settings) -> None:
@@ -35,8 +37,18 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO)
 
 
-def open_store(settings: Settings) -> Store:
-    return Store.open(settings.database_url)
+def load_prices(settings: Settings) -> tuple[Prices, str | None]:
+    """PRICES_FILE over genai-prices; when the file cannot be used, the library alone and why."""
+    try:
+        return Prices.load(settings.prices_file), None
+    except PricesFileError as e:
+        log.error("prices: %s; genai-prices alone is in use", e)
+        return Prices(), f"{e}; genai-prices alone is in use"
+
+
+def open_store(settings: Settings, prices: Prices | None = None) -> Store:
+    """The store, its estimates made with ``prices`` (those of the settings when None)."""
+    return Store.open(settings.database_url, prices or load_prices(settings)[0])
 
 
 def open_client(
@@ -77,7 +89,6 @@ def alert_engine(
     rules: AlertRules,
     urls: tuple[str, ...],
     pools: PoolTable,
-    prices: Prices,
     mappings: KeyMappings,
     clock: Callable[[], float] = time.time,
 ) -> AlertEngine:
@@ -96,7 +107,6 @@ def alert_engine(
             pools=pools,
             usage_tier=settings.usage_tier,
             sharing_projects=settings.sharing_projects,
-            prices=prices,
             base_url=base_url,
         )
 

@@ -160,7 +160,7 @@ def _sync_source(
     outcome = SourceOutcome(source)
     start = _start(store, source, window, now)
     end = align_up(now + 1, "1d" if source == COSTS else "1h")
-    pages, write = _reader_and_writer(client, source, start, end)
+    pages, write = _reader_and_writer(client, source, start, end, store.prices.estimate)
     try:
         for lo, hi, rows in pages:
             with store.transaction() as conn:
@@ -185,7 +185,7 @@ Writer = Callable[[Connection, int, int, list[Any]], int]
 
 
 def _reader_and_writer(
-    client: AdminClient, source: str, start: int, end: int
+    client: AdminClient, source: str, start: int, end: int, estimate: writes.Estimator
 ) -> tuple[Iterator[Page], Writer]:
     """Upstream pages as (first bucket start, last bucket end, results), and what stores one."""
     if source == COSTS:
@@ -202,7 +202,7 @@ def _reader_and_writer(
     )
 
     def write(conn: Connection, lo: int, hi: int, rows: list[Any]) -> int:
-        return writes.replace_usage(conn, source, lo, hi, rows)
+        return writes.replace_usage(conn, source, lo, hi, rows, estimate=estimate)
 
     return usage_pages, write
 
@@ -236,9 +236,10 @@ def sync_recent(
         for source in (s for s in sources if s in complete):
             outcome = report.outcomes[source] = SourceOutcome(source)
             try:
-                for lo, hi, rows in _reader_and_writer(client, source, start, end)[0]:
+                pages, write = _reader_and_writer(client, source, start, end, store.prices.estimate)
+                for lo, hi, rows in pages:
                     with store.transaction() as conn:
-                        outcome.rows += writes.replace_usage(conn, source, lo, hi, rows)
+                        outcome.rows += write(conn, lo, hi, rows)
                         writes.mark_fresh(conn, source, now)
                     outcome.pages += 1
             except UpstreamError as e:

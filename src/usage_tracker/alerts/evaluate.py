@@ -12,7 +12,6 @@ from typing import Any
 from usage_tracker import reports
 from usage_tracker.names import Names
 from usage_tracker.pools import PoolTable
-from usage_tracker.prices import Prices
 from usage_tracker.reports.forecast import month_bounds
 from usage_tracker.store import Store
 from usage_tracker.upstream.contract import align_down
@@ -33,7 +32,6 @@ class Inputs:
     pools: PoolTable
     usage_tier: str
     sharing_projects: Sequence[str]
-    prices: Prices
     base_url: str
     """The dashboard's address, for the links in messages."""
 
@@ -186,9 +184,7 @@ def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing
     hi = min(end, align_down(now, "1h") + HOUR)
     kind, value = rule.subject
     where = _subject_filter(inputs, kind, value, start, hi)
-    summary = reports.summary(
-        inputs.store, inputs.names, start, hi, where=where, prices=inputs.prices
-    )
+    summary = reports.summary(inputs.store, inputs.names, start, hi, where=where)
     if rule.unit == "tokens":
         used: Decimal = Decimal(summary["totals"]["tokens"])
         shown, limit_shown = m.tokens(used) + " tokens", m.tokens(rule.limit) + " tokens"
@@ -391,7 +387,7 @@ def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
     today = align_down(now, "1d")
     yesterday = today - DAY
     day = m.day_label(yesterday)
-    summary = reports.summary(inputs.store, inputs.names, yesterday, today, prices=inputs.prices)
+    summary = reports.summary(inputs.store, inputs.names, yesterday, today)
     pools = reports.pool_usage(
         inputs.store,
         inputs.names,

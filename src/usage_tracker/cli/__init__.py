@@ -276,7 +276,6 @@ def demo(
 
     from usage_tracker import runtime, serving, simulator
     from usage_tracker.serving import BackgroundServer
-    from usage_tracker.store import Store
     from usage_tracker.sync import sync_once
     from usage_tracker.upstream import AdminClient
     from usage_tracker.web.app import create_app
@@ -311,7 +310,7 @@ def demo(
         runtime.configure_logging(settings)
         typer.echo(f"simulated OpenAI organization at {upstream.url}/v1; database in {workdir}")
         typer.echo("first sync: 90 days of usage…")
-        store = Store.open(settings.database_url)
+        store = runtime.open_store(settings)
         with AdminClient(simulator.DEFAULT_ADMIN_KEY, settings.openai_base_url) as client:
             report = sync_once(store, client, window=runtime.sync_window(settings))
         store.close()

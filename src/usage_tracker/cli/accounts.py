@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from usage_tracker import runtime
 from usage_tracker.auth import ROLES, hash_password, new_token, normal_email
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
@@ -28,7 +29,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _store() -> Store:
     try:
-        return Store.open(load_settings().database_url)
+        return runtime.open_store(load_settings())
     except (SettingsError, StoreUnavailableError) as e:
         raise _fail(str(e)) from None
 

@@ -13,7 +13,6 @@ from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.alerts.rules import describe_rules
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTableError, load_pool_table
-from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.settings import Settings, SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
 
@@ -29,8 +28,8 @@ def engine_for(settings: Settings, store: Store) -> AlertEngine:
     """The alert engine of these settings over ``store``; a bad file is a CLI error."""
     try:
         rules, urls = runtime.alert_rules(settings)
-        pools, prices = load_pool_table(settings.tiers_file), Prices.load(settings.prices_file)
-    except (SettingsError, PoolTableError, PricesFileError) as e:
+        pools = load_pool_table(settings.tiers_file)
+    except (SettingsError, PoolTableError) as e:
         raise _fail(e) from None
     return runtime.alert_engine(
         settings,
@@ -38,7 +37,6 @@ def engine_for(settings: Settings, store: Store) -> AlertEngine:
         rules=rules,
         urls=urls,
         pools=pools,
-        prices=prices,
         mappings=KeyMappings(settings.key_mappings_file),
     )
 

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from usage_tracker import runtime
 from usage_tracker.pools import UNCLASSIFIED, PoolTableError, load_pool_table
 from usage_tracker.settings import SettingsError, load_settings
-from usage_tracker.store import Store, StoreUnavailableError
+from usage_tracker.store import StoreUnavailableError
 
 DAY = 86400
 pools = typer.Typer(help="The complimentary-token pool table.")
@@ -25,7 +26,7 @@ def check(
     try:
         settings = load_settings()
         table = load_pool_table(settings.tiers_file)
-        store = Store.open(settings.database_url)
+        store = runtime.open_store(settings)
     except (SettingsError, PoolTableError, StoreUnavailableError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

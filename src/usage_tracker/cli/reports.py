@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from usage_tracker import exports, reports
+from usage_tracker import exports, reports, runtime
 from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.settings import SettingsError, load_settings
-from usage_tracker.store import Store, StoreUnavailableError
+from usage_tracker.store import StoreUnavailableError
 
 DAY = 86400
 By = Annotated[str, typer.Option(help="person, key, user, project or model.")]
@@ -43,13 +43,12 @@ def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]]]
         raise _fail("--until is before --since")
     try:
         settings = load_settings()
-        prices = Prices.load(settings.prices_file)
-        store = Store.open(settings.database_url)
+        store = runtime.open_store(settings, Prices.load(settings.prices_file))
     except (SettingsError, StoreUnavailableError, PricesFileError) as e:
         raise _fail(str(e)) from None
     try:
         names = reports.load_names(store)
-        summary = reports.summary(store, names, start, end, prices=prices)
+        summary = reports.summary(store, names, start, end)
     finally:
         store.close()
     return exports.usage_table(by, summary["by"][exports.BY[by]])

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from usage_tracker.names import Names
 from usage_tracker.pools import NOT_ELIGIBLE, POOLS, UNCLASSIFIED, PoolTable
-from usage_tracker.prices import COMPLIMENTARY_TIER, Prices
+from usage_tracker.prices import COMPLIMENTARY_TIER
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
-from usage_tracker.store.schema import from_stored
+from usage_tracker.store.schema import ESTIMATES, from_stored
 from usage_tracker.upstream.contract import METRICS, align_down
 
 from . import money
@@ -279,13 +278,10 @@ def cost_totals(
     return sorted(rows, key=lambda r: -r["amount"])
 
 
-@cache
-def default_prices() -> Prices:
-    """genai-prices alone (no PRICES_FILE)."""
-    return Prices()
-
-
 SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source")
+FOLDED_AS = {"person": "api_key", "api_key": "api_key", "user": "user", "project": "project"}
+"""Which folded grouping each summary grouping is read from (model and source: their own)."""
+ESTIMATED = (*METRICS, *ESTIMATES)
 
 
 def summary(
@@ -297,36 +293,37 @@ def summary(
     where: Mapping[str, Sequence[str]] | None = None,
     scope: Scope = EVERYTHING,
     provisional_from: int | None = None,
-    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
     billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
     ``/api/summary`` both render this. ``where`` narrows the usage (and the billed cost, which
     the Costs API gives per project, key and line item, by whole UTC days: a filter by key or
     model narrows it too, through the model each line item names). Billed days from
-    ``provisional_from`` on may still change (costs settle late)."""
+    ``provisional_from`` on may still change (costs settle late). Estimates are those stored
+    with each row: at the list prices of the row's own UTC day."""
     _check_range(start, end)
-    prices = prices or default_prices()
-    # One query at the finest grain the groupings need, folded per grouping here. Estimates use
-    # the prices in force on the range's last day (the reconciliation prices each day apart).
-    extra = ["service_tier", "batch"]
-    columns = list(dict.fromkeys([*(GROUPINGS[g] for g in SUMMARY_GROUPS), *extra]))
-    rows = store.usage_totals(start, end, columns, where=scope.narrow(where))
-    for row in rows:
-        row["estimated_raw"], row["unpriced_tokens"] = money.row_estimate(row, prices, end - 1)
-    metrics = [*METRICS, "estimated_raw", "unpriced_tokens"]
-    totals = _fold(names, rows, (), metrics)
+    narrowed = scope.narrow(where)
+    if narrowed is None:
+        # Everything, unfiltered: the folded rollup, a few hundred rows per grouping.
+        folded = store.folded_totals(start, end, ESTIMATED)
+        rows_of = {g: folded[FOLDED_AS.get(g, g)] for g in SUMMARY_GROUPS}
+        every = folded["source"]  # each usage row is of exactly one source
+    else:
+        columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
+        every = store.usage_totals(start, end, columns, where=narrowed, metrics=ESTIMATED)
+        rows_of = dict.fromkeys(SUMMARY_GROUPS, every)
+    totals = _fold(names, every, (), ESTIMATED)
     every_cost = cost_totals(
         store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
     )
     cost_rows = money.narrowed(every_cost, where)
     billed = money.billed_by(names, cost_rows)
     by = {
-        g: money.with_money(g, _fold(names, rows, [g], metrics), billed, METRICS)
+        g: money.with_money(g, _fold(names, rows_of[g], [g], ESTIMATED), billed, METRICS)
         for g in SUMMARY_GROUPS
     }
-    total = totals[0] if totals else {**_zero_totals(), "estimated_raw": Decimal(0)}
-    unpriced = sorted({r["model"] for r in rows if r["unpriced_tokens"]})
+    total = totals[0] if totals else {**_zero_totals(), "estimated_usd": Decimal(0)}
+    unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
     per_project: dict[str, Decimal] = {}
     for cost in cost_rows:
         project = cost["project_id"]
@@ -338,7 +335,7 @@ def summary(
     return {
         "start_time": start,
         "end_time": end,
-        "totals": {k: v for k, v in total.items() if k not in ("estimated_raw", "unpriced_tokens")},
+        "totals": {k: v for k, v in total.items() if k not in ESTIMATES},
         "by": by,
         "billed_usd": sum((r["amount"] for r in cost_rows), Decimal(0)),
         "billed_provisional_from": (
@@ -347,9 +344,9 @@ def summary(
             else None
         ),
         "billed_by_project": by_project,
-        "estimated_usd": total["estimated_raw"].quantize(Decimal("0.01")),
+        "estimated_usd": total["estimated_usd"].quantize(Decimal("0.01")),
         "unpriced_models": unpriced,
-        "prices_as_of": prices.as_of,
+        "prices_as_of": store.prices.as_of,
     }
 
 
@@ -377,18 +374,70 @@ def usage_over_time(
     model); the biggest ``series`` are kept and the rest summed as "other"."""
     bucket = "hour" if end - start <= 2 * DAY else "day"
     step = HOUR if bucket == "hour" else DAY
-    rows = usage_totals(store, names, start, end, [bucket, stack], where=where)
+    first = start - start % step
+    labels = list(range(first, end, step))
+    if bucket == "day" and where is None:
+        data = _days_from_folded(store, names, start, end, stack, series=series)
+    else:
+        data = _stacked(
+            usage_totals(store, names, start, end, [bucket, stack], where=where),
+            bucket,
+            stack,
+            series,
+        )
+    points = {s: [0] * len(labels) for s in data}
+    for label, per_time in data.items():
+        for at, tokens in per_time.items():
+            points[label][(at - first) // step] += tokens
+    if "other" in points and not any(points["other"]):
+        del points["other"]
+    return {"bucket": bucket, "labels": labels, "series": points}
+
+
+def _top(tokens: Mapping[str, int], series: int) -> list[str]:
+    return [s for s, _ in sorted(tokens.items(), key=lambda kv: -kv[1])[:series]]
+
+
+def _stacked(
+    rows: Iterable[dict[str, Any]], bucket: str, stack: str, series: int
+) -> dict[str, dict[int, int]]:
+    """Folded (time, stack) rows as tokens per time of the biggest series and "other"."""
+    rows = list(rows)
     by_series: dict[str, int] = {}
     for row in rows:
         label = str(row[stack] or "(none)")
         by_series[label] = by_series.get(label, 0) + row["tokens"]
-    top = [s for s, _ in sorted(by_series.items(), key=lambda kv: -kv[1])[:series]]
-    first = start - start % step
-    labels = list(range(first, end, step))
-    data = {s: [0] * len(labels) for s in [*top, "other"]}
+    top = _top(by_series, series)
+    data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     for row in rows:
         label = str(row[stack] or "(none)")
-        data[label if label in top else "other"][(row[bucket] - first) // step] += row["tokens"]
-    if not any(data["other"]):
-        del data["other"]
-    return {"bucket": bucket, "labels": labels, "series": data}
+        into = data[label if label in top else "other"]
+        into[row[bucket]] = into.get(row[bucket], 0) + row["tokens"]
+    return data
+
+
+def _days_from_folded(
+    store: Store, names: Names, start: int, end: int, stack: str, *, series: int
+) -> dict[str, dict[int, int]]:
+    """Everyone's tokens per day: the biggest series over the range from the folded totals,
+    their days from the folded days, and "other" as each day's total less theirs."""
+    grouping = "api_key" if stack == "person" else "model"
+    column = GROUPINGS[stack]
+    tokens = ("input_tokens", "output_tokens")
+    label_of = {}
+    by_series: dict[str, int] = {}
+    for row in store.folded_totals(start, end, tokens, [grouping])[grouping]:
+        label = label_of[row[column]] = str(_label(names, stack, row[column]) or "(none)")
+        by_series[label] = by_series.get(label, 0) + row["input_tokens"] + row["output_tokens"]
+    top = _top(by_series, series)
+    values = [v for v, label in label_of.items() if label in top]
+    data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
+    other = data["other"]
+    for row in store.folded_days(start, end, "source", tokens):
+        other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
+    for row in store.folded_days(start, end, grouping, tokens, values=values):
+        used = row["input_tokens"] + row["output_tokens"]
+        into = data[label_of[row[column]]]
+        into[row["day"]] = into.get(row["day"], 0) + used
+        other[row["day"]] -= used
+    return data

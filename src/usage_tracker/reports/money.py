@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from usage_tracker.names import Names
-from usage_tracker.prices import Prices
 from usage_tracker.scope import Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
@@ -87,16 +86,6 @@ def narrowed(
     ]
 
 
-def row_estimate(row: Mapping[str, Any], prices: Prices, at: int) -> tuple[Decimal, int]:
-    """(estimated USD, tokens without a price) of one stored usage row, at the prices in force
-    at ``at``."""
-    tokens = row["input_tokens"] + row["output_tokens"]
-    usd = prices.estimate(row, at)
-    if usd is None:
-        return Decimal(0), tokens
-    return usd, 0
-
-
 def with_money(
     grouping: str,
     rows: list[dict[str, Any]],
@@ -113,7 +102,7 @@ def with_money(
         row["billed_cost"] = None if known is None else known.get(row[grouping], Decimal(0))
         # No tokens (audio, images, storage, tool calls): nothing to estimate from, so None;
         # tokens all without a list price: None as well, never a silent $0.
-        unpriced, estimate = row.pop("unpriced_tokens"), row.pop("estimated_raw")
+        unpriced, estimate = row.pop("unpriced_tokens"), row.pop("estimated_usd")
         estimable = row["tokens"] and unpriced < row["tokens"]
         row["estimated_cost"] = estimate.quantize(CENT) if estimable else None
     zero = dict.fromkeys(metrics, 0)

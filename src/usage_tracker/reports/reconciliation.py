@@ -2,8 +2,9 @@
 
 Billed cost comes from the Costs API's line items (``"<model>, input"`` names the model; items
 that name none, such as storage, are kept under their own line item). Estimated cost is the
-usage at list prices. A model-day whose estimate is off by more than ``threshold`` of what was
-billed (and by more than a cent), or that used tokens but has no list price, is a finding.
+usage at list prices (stored with each row, at the prices of its day). A model-day whose
+estimate is off by more than ``threshold`` of what was billed (and by more than a cent), or
+that used tokens but has no list price, is a finding.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from usage_tracker.prices import Prices
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
+from usage_tracker.store.schema import ESTIMATES
 
-from .money import CENT, model_of_line_item, row_estimate, scoped_costs
+from .money import CENT, model_of_line_item, scoped_costs
 
 DAY = 86400
 THRESHOLD = Decimal("0.05")
@@ -28,7 +29,6 @@ def reconciliation(
     store: Store,
     start: int,
     end: int,
-    prices: Prices,
     *,
     scope: Scope = EVERYTHING,
     threshold: Decimal = THRESHOLD,
@@ -42,21 +42,21 @@ def reconciliation(
         model = model_of_line_item(row["line_item"]) or row["line_item"]
         key = (row["day"], model)
         billed[key] = billed.get(key, Decimal(0)) + row["amount"]
-    usage = store.usage_totals(
-        start,
-        end,
-        ["day", "model", "service_tier", "batch"],
-        where=scope.where(),
-    )
+    metrics = ("input_tokens", "output_tokens", *ESTIMATES)
+    if scope.everything:
+        usage = store.folded_days(start, end, "model", metrics)
+    else:
+        usage = store.usage_totals(
+            start, end, ["day", "model"], where=scope.where(), metrics=metrics
+        )
     estimated: dict[Key, Decimal] = {}
     unpriced: set[Key] = set()
     for row in usage:
         if not row["model"] or not row["input_tokens"] + row["output_tokens"]:
             continue
-        usd, without_price = row_estimate(row, prices, row["day"])
         key = (row["day"], row["model"])
-        estimated[key] = estimated.get(key, Decimal(0)) + usd
-        if without_price:
+        estimated[key] = estimated.get(key, Decimal(0)) + row["estimated_usd"]
+        if row["unpriced_tokens"]:
             unpriced.add(key)
     # A line item without tokens behind it (storage, tool calls, images, audio) is not
     # estimated: None, and no finding; a model with tokens but no list price is "unpriced".

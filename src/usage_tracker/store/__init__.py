@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from usage_tracker.prices import Prices
+
 from . import queries, schema, writes
 from .db import connect, migrate, sync_lock
 from .errors import StoreUnavailableError, translated
 from .queries import GROUPABLE, Row
 
+log = logging.getLogger(__name__)
+
 
 class Store:
     """A migrated database. Reads open a short connection each; writes go through
-    :meth:`transaction` with the functions of :mod:`.writes`."""
+    :meth:`transaction` with the functions of :mod:`.writes`. Every usage row is stored with
+    its estimate at ``prices``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, prices: Prices | None = None) -> None:
         self.engine = engine
+        self.prices = prices or Prices()
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect to ``url`` and apply any pending migration."""
+    def open(cls, url: str, prices: Prices | None = None) -> Store:
+        """Connect to ``url``, apply any pending migration, and make the stored estimates again
+        if they were made with other prices than ``prices`` (the library's alone if None)."""
         engine = connect(url)
         with translated():
             migrate(engine)
-        return cls(engine)
+        store = cls(engine, prices)
+        store.reestimate()
+        return store
+
+    def reestimate(self) -> bool:
+        """Estimate every stored usage row again (and rebuild the rollups) when the stored
+        estimates were made with other prices; True if it did. Two processes starting at once
+        do it once: the second finds it done."""
+        fingerprint = self.prices.fingerprint
+        with self._reading() as conn:
+            if queries.data_version(conn)[1] == fingerprint:
+                return False
+        with self.transaction() as conn:
+            writes.bump_version(conn)  # a write first: the lock, then a fresh look
+            if queries.data_version(conn)[1] == fingerprint:
+                return False
+            log.info("estimating the stored usage at %s", self.prices.as_of)
+            rows = writes.reestimate(conn, self.prices.estimate)
+            writes.set_prices(conn, fingerprint)
+        log.info("%d usage rows estimated at %s", rows, self.prices.as_of)
+        return True
 
     @property
     def backend(self) -> str:
@@ -94,6 +122,35 @@ class Store:
                 where=where,
                 **({"metrics": metrics} if metrics is not None else {}),
             )
+
+    def folded_totals(
+        self,
+        start: int,
+        end: int,
+        metrics: Sequence[str],
+        groupings: Sequence[str] = tuple(schema.FOLDED),
+    ) -> dict[str, list[Row]]:
+        """Per folded grouping (``schema.FOLDED``), its rows over [start, end)."""
+        with self._reading() as conn:
+            return queries.folded_totals(conn, start, end, metrics, groupings)
+
+    def folded_days(
+        self,
+        start: int,
+        end: int,
+        grouping: str,
+        metrics: Sequence[str],
+        *,
+        values: Sequence[str] | None = None,
+    ) -> list[Row]:
+        """Per UTC day and value of a folded grouping, its rows over [start, end)."""
+        with self._reading() as conn:
+            return queries.folded_days(conn, start, end, grouping, metrics, values=values)
+
+    def data_version(self) -> int:
+        """Goes up with every write that changes what a report shows."""
+        with self._reading() as conn:
+            return queries.data_version(conn)[0]
 
     def cost_totals(self, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
         with self._reading() as conn:

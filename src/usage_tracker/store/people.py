@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from . import schema
+from .writes import bump_version
 
 
 def key_owners(conn: Connection) -> dict[str, dict[str, Any]]:
@@ -25,6 +26,7 @@ def set_owner(
     actor: str,
     now: int,
 ) -> None:
+    bump_version(conn)  # names change: so do cached results
     table = schema.key_owners
     keys = list(key_ids)
     conn.execute(delete(table).where(table.c.key_id.in_(keys)))

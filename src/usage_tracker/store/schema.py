@@ -89,8 +89,20 @@ def _usage_table(name: str, time_column: str) -> Table:
         Column(time_column, BigInteger, primary_key=True),
         *(Column(d, String(200), primary_key=True) for d in USAGE_DIMENSIONS),
         *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
+        *_estimate_columns(),
     )
 
+
+def _estimate_columns() -> list[Column[Any]]:
+    return [
+        Column("estimated_usd", Scaled(10), nullable=False, server_default="0"),
+        Column("unpriced_tokens", BigInteger, nullable=False, server_default="0"),
+    ]
+
+
+ESTIMATES = ("estimated_usd", "unpriced_tokens")
+"""Stored with every usage row when it is written: its cost at the list prices of its UTC day,
+and its tokens when the model has no list price (the estimate then leaves them out)."""
 
 usage = _usage_table("usage", "bucket_start")
 """One row per 1h bucket and combination of every dimension the source allows."""
@@ -100,6 +112,45 @@ usage_daily = _usage_table("usage_daily", "day")
 
 Index("ix_usage_time", usage.c.bucket_start)
 Index("ix_usage_daily_time", usage_daily.c.day)
+Index("ix_usage_daily_key_day", usage_daily.c.api_key_id, usage_daily.c.day)
+Index("ix_usage_daily_model_day", usage_daily.c.model, usage_daily.c.day)
+
+FOLDED = {
+    "api_key": "api_key_id",
+    "user": "user_id",
+    "project": "project_id",
+    "model": "model",
+    "source": "source",
+}
+"""The groupings kept folded (report grouping -> stored column): what the summary shows."""
+
+usage_folded = Table(
+    "usage_folded",
+    metadata,
+    Column("period", String(5), primary_key=True),
+    Column("grouping", String(20), primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("value", String(200), primary_key=True),
+    *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
+    *_estimate_columns(),
+)
+"""The daily rollup summed per grouping alone, per UTC day (``period`` "day") and per calendar
+month ("month"): about 300 rows a day for 200 keys, so a year reads a dozen months, the days
+at its edges and the hours beyond them. Rebuilt, for the days and months a write touches, in
+the same transaction as the write."""
+
+Index("ix_usage_folded_value", usage_folded.c.grouping, usage_folded.c.value, usage_folded.c.start)
+
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("data_version", BigInteger, nullable=False, server_default="0"),
+    Column("prices", Text, nullable=False, server_default=""),
+)
+"""One row: ``data_version`` goes up with every write that changes what a report shows (what
+cached results are keyed by; taking its row lock also puts writers of the rollups in line), and
+``prices`` names the prices the stored estimates were made with."""
 
 costs = Table(
     "costs",

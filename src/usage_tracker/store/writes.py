@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, func, insert, literal, select, update
@@ -13,8 +14,10 @@ from usage_tracker.upstream.contract import DIMENSIONS, METRICS
 from usage_tracker.upstream.records import ApiKey, CostResult, Project, UsageResult, User
 
 from . import schema
+from .queries import months_between
 
 DAY = 86400
+ZERO = Decimal(0)
 
 
 def usage_row(result: UsageResult) -> dict[str, Any]:
@@ -27,26 +30,89 @@ def usage_row(result: UsageResult) -> dict[str, Any]:
     return row
 
 
+Estimator = Callable[[Mapping[str, Any], int], Decimal | None]
+"""USD of a stored usage row at the list prices in force at a time; None when unpriced."""
+
+
 def replace_usage(
-    conn: Connection, source: str, start: int, end: int, results: Iterable[UsageResult]
+    conn: Connection,
+    source: str,
+    start: int,
+    end: int,
+    results: Iterable[UsageResult],
+    *,
+    estimate: Estimator,
 ) -> int:
-    """Make the stored hours of ``source`` in [start, end) exactly ``results``; refresh the
-    daily rollup of the days they touch. Call inside a transaction. Returns the rows written."""
+    """Make the stored hours of ``source`` in [start, end) exactly ``results``, each with its
+    estimate; refresh the daily and folded rollups of the days they touch. Call inside a
+    transaction. Returns the rows written."""
+    rows = [usage_row(r) for r in results]
+    return rewrite_usage(conn, source, start, end, rows, estimate=estimate)
+
+
+def rewrite_usage(
+    conn: Connection,
+    source: str,
+    start: int,
+    end: int,
+    rows: list[dict[str, Any]],
+    *,
+    estimate: Estimator,
+) -> int:
+    """:func:`replace_usage` from stored rows (re-estimating what is stored)."""
+    bump_version(conn)  # first: its row lock puts concurrent writers of the rollups in line
     table = schema.usage
     conn.execute(
         delete(table).where(
             table.c.source == source, table.c.bucket_start >= start, table.c.bucket_start < end
         )
     )
-    rows = [usage_row(r) for r in results]
+    for row in rows:
+        usd = estimate(row, row["bucket_start"])
+        tokens = row["input_tokens"] + row["output_tokens"]
+        row["estimated_usd"], row["unpriced_tokens"] = (ZERO, tokens) if usd is None else (usd, 0)
     if rows:
         conn.execute(insert(table), rows)
-    _rebuild_daily(conn, source, start - start % DAY, end)
+    day_start = start - start % DAY
+    day_end = end if end % DAY == 0 else end - end % DAY + DAY
+    _rebuild_daily(conn, source, day_start, day_end)
+    _rebuild_folded(conn, day_start, day_end)
     return len(rows)
 
 
-def _rebuild_daily(conn: Connection, source: str, day_start: int, end: int) -> None:
-    day_end = end if end % DAY == 0 else end - end % DAY + DAY
+def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> int:
+    """Every stored usage row written again with its estimate, a week of a source at a time
+    (the rollups rebuilt as they go). Returns the rows."""
+    table, total = schema.usage, 0
+    spans = select(table.c.source, func.min(table.c.bucket_start), func.max(table.c.bucket_start))
+    for row in conn.execute(spans.group_by(table.c.source)).all():
+        source, first, last = str(row[0]), int(row[1]), int(row[2])
+        for lo in range(first - first % DAY, last + 1, chunk):
+            query = select(table).where(
+                table.c.source == source,
+                table.c.bucket_start >= lo,
+                table.c.bucket_start < lo + chunk,
+            )
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            total += rewrite_usage(conn, source, lo, lo + chunk, rows, estimate=estimate)
+    return total
+
+
+def set_prices(conn: Connection, fingerprint: str) -> None:
+    conn.execute(update(schema.store_state).values(prices=fingerprint))
+
+
+def bump_version(conn: Connection) -> None:
+    """What reports show is about to change: cached results keyed by the old version go."""
+    state = schema.store_state
+    conn.execute(update(state).values(data_version=state.c.data_version + 1))
+
+
+def _sums(table: Table) -> list[Any]:
+    return [func.sum(table.c[m]).label(m) for m in (*METRICS, *schema.ESTIMATES)]
+
+
+def _rebuild_daily(conn: Connection, source: str, day_start: int, day_end: int) -> None:
     hourly, daily = schema.usage, schema.usage_daily
     conn.execute(
         delete(daily).where(
@@ -55,23 +121,59 @@ def _rebuild_daily(conn: Connection, source: str, day_start: int, end: int) -> N
     )
     day = (hourly.c.bucket_start - hourly.c.bucket_start % DAY).label("day")
     dims = [hourly.c[d] for d in schema.USAGE_DIMENSIONS]
-    summed = select(
-        literal(source).label("source"),
-        day,
-        *dims,
-        *(func.sum(hourly.c[m]).label(m) for m in METRICS),
-    ).where(
+    summed = select(literal(source).label("source"), day, *dims, *_sums(hourly)).where(
         hourly.c.source == source,
         hourly.c.bucket_start >= day_start,
         hourly.c.bucket_start < day_end,
     )
     summed = summed.group_by(day, *dims)
-    columns = ["source", "day", *schema.USAGE_DIMENSIONS, *METRICS]
+    columns = ["source", "day", *schema.USAGE_DIMENSIONS, *METRICS, *schema.ESTIMATES]
     conn.execute(insert(daily).from_select(columns, summed))
+
+
+FOLDED_COLUMNS = ["period", "grouping", "start", "value", *METRICS, *schema.ESTIMATES]
+
+
+def _rebuild_folded(conn: Connection, day_start: int, day_end: int) -> None:
+    """The folded rows of the days in [day_start, day_end) (every source) and of their months."""
+    daily, folded = schema.usage_daily, schema.usage_folded
+    conn.execute(
+        delete(folded).where(
+            folded.c.period == "day", folded.c.start >= day_start, folded.c.start < day_end
+        )
+    )
+    for grouping, column in schema.FOLDED.items():
+        summed = (
+            select(
+                literal("day"),
+                literal(grouping),
+                daily.c.day,
+                daily.c[column],
+                *_sums(daily),
+            )
+            .where(daily.c.day >= day_start, daily.c.day < day_end)
+            .group_by(daily.c.day, daily.c[column])
+        )
+        conn.execute(insert(folded).from_select(FOLDED_COLUMNS, summed))
+    for lo, hi in months_between(day_start, day_end):
+        conn.execute(delete(folded).where(folded.c.period == "month", folded.c.start == lo))
+        summed = (
+            select(
+                literal("month"),
+                folded.c.grouping,
+                literal(lo),
+                folded.c.value,
+                *_sums(folded),
+            )
+            .where(folded.c.period == "day", folded.c.start >= lo, folded.c.start < hi)
+            .group_by(folded.c.grouping, folded.c.value)
+        )
+        conn.execute(insert(folded).from_select(FOLDED_COLUMNS, summed))
 
 
 def replace_costs(conn: Connection, start: int, end: int, results: Iterable[CostResult]) -> int:
     """Make the stored cost days in [start, end) exactly ``results`` (summed per key)."""
+    bump_version(conn)
     table = schema.costs
     conn.execute(delete(table).where(table.c.day >= start, table.c.day < end))
     rows: dict[tuple[int, str, str, str], dict[str, Any]] = {}
@@ -101,6 +203,7 @@ def replace_costs(conn: Connection, start: int, end: int, results: Iterable[Cost
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
+    bump_version(conn)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     keys = [c.name for c in table.primary_key.columns]

@@ -292,7 +292,6 @@ def summary(
         end,
         scope=access.scope,
         provisional_from=provisional_from(state),
-        prices=state.prices,
     )
 
 
@@ -321,7 +320,7 @@ def reconciliation_report(
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     end = align_up(end if end is not None else int(state.clock()) + 1, "1d")
     start = align_down(start, "1d") if start is not None else end - 30 * DAY
-    return reports.reconciliation(state.store, start, end, state.prices, scope=access.scope)
+    return reports.reconciliation(state.store, start, end, scope=access.scope)
 
 
 @router.get("/forecast", summary="Month to date and projected month-end billed cost")
@@ -362,9 +361,7 @@ def export(
         header, rows = exports.reconciliation_table(report["days"])
     else:
         start, end = _hour_range(int(state.clock()), start_time, end_time)
-        summary = reports.summary(
-            state.store, access.names, start, end, scope=access.scope, prices=state.prices
-        )
+        summary = reports.summary(state.store, access.names, start, end, scope=access.scope)
         header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
     return Response(

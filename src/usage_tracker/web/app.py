@@ -25,7 +25,6 @@ from usage_tracker.alerts.rules import AlertRules
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
-from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
 from usage_tracker.settings import Settings
@@ -52,14 +51,6 @@ def _pool_table(settings: Settings) -> tuple[PoolTable, str | None]:
     except PoolTableError as e:
         log.error("pool table: %s; using the shipped table", e)
         return load_pool_table(None), f"{e}; the shipped table is in use"
-
-
-def _prices(settings: Settings) -> tuple[Prices, str | None]:
-    try:
-        return Prices.load(settings.prices_file), None
-    except PricesFileError as e:
-        log.error("prices: %s; genai-prices alone is in use", e)
-        return Prices(), f"{e}; genai-prices alone is in use"
 
 
 def _flow_secret(settings: Settings) -> str:
@@ -89,7 +80,6 @@ def _alert_engine(state: AppState, rules: AlertRules, urls: tuple[str, ...]) -> 
         rules=rules,
         urls=urls,
         pools=state.pools,
-        prices=state.prices,
         mappings=state.mappings,
         clock=state.clock,
     )
@@ -118,12 +108,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(settings.database_url)
+        prices, prices_error = runtime.load_prices(settings)
+        store = runtime.open_store(settings, prices)
         upstream = client
         if upstream is None and settings.openai_admin_key is not None:
             upstream = open_client(settings)
         pools, pool_error = _pool_table(settings)
-        prices, prices_error = _prices(settings)
         key = settings.openai_admin_key
         signer = CursorSigner(key.get_secret_value() if key is not None else None)
         minute_client = _minute_client(settings, upstream)
@@ -137,7 +127,6 @@ def create_app(
             upstream,
             MinuteGateway(minute_client, signer),
             signer,
-            prices=prices,
             prices_error=prices_error,
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,

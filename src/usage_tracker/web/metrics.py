@@ -51,9 +51,7 @@ class UsageCollector(Collector):
         billed = _per_row("billed_usd", "Billed cost (Costs API)")
         estimated = _per_row("estimated_usd", "Estimated cost at list prices")
         for window, (start, end) in windows.items():
-            summary = reports.summary(
-                state.store, names, start, end, scope=scope, prices=state.prices
-            )
+            summary = reports.summary(state.store, names, start, end, scope=scope)
             totals = summary["totals"]
             tokens.add_metric([window, "organization", "all"], totals["tokens"])
             requests.add_metric([window, "organization", "all"], totals["num_model_requests"])

@@ -134,10 +134,9 @@ def dashboard(
         where=where or None,
         scope=scope,
         provisional_from=provisional_from(state),
-        prices=state.prices,
     )
     chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=scope.narrow(where))
-    findings = reports.reconciliation(state.store, lo, hi, state.prices, scope=scope)["findings"]
+    findings = reports.reconciliation(state.store, lo, hi, scope=scope)["findings"]
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {

@@ -14,7 +14,6 @@ from usage_tracker.auth import LoginThrottle
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
-from usage_tracker.prices import Prices
 from usage_tracker.settings import Settings
 from usage_tracker.store import Store
 from usage_tracker.sync import LoopStatus
@@ -34,7 +33,6 @@ class AppState:
     client: AdminClient | None
     minute: MinuteGateway
     cursors: CursorSigner
-    prices: Prices = field(default_factory=Prices)
     prices_error: str | None = None
     csrf_key: bytes = b""
     """Derived from SESSION_SECRET (or the secret generated once and kept in the database)."""
