@@ -14,6 +14,7 @@ import pytest
 from usage_tracker import reports, simulator
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import NOT_ELIGIBLE, UNCLASSIFIED, load_pool_table
+from usage_tracker.scope import Scope
 from usage_tracker.serving import BackgroundServer
 from usage_tracker.store import Store
 from usage_tracker.sync import sync_once
@@ -93,6 +94,63 @@ def test_totals_by_day_and_hour_equal_the_truth(
     got = {(r[bucket], r["model"]): r["tokens"] for r in rows if r["tokens"]}
     assert got == _truth(org, start, end, ["model"], bucket)
     assert [r[bucket] for r in rows] == sorted(r[bucket] for r in rows)
+
+
+MONTHS = [
+    *RANGES,
+    pytest.param(NOW - NOW % HOUR - 75 * DAY - 5 * HOUR, NOW - NOW % HOUR - DAY, id="ragged 75"),
+    pytest.param(NOW - NOW % DAY - 61 * DAY, NOW - NOW % DAY - 3 * DAY, id="whole days"),
+]
+
+
+@pytest.mark.parametrize(("start", "end"), MONTHS)
+def test_the_summary_from_the_rollup_equals_the_truth_and_the_rows(
+    synced: tuple[Store, simulator.Organization], start: int, end: int
+) -> None:
+    """Everyone's summary reads the per-grouping rollup (whole months, days, edge hours); a
+    filtered one reads the rows. Both equal the truth, estimates and all."""
+    store, org = synced
+    names = reports.load_names(store)
+    folded = reports.summary(store, names, start, end)
+    every_source = {"source": sorted({e.source for e in org.events(start, end)})}
+    from_rows = reports.summary(store, names, start, end, where=every_source)
+    assert folded["by"] == from_rows["by"]
+    assert folded["totals"] == from_rows["totals"]
+    assert folded["estimated_usd"] == from_rows["estimated_usd"]
+    assert folded["unpriced_models"] == from_rows["unpriced_models"]
+    for grouping in [*ORG_GROUPS, "source"]:
+        got = {(r[grouping],): r["tokens"] for r in folded["by"][grouping] if r["tokens"]}
+        assert got == _truth(org, start, end, [ORG_GROUPS.get(grouping, "source")]), grouping
+    assert folded["totals"]["tokens"] == sum(_truth(org, start, end, []).values())
+
+
+@pytest.mark.parametrize(("start", "end"), MONTHS)
+@pytest.mark.parametrize("stack", ["person", "model"])
+def test_the_chart_from_the_rollup_equals_the_chart_from_the_rows(
+    synced: tuple[Store, simulator.Organization], start: int, end: int, stack: str
+) -> None:
+    store, org = synced
+    names = reports.load_names(store)
+    folded = reports.usage_over_time(store, names, start, end, stack)
+    every_source = {"source": sorted({e.source for e in org.events(start, end)})}
+    from_rows = reports.usage_over_time(store, names, start, end, stack, where=every_source)
+    assert folded == from_rows
+    per_bucket = [
+        sum(s[i] for s in folded["series"].values()) for i in range(len(folded["labels"]))
+    ]
+    truth = _truth(org, start, end, [], folded["bucket"])
+    assert per_bucket == [truth.get((at,), 0) for at in folded["labels"]]
+
+
+def test_the_reconciliation_from_the_rollup_equals_it_from_the_rows(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    store, org = synced
+    start, end = NOW - NOW % DAY - 40 * DAY, NOW - NOW % DAY
+    everyone = reports.reconciliation(store, start, end)
+    every_key = Scope(frozenset(k.id for k in org.keys) | {""})
+    assert reports.reconciliation(store, start, end, scope=every_key)["days"] == everyone["days"]
+    assert any(r["estimated"] for r in everyone["days"])
 
 
 def test_people_come_from_the_mapping_file_over_openais_names(

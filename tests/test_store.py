@@ -199,3 +199,36 @@ def test_a_process_killed_while_migrating_leaves_a_database_that_opens(tmp_path:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         Store.open(url).close()  # raises "table … already exists" on a half-built schema
+
+
+def test_stored_estimates_follow_the_prices_in_force(database_url: str) -> None:
+    """Each row is estimated when written; opened with other prices (a PRICES_FILE edited, a
+    new genai-prices), the store estimates every row again, once, and the version moves."""
+    from usage_tracker.prices import Override, Prices
+
+    t, m = 100 * DAY, 1_000_000
+    store = Store.open(database_url)
+    with store.transaction() as conn:
+        results = [_result(t, "house-model", m), _result(t + HOUR, "house-model", m)]
+        writes.replace_usage(
+            conn, "completions", t, t + 2 * HOUR, results, estimate=store.prices.estimate
+        )
+    [row] = store.folded_totals(t, t + DAY, ["estimated_usd", "unpriced_tokens"])["model"]
+    assert (row["estimated_usd"], row["unpriced_tokens"]) == (0, 2 * (m + 1))
+    before = store.data_version()
+    store.close()
+
+    house = Prices({"house-model": Override(Decimal(2), Decimal(1), Decimal(8))})
+    store = Store.open(database_url, house)
+    try:
+        after = store.data_version()
+        assert after > before
+        # 1M input tokens at $2 and one output token at $8 per million, twice.
+        expected = 2 * (Decimal(2) + Decimal(8) / m)
+        for start, end in ((t, t + DAY), (t, t + HOUR + HOUR), (t - 40 * DAY, t + 40 * DAY)):
+            [row] = store.folded_totals(start, end, ["estimated_usd", "unpriced_tokens"])["model"]
+            assert (row["estimated_usd"], row["unpriced_tokens"]) == (expected, 0)
+        assert store.reestimate() is False  # the same prices: nothing to do
+        assert store.data_version() == after
+    finally:
+        store.close()

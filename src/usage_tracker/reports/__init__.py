@@ -129,7 +129,15 @@ def _fold(
         row["tokens"] = row["input_tokens"] + row["output_tokens"]
     if group_by and group_by[0] in ("day", "hour"):
         return sorted(result, key=lambda r: r[group_by[0]])
-    return sorted(result, key=lambda r: (-r["tokens"], -r.get("num_model_requests", 0)))
+    # Ties (sources without tokens…) in the order of their labels, whatever the rows' order.
+    return sorted(
+        result,
+        key=lambda r: (
+            -r["tokens"],
+            -r.get("num_model_requests", 0),
+            [str(r[g]) for g in group_by],
+        ),
+    )
 
 
 @dataclass
