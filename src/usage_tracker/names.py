@@ -39,6 +39,12 @@ class KeyMappings:
             self._reload_if_changed()
             return dict(self._mapping)
 
+    def stamp(self) -> tuple[float, int] | None:
+        """Changes whenever the file does (None: no file): what cached names are keyed by."""
+        with self._lock:
+            self._reload_if_changed()
+            return self._stamp
+
     def _reload_if_changed(self) -> None:
         try:
             stat = self.path.stat()

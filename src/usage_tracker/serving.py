@@ -15,9 +15,14 @@ APP_SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": F
 trust rule (``web.proxy``) has looked at the TCP peer."""
 
 
-def run(app: Any, host: str, port: int, log_level: str = "info") -> None:
-    """Serve ``app`` in the foreground until interrupted."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **APP_SERVER_OPTIONS)
+def run(app: Any, host: str, port: int, log_level: str = "info", *, workers: int = 1) -> None:
+    """Serve ``app`` in the foreground until interrupted; with several ``workers``, ``app`` is
+    the import string of a factory each worker process calls."""
+    options = {**APP_SERVER_OPTIONS, "host": host, "port": port, "log_level": log_level}
+    if workers > 1:
+        uvicorn.run(app, factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(app, **options)
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

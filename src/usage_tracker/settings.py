@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes answering requests (one per core is the most that helps); each runs
+    the sync loop, and the sync lock lets one of them sync at a time."""
     display_timezone: str = "UTC"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

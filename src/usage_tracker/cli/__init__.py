@@ -248,7 +248,11 @@ def serve() -> None:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"OpenAI Usage Tracker at http://{settings.host}:{settings.port}")
-    serving.run(app, settings.host, settings.port, settings.log_level)
+    target: object = app
+    if settings.workers > 1:  # each worker process builds the app from the same settings
+        typer.echo(f"{settings.workers} worker processes")
+        target = "usage_tracker.web.app:app_from_environment"
+    serving.run(target, settings.host, settings.port, settings.log_level, workers=settings.workers)
 
 
 def _check_database(settings: Settings) -> None:

@@ -364,7 +364,7 @@ def _zero_totals() -> dict[str, Any]:
 
 def keys_of_person(store: Store, names: Names, start: int, end: int, person: str) -> list[str]:
     """The API key ids with usage in [start, end) that display as ``person``."""
-    rows = store.usage_totals(start, end, ["api_key_id"], metrics=["num_model_requests"])
+    rows = store.folded_totals(start, end, ["num_model_requests"], ["api_key"])["api_key"]
     return [r["api_key_id"] for r in rows if names.person(r["api_key_id"]) == person]
 
 

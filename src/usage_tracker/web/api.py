@@ -23,6 +23,7 @@ from usage_tracker.upstream.contract import (
     buckets_stop,
 )
 from usage_tracker.web.auth import Access, SignInRequired, Viewer, principal
+from usage_tracker.web.results import as_json
 from usage_tracker.web.state import AppState, app_state
 
 HOUR, DAY = 3600, 86400
@@ -270,7 +271,11 @@ def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
     return out
 
 
-@router.get("/summary", summary="Totals per person, key, user, project, model and source")
+@router.get(
+    "/summary",
+    summary="Totals per person, key, user, project, model and source",
+    response_model=dict[str, Any],
+)
 def summary(
     state: State,
     access: Viewer,
@@ -281,18 +286,25 @@ def summary(
         ),
     ] = None,
     end_time: EndTime = None,
-) -> dict[str, Any]:
+) -> Response:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
     start, end = _hour_range(int(state.clock()), start_time, end_time)
-    return reports.summary(
-        state.store,
-        access.names,
-        start,
-        end,
-        scope=access.scope,
-        provisional_from=provisional_from(state),
+    provisional = provisional_from(state)
+    body = state.results.get(
+        ("summary.json", access.version, access.scope, start, end, provisional),
+        lambda: as_json(
+            reports.summary(
+                state.store,
+                access.names,
+                start,
+                end,
+                scope=access.scope,
+                provisional_from=provisional,
+            )
+        ),
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

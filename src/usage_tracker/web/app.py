@@ -181,6 +181,16 @@ def create_app(
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of the settings in the environment and .env: what each worker process of
+    ``usage-tracker serve`` (WORKERS > 1) runs."""
+    from usage_tracker.settings import load_settings
+
+    settings = load_settings()
+    runtime.configure_logging(settings)
+    return create_app(settings)
+
+
 def _document_errors_as_served(app: FastAPI) -> None:
     """Invalid parameters are answered 400 with our error body (see _install_error_handlers),
     so the 422 that FastAPI documents by default would mislead API clients: drop it."""

@@ -16,7 +16,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from usage_tracker import reports
 from usage_tracker.auth import Principal, digest
 from usage_tracker.names import Names
 from usage_tracker.scope import Scope
@@ -24,6 +23,7 @@ from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.guard import PEER
 from usage_tracker.web.proxy import ProxyTrust
+from usage_tracker.web.results import Version
 from usage_tracker.web.state import AppState, app_state
 
 SESSION_COOKIE = "ut_session"
@@ -170,14 +170,20 @@ class Access:
     who: Principal
     scope: Scope
     names: Names
+    version: Version
+    """The data's version these names (and any cached report) are of."""
 
 
 def access(request: Request, who: Annotated[Principal, Depends(principal)]) -> Access:
-    state = app_state(request)
-    names = reports.load_names(state.store, state.mappings.current())
-    keys = set(names.keys) | set(names.owners)
-    owners = ((k, names.email(k)) for k in keys)
-    return Access(who, who.scope(owners), names)
+    results = app_state(request).results
+    version = results.version()
+    names = results.names(version)
+
+    def scope() -> Scope:
+        keys = set(names.keys) | set(names.owners)
+        return who.scope((k, names.email(k)) for k in keys)
+
+    return Access(who, results.get(("scope", version, who.email, who.role), scope), names, version)
 
 
 CurrentUser = Annotated[Principal, Depends(principal)]

@@ -121,22 +121,32 @@ def dashboard(
         lo, hi = date_range("today", now)
         request.state.range_error = str(e)
     names, scope = access.names, access.scope
-    where: dict[str, list[str]] = {}
-    if person:
-        where["api_key_id"] = reports.keys_of_person(state.store, names, lo, hi, person) or ["-"]
-    if model:
-        where["model"] = [model]
-    summary = reports.summary(
-        state.store,
-        names,
-        lo,
-        hi,
-        where=where or None,
-        scope=scope,
-        provisional_from=provisional_from(state),
-    )
-    chart = reports.usage_over_time(state.store, names, lo, hi, stack, where=scope.narrow(where))
-    findings = reports.reconciliation(state.store, lo, hi, scope=scope)["findings"]
+    provisional = provisional_from(state)
+
+    def figures() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        where: dict[str, list[str]] = {}
+        if person:
+            keys = reports.keys_of_person(state.store, names, lo, hi, person)
+            where["api_key_id"] = keys or ["-"]
+        if model:
+            where["model"] = [model]
+        summary = reports.summary(
+            state.store,
+            names,
+            lo,
+            hi,
+            where=where or None,
+            scope=scope,
+            provisional_from=provisional,
+        )
+        chart = reports.usage_over_time(
+            state.store, names, lo, hi, stack, where=scope.narrow(where or None)
+        )
+        findings = reports.reconciliation(state.store, lo, hi, scope=scope)["findings"]
+        return summary, chart, findings
+
+    key = ("page", access.version, scope, lo, hi, stack, person, model, provisional)
+    summary, chart, findings = state.results.get(key, figures)
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {

@@ -19,6 +19,7 @@ from usage_tracker.store import Store
 from usage_tracker.sync import LoopStatus
 from usage_tracker.upstream import AdminClient
 from usage_tracker.web.minute import MinuteGateway
+from usage_tracker.web.results import Results
 
 
 @dataclass
@@ -44,6 +45,11 @@ class AppState:
     """How the background sync went (a database failure, an unexpected error)."""
     alerts: AlertEngine | None = None
     """Evaluates the alert rules after every sync and delivers what fired."""
+    results: Results = field(init=False)
+    """Reports computed once per version of the data."""
+
+    def __post_init__(self) -> None:
+        self.results = Results(self.store, self.mappings)
 
 
 def app_state(request: Request) -> AppState:

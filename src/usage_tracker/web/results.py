@@ -1,0 +1,75 @@
+"""Reports computed once per version of the data: what every request of the same question,
+scope and data gets, until a write (a sync page, a People change, a new mapping file) moves the
+version. Pages and the API read it; nothing here reaches upstream.
+
+The version is read from the database on every request (one indexed row), so a cached answer
+is never older than the data, in any process or replica. Each process keeps its own entries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+from usage_tracker import reports
+from usage_tracker.names import KeyMappings, Names
+from usage_tracker.store import Store
+
+T = TypeVar("T")
+Version = tuple[int, Hashable]
+"""(the store's data version, the mapping file's stamp)."""
+
+_JSON = TypeAdapter(dict[str, Any])
+
+
+def as_json(result: dict[str, Any]) -> bytes:
+    """A report as FastAPI would send it (Decimals as strings), encoded once."""
+    return _JSON.dump_json(result)
+
+
+class Results:
+    """A bounded cache of computed reports, keyed by the data's version and the question."""
+
+    def __init__(self, store: Store, mappings: KeyMappings, size: int = 256) -> None:
+        self.store = store
+        self.mappings = mappings
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._seen: Hashable = None
+        self.hits = 0
+        self.misses = 0
+
+    def version(self) -> Version:
+        return self.store.data_version(), self.mappings.stamp()
+
+    def names(self, version: Version) -> Names:
+        """The names of keys, users, projects and people as of ``version``."""
+        return self.get(
+            ("names", version), lambda: reports.load_names(self.store, self.mappings.current())
+        )
+
+    def get(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """The value cached under ``key`` (``(kind, version, …)``), else computed now. A newer
+        version empties the cache. Two requests asking at once may both compute the value;
+        both get an equal answer."""
+        with self._lock:
+            if key[1] != self._seen:
+                self._entries.clear()
+                self._seen = key[1]
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key]  # type: ignore[no-any-return]
+            self.misses += 1
+        value = compute()
+        with self._lock:
+            if key[1] == self._seen:
+                self._entries[key] = value
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return value
