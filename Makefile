@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest browser demo serve clean bench
+.PHONY: test lint typecheck pytest browser demo serve clean bench bench-check wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,21 @@ pytest: $(STAMP) browser
 
 test: lint typecheck pytest
 
+# The load generator of the crowd figures, from Debian.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing Debian's wrk for the benchmarks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
 # Not part of `make test`: the large organization (200 keys, 365 days) synced from the simulator
-# (kept in .bench/), then reads timed; writes docs/benchmarks.md.
-bench: $(STAMP)
-	$(BIN)/python bench/large_org.py --write
+# into SQLite and PostgreSQL (kept in .bench/), then every figure of docs/benchmarks.md.
+bench: $(STAMP) browser wrk
+	$(BIN)/python -m bench.large_org --write
+
+# The short form CI runs after the tests: fails when the 365-day summary has become more than
+# 3x slower than recorded (a ratio to a fixed workload on the same machine, not a time limit).
+bench-check: $(STAMP)
+	$(BIN)/python -m bench.ci_check
 
 # The whole app against a built-in simulated organization: no key needed.
 demo: $(STAMP)

@@ -1,10 +1,19 @@
-"""The large organization's benchmark: backfill, then summary and dashboard reads at 1, 30, 90 and
-365 days, each as median and p95 over several runs, written to docs/benchmarks.md.
+"""The benchmark suite (``make bench``): a large organization synced from the simulator into
+SQLite and PostgreSQL, then every figure of issue #11, written to docs/benchmarks.md.
 
-    .venv/bin/python bench/large_org.py [--days 365] [--keys 200 …] [--runs 7] [--write]
+    .venv/bin/python bench/large_org.py [--days 365] [--keys 200 …] [--runs 15] [--write]
+        [--skip-postgres] [--only reads,crowd,browser,memory,original]
 
-The organization comes from the simulator (``simulator.Size``), synced over real HTTP; the synced
-database is kept under ``.bench/`` (keyed by the size) so later runs skip the backfill.
+- backfill: wall time and requests against the minimum, the simulator in its own process with
+  300 ms of latency per response (synced databases are kept under .bench/, one per day);
+- reads of /api/summary and the dashboard for 1/30/90/365 days: the first (nothing cached,
+  the view right after a sync) over distinct ranges, and repeated (the cache);
+- the crowd: 50 clients on /api/summary (30 days) with 1 and 2 worker processes (wrk);
+- the page in Chromium: navigation start to the load event (numbers and chart drawn);
+- memory: the server's RSS before and after walking a year of /api/usage;
+- side by side with the original's design: a stand-in that asks the upstream twice per view.
+
+Every server is `usage-tracker serve` in its own process, signed in with an API token.
 """
 
 from __future__ import annotations
@@ -12,169 +21,290 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
-import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx2
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
-from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.upstream import AdminClient
-from usage_tracker.web import create_app
+from usage_tracker.upstream.contract import COSTS_MAX_LIMIT, MAX_LIMIT, SOURCES
 
-ROOT = Path(__file__).resolve().parent.parent
-DAY = 86400
+from . import harness, original
+from .harness import ROOT, stats
+
+DAY, HOUR = 86400, 3600
 RANGES = (1, 30, 90, 365)
 NOTES = "<!-- analysis: kept by bench/large_org.py -->"
+POSTGRES = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/usage_tracker_bench"
+)
 
 
-def _now() -> int:
-    """A fixed "now" (today at 14:30 UTC) so that runs on one day read the same data."""
-    today = int(time.time()) // DAY * DAY
-    return today + 14 * 3600 + 1800
+def minimum_requests(days: int, report_pages: int, name_requests: int) -> int:
+    """The fewest requests a backfill of ``days`` can make: each source's hours in pages of
+    the most buckets OpenAI allows, the costs' days likewise, and the name lists."""
+    hours = days * 24 + 24  # the backfill starts at a midnight and runs to the current hour
+    usage = len(SOURCES) * math.ceil(hours / MAX_LIMIT["1h"])
+    costs = math.ceil((days + 1) / COSTS_MAX_LIMIT)
+    del report_pages
+    return usage + costs + name_requests
 
 
-def build(size: simulator.Size, days: int, now: int, latency_ms: int) -> dict[str, Any]:
-    """Sync the organization into .bench/ (once per size and day); the backfill's figures."""
-    name = f"large-{size.keys}k-{size.users}u-{size.projects}p-{size.models}m-{size.rows_per_hour}r"
-    directory = ROOT / ".bench" / f"{name}-{days}d-{now // DAY}"
-    database = directory / "bench.db"
-    facts = directory / "backfill.json"
+def _fresh_postgres(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def build(backend: str, size: simulator.Size, days: int, latency_ms: int) -> dict[str, Any]:
+    """Backfill the organization into ``backend`` (once a day per size); the backfill's figures."""
+    name = f"{size.keys}k-{size.users}u-{size.projects}p-{size.models}m-{size.rows_per_hour}r"
+    today = int(time.time()) // DAY
+    directory = ROOT / ".bench" / f"large-{name}-{days}d-{today}"
+    facts = directory / f"backfill-{backend}.json"
     if facts.exists():
-        return {**json.loads(facts.read_text()), "database": f"sqlite:///{database}"}
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    faults = simulator.Faults(rate=0.0, latency_seconds=latency_ms / 1000)
-    sim = simulator.build(seed=1, days=days, clock=lambda: now, size=size, faults=faults)
-    url = f"sqlite:///{database}"
-    with BackgroundServer(sim) as upstream:
+        return json.loads(facts.read_text())
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{directory / 'bench.db'}" if backend == "sqlite" else POSTGRES
+    if backend == "sqlite":
+        (directory / "bench.db").unlink(missing_ok=True)
+    else:
+        _fresh_postgres(url)
+    size_args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
+    with harness.simulator_process(days, size_args, latency_ms) as sim:
         store = Store.open(url)
-        with AdminClient(simulator.DEFAULT_ADMIN_KEY, upstream.url + "/v1") as client:
+        with AdminClient(simulator.DEFAULT_ADMIN_KEY, sim.url + "/v1") as client:
+            window = SyncWindow(backfill_days=days, concurrency=3)
             started = time.perf_counter()
-            report = sync_once(store, client, window=SyncWindow(backfill_days=days), now=now)
+            report = sync_once(store, client, window=window)
             wall = time.perf_counter() - started
             requests = sum(client.requests.values())
             retries = sum(client.retries.values())
         rows = store.row_count("usage")
         store.close()
     assert not report.errors, report.errors
+    pages = sum(o.pages for o in report.outcomes.values())
+    names = requests - retries - pages
     result = {
+        "backend": backend,
+        "database": url,
         "wall_seconds": round(wall, 1),
         "requests": requests,
+        "minimum": minimum_requests(days, pages, names),
         "retries": retries,
         "latency_ms": latency_ms,
+        "ideal_seconds": round((pages + names) * latency_ms / 1000 / window.concurrency, 1),
         "hourly_rows": rows,
-        "database_mb": round(database.stat().st_size / 1e6, 1),
+        "database_mb": round(_size_mb(url, directory), 1),
     }
     facts.write_text(json.dumps(result))
-    return {**result, "database": url}
+    return result
 
 
-def timings(
-    client: httpx2.Client, path: str, params: dict[str, Any], runs: int
-) -> dict[str, float]:
-    """The first request (nothing cached) and the median and p95 of ``runs`` more, in ms."""
-    samples = []
-    for _ in range(runs + 1):
-        started = time.perf_counter()
-        response = client.get(path, params=params)
-        response.raise_for_status()
-        samples.append((time.perf_counter() - started) * 1000)
-    rest = sorted(samples[1:])
-    return {
-        "first": round(samples[0], 1),
-        "median": round(statistics.median(rest), 1),
-        "p95": round(rest[min(len(rest) - 1, int(len(rest) * 0.95))], 1),
-    }
+def _size_mb(url: str, directory: Path) -> float:
+    if url.startswith("sqlite"):
+        return sum(p.stat().st_size for p in directory.glob("bench.db*")) / 1e6
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+    engine.dispose()
+    return int(size) / 1e6
 
 
-def reads(database: str, now: int, runs: int) -> dict[str, Any]:
-    settings = load_settings(database_url=database, auth_mode="none", refresh_seconds=0)
-    app = create_app(settings, run_sync=False, clock=lambda: now)
-    out: dict[str, Any] = {"summary": {}, "dashboard": {}}
-    end = now - now % 3600 + 3600
-    with BackgroundServer(app) as server, httpx2.Client(base_url=server.url, timeout=120) as http:
-        for days in RANGES:
-            start = end - days * DAY
-            out["summary"][days] = timings(
-                http, "/api/summary", {"start_time": start, "end_time": end}, runs
-            )
-            first = dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()
-            last = dt.datetime.fromtimestamp(end - 1, dt.UTC).date().isoformat()
-            out["dashboard"][days] = timings(
-                http, "/", {"range": "custom", "start": first, "end": last}, runs
+def _range(days: int, now: int, shift: int = 0) -> tuple[int, int]:
+    end = now - now % HOUR + HOUR - shift * HOUR
+    return end - days * DAY, end
+
+
+def _page_params(start: int, end: int) -> dict[str, str]:
+    first = dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()
+    last = dt.datetime.fromtimestamp(end - 1, dt.UTC).date().isoformat()
+    return {"range": "custom", "start": first, "end": last}
+
+
+def reads(url: str, token: str, runs: int) -> dict[str, Any]:
+    """Server time over loopback HTTP, one client: the first view of each range (nothing
+    cached: ``runs`` distinct ranges, each asked once) and the same view repeated."""
+    out: dict[str, Any] = {}
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx2.Client(base_url=url, headers=headers, timeout=300) as http:
+        now = int(time.time())
+        for view, path in (("summary", "/api/summary"), ("dashboard", "/")):
+            for days in RANGES:
+                first, repeat = [], []
+                for shift in range(runs):
+                    start, end = _range(days, now, shift)
+                    if view == "summary":
+                        params: dict[str, Any] = {"start_time": start, "end_time": end}
+                    else:  # the page's ranges are whole days: shift the day instead
+                        params = _page_params(start - shift * DAY, end - shift * DAY)
+                    first.append(_timed(http, path, params))
+                    if shift == 0:
+                        repeat = [_timed(http, path, params) for _ in range(runs)]
+                out[f"{view} {days}"] = {"first": stats(first), "cached": stats(repeat)}
+    return out
+
+
+def _timed(http: httpx2.Client, path: str, params: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    response = http.get(path, params=params)
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def crowd(database: str, token: str, seconds: int) -> dict[str, Any]:
+    """50 clients on /api/summary (30 days, the same range: the crowd's case) for ``seconds``,
+    with one and with two worker processes."""
+    out = {}
+    start, end = _range(30, int(time.time()))
+    for workers in (1, 2):
+        with harness.app_process(database, workers=workers) as app:
+            url = f"{app.url}/api/summary?start_time={start}&end_time={end}"
+            harness.wrk(url, token, clients=50, seconds=2)  # warm every worker
+            out[f"{workers} worker{'s' if workers > 1 else ''}"] = harness.wrk(
+                url, token, clients=50, seconds=seconds
             )
     return out
 
 
-def markdown(
-    size: simulator.Size, days: int, backfill: dict[str, Any], measured: dict[str, Any]
-) -> str:
-    target = 50.0
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, SQLite; "
-        "`bench/large_org.py` (run by `make bench`).",
-        "",
-        f"Organization: {size.keys} keys, {size.users} users, {size.projects} projects, "
-        f"{size.models} models, {days} days; {backfill['hourly_rows']:,} hourly rows, "
-        f"database {backfill['database_mb']} MB.",
-        "",
-        "## First backfill",
-        "",
-        f"{backfill['requests']} upstream requests ({backfill['retries']} retries) in "
-        f"{backfill['wall_seconds']} s with {backfill['latency_ms']} ms of simulated latency per "
-        "request.",
-        "",
-        "## Reads (one client; server time seen over loopback HTTP)",
-        "",
-        "| view | range | first (ms) | median (ms) | p95 (ms) | target p95 ≤ 50 ms |",
-        "|---|---|---|---|---|---|",
-    ]
-    for view in ("summary", "dashboard"):
-        for span, figures in measured[view].items():
-            met = "met" if figures["p95"] <= target and figures["first"] <= target else "missed"
-            lines.append(
-                f"| {'`/api/summary`' if view == 'summary' else 'dashboard `/`'} | {span} d | "
-                f"{figures['first']} | {figures['median']} | {figures['p95']} | {met} |"
+def browser(url: str, token: str, runs: int) -> dict[str, Any]:
+    """Headless Chromium (Debian's): navigation start to the load event of the 30-day page,
+    every number and the (server-drawn) chart in it; the first load, then ``runs`` more."""
+    from playwright.sync_api import sync_playwright
+
+    samples = []
+    with sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        context = chrome.new_context(extra_http_headers={"Authorization": f"Bearer {token}"})
+        page = context.new_page()
+        for _ in range(runs + 1):
+            page.goto(f"{url}/?range=30d", wait_until="load")
+            page.wait_for_selector("svg.chart")
+            timing = page.evaluate(
+                "() => { const n = performance.getEntriesByType('navigation')[0];"
+                " return n.loadEventEnd - n.startTime; }"
             )
-    return "\n".join(lines) + "\n"
+            samples.append(float(timing))
+        chrome.close()
+    return {"first": round(samples[0], 1), **stats(samples[1:])}
+
+
+def memory(database: str, token: str, days: int) -> dict[str, Any]:
+    """The server's RSS before and after walking ``days`` of /api/usage (hourly buckets of
+    completions by key and model, every page)."""
+    with harness.app_process(database) as app:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx2.Client(base_url=app.url, headers=headers, timeout=300) as http:
+            http.get("/api/summary").raise_for_status()
+            before = app.rss_mb()
+            end = int(time.time()) // HOUR * HOUR
+            params: dict[str, Any] = {
+                "start_time": end - days * DAY,
+                "end_time": end,
+                "bucket_width": "1h",
+                "group_by": ["api_key_id", "model"],
+                "limit": 168,
+            }
+            walked, pages, peak = 0, 0, before
+            while True:
+                with http.stream("GET", "/api/usage", params=params) as response:
+                    response.raise_for_status()
+                    body = b"".join(response.iter_bytes())
+                walked += len(body)
+                pages += 1
+                peak = max(peak, app.rss_mb())
+                cursor = json.loads(body)["next_page"]
+                if not cursor:
+                    break
+                params["page"] = cursor
+            time.sleep(1)
+            after = app.rss_mb()
+    return {
+        "before_mb": before,
+        "after_mb": after,
+        "peak_mb": peak,
+        "walked_mb": round(walked / 1e6, 1),
+        "pages": pages,
+    }
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    defaults = simulator.Size()
-    for field, value in asdict(defaults).items():
+    for field, value in asdict(simulator.Size()).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=value)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--latency-ms", type=int, default=300)
+    parser.add_argument("--crowd-seconds", type=int, default=10)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--only", default="reads,crowd,browser,memory,original")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args()
     size = simulator.Size(args.keys, args.users, args.projects, args.models, args.rows_per_hour)
-    now = _now()
-    backfill = build(size, args.days, now, args.latency_ms)
-    print("backfill:", {k: v for k, v in backfill.items() if k != "database"})
-    measured = reads(backfill["database"], now, args.runs)
-    print(json.dumps(measured, indent=1))
-    text = markdown(size, args.days, backfill, measured)
+    (ROOT / ".bench").mkdir(exist_ok=True)
+    only = set(args.only.split(","))
+    results_file = ROOT / ".bench" / "results.json"
+    results = _load(results_file)  # parts measured earlier today are kept unless re-run
+    results["when"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    results["size"] = {**asdict(size), "days": args.days}
+    backends = ["sqlite"] if args.skip_postgres else ["sqlite", "postgresql"]
+    for backend in backends:
+        facts = build(backend, size, args.days, args.latency_ms)
+        print(backend, "backfill:", facts, flush=True)
+        results.setdefault("backfill", {})[backend] = facts
+        token = harness.api_token(facts["database"])
+        if "reads" in only:
+            with harness.app_process(facts["database"]) as app:
+                results.setdefault("reads", {})[backend] = reads(app.url, token, args.runs)
+            print(backend, "reads:", json.dumps(results["reads"][backend]), flush=True)
+        if "crowd" in only:
+            results.setdefault("crowd", {})[backend] = crowd(
+                facts["database"], token, args.crowd_seconds
+            )
+            print(backend, "crowd:", results["crowd"][backend], flush=True)
+        if backend != "sqlite":
+            continue
+        if "browser" in only:
+            with harness.app_process(facts["database"]) as app:
+                results["browser"] = browser(app.url, token, args.runs)
+            print("browser:", results["browser"], flush=True)
+        if "memory" in only:
+            results["memory"] = memory(facts["database"], token, args.days)
+            print("memory:", results["memory"], flush=True)
+    if "original" in only:
+        results["original"] = original.side_by_side(views=100, latency_ms=args.latency_ms)
+        print("original:", results["original"], flush=True)
+    results_file.write_text(json.dumps(results, indent=1))
+    from .report import markdown
+
+    text_ = markdown(results)
     if args.write:
         target = ROOT / "docs" / "benchmarks.md"
-        # What follows the marker is written by people (the analysis): kept as it is.
         kept = target.read_text().partition(NOTES)[2] if target.exists() else ""
-        target.write_text(text + "\n" + NOTES + kept)
-    print(text)
+        target.write_text(text_ + "\n" + NOTES + kept)
+    print(text_)
+    shutil.rmtree(ROOT / ".bench" / "logs", ignore_errors=True)
 
 
 if __name__ == "__main__":

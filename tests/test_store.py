@@ -232,3 +232,19 @@ def test_stored_estimates_follow_the_prices_in_force(database_url: str) -> None:
         assert store.data_version() == after
     finally:
         store.close()
+
+
+def test_the_rollup_answers_any_range_the_api_accepts(store: Store) -> None:
+    """From 1970 to the last hour of year 9999 (what the API's bounds allow): whole months,
+    edge days and hours, equal to the rows read directly."""
+    t = 100 * DAY + 5 * HOUR
+    with store.transaction() as conn:
+        results = [_result(t, "m", 10), _result(t + 40 * DAY, "n", 7)]
+        writes.replace_usage(
+            conn, "completions", t, t + 41 * DAY, results, estimate=store.prices.estimate
+        )
+    last = 253402300798 - 253402300798 % HOUR + HOUR  # the API's last end_time, in hours
+    for start, end in ((0, last), (t, t + 40 * DAY + HOUR), (t + HOUR, last)):
+        folded = store.folded_totals(start, end, ["input_tokens"])["model"]
+        rows = store.usage_totals(start, end, ["model"], metrics=["input_tokens"])
+        assert folded == rows

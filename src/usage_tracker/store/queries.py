@@ -114,11 +114,30 @@ def _rows(
 def months_between(start: int, end: int) -> list[tuple[int, int]]:
     """The calendar months (UTC) that [start, end) touches, as [first day, next month's)."""
     months = []
-    at = dt.datetime.fromtimestamp(start, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
-    while (lo := int(at.timestamp())) < end:
+    at = _month_start(start)
+    while (lo := int(at.timestamp())) < end and at.year < dt.MAXYEAR:
         at = at.replace(year=at.year + at.month // 12, month=at.month % 12 + 1)
         months.append((lo, int(at.timestamp())))
     return months
+
+
+LAST_MONTH = int(dt.datetime(dt.MAXYEAR, 12, 1, tzinfo=dt.UTC).timestamp())
+
+
+def _month_start(ts: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
+
+
+def whole_months(first_day: int, last_day: int) -> tuple[int, int] | None:
+    """The calendar months wholly inside [first_day, last_day), as one span; None if none."""
+    first = _month_start(first_day)
+    if int(first.timestamp()) < first_day:
+        if first.year == dt.MAXYEAR and first.month == 12:
+            return None
+        first = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    last = min(last_day, LAST_MONTH)  # beyond it, days (datetime ends with the year 9999)
+    lo, hi = int(first.timestamp()), int(_month_start(last).timestamp())
+    return (lo, hi) if lo < hi else None
 
 
 def _spans(start: int, end: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -149,18 +168,11 @@ def folded_totals(
     hours, days = _spans(start, end)
     queries: list[Select[Any]] = []
     for first_day, last_day in days:
-        months = [
-            (lo, hi)
-            for lo, hi in months_between(first_day, last_day)
-            if lo >= first_day and hi <= last_day
-        ]
         pieces = [("day", first_day, last_day)]
-        if months:
-            pieces = [
-                ("month", months[0][0], months[-1][1]),
-                ("day", first_day, months[0][0]),
-                ("day", months[-1][1], last_day),
-            ]
+        months = whole_months(first_day, last_day)
+        if months is not None:
+            lo, hi = months
+            pieces = [("month", lo, hi), ("day", first_day, lo), ("day", hi, last_day)]
         for period, lo, hi in pieces:
             if lo < hi:
                 queries.append(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from usage_tracker import __version__, exports, reports
@@ -141,9 +144,10 @@ def usage(
         ),
     ] = None,
     page: Annotated[str | None, Query(description="`next_page` of the previous page.")] = None,
-) -> dict[str, Any]:
-    """The original tracker's contract: `1h` and `1d` buckets come from the database, `1m`
-    goes upstream through a bounded single-flight cache. Each result adds `name`."""
+) -> Any:
+    """The original tracker's contract: `1h` and `1d` buckets come from the database (the
+    answer is streamed), `1m` goes upstream through a bounded single-flight cache. Each result
+    adds `name`."""
     if source not in SOURCES:
         raise ReportError(
             f"Invalid value for 'source': expected one of {', '.join(SOURCES)}.", "source"
@@ -186,6 +190,10 @@ def usage(
     )
 
 
+CHUNK_SECONDS = 2 * DAY
+"""A streamed page is read and encoded this many seconds of buckets at a time."""
+
+
 def _stored_page(
     state: AppState,
     access: Access,
@@ -197,15 +205,60 @@ def _stored_page(
     groups: list[str],
     limit: int,
     page: str | None,
-) -> dict[str, Any]:
-    spec = SOURCES[source]
+) -> Response:
+    """A page of stored buckets, streamed: read, built and encoded a couple of days at a time,
+    so that a year of hourly buckets never sits in memory whole. The first part is read before
+    the answer starts, so a database that is down is still a 503."""
     step = WIDTH_SECONDS[width]
     stop = buckets_stop(start, end, step, int(state.clock()))
     fingerprint = f"{source}:{start}:{end}:{width}:{','.join(groups)}"
     first = _cursor_start(state, page, fingerprint, start, step) if page else start
     starts = list(range(first, min(stop, first + limit * step), step))
     if not starts:
-        return {"object": "page", "data": [], "has_more": False, "next_page": None}
+        return Response(as_json(EMPTY_PAGE), media_type="application/json")
+    after = starts[-1] + step
+    more = after < stop
+    tail = {
+        "has_more": more,
+        "next_page": state.cursors.encode(str(after), fingerprint) if more else None,
+    }
+    per_chunk = max(1, CHUNK_SECONDS // step)
+    chunks = [starts[i : i + per_chunk] for i in range(0, len(starts), per_chunk)]
+
+    def encoded(chunk: list[int]) -> bytes:
+        buckets = _buckets(
+            state, access, source, chunk, stop, step=step, width=width, groups=groups
+        )
+        return b",".join(json.dumps(b, separators=(",", ":")).encode() for b in buckets)
+
+    head = encoded(chunks[0])
+
+    def body() -> Iterator[bytes]:
+        yield b'{"object":"page","data":[' + head
+        for chunk in chunks[1:]:
+            yield b"," + encoded(chunk)
+        yield b"]," + json.dumps(tail, separators=(",", ":")).encode()[1:]
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+EMPTY_PAGE: dict[str, Any] = {"object": "page", "data": [], "has_more": False, "next_page": None}
+
+
+def _buckets(
+    state: AppState,
+    access: Access,
+    source: str,
+    starts: list[int],
+    stop: int,
+    *,
+    step: int,
+    width: str,
+    groups: list[str],
+) -> list[dict[str, Any]]:
+    """The buckets starting at ``starts`` (consecutive), each with its results."""
+    spec = SOURCES[source]
+    first = starts[0]
     last = min(starts[-1] + step, stop)
     time_key = "day" if width == "1d" and first % DAY == 0 else "hour"
     columns = [STORED_AS[g] for g in groups]
@@ -233,22 +286,15 @@ def _stored_page(
             results[bucket].append(out)
         for metric in spec.metrics:
             out[metric] += row[metric]
-    after = starts[-1] + step
-    more = after < stop
-    return {
-        "object": "page",
-        "data": [
-            {
-                "object": "bucket",
-                "start_time": t,
-                "end_time": min(t + step, stop),
-                "results": results[t],
-            }
-            for t in starts
-        ],
-        "has_more": more,
-        "next_page": state.cursors.encode(str(after), fingerprint) if more else None,
-    }
+    return [
+        {
+            "object": "bucket",
+            "start_time": t,
+            "end_time": min(t + step, stop),
+            "results": results[t],
+        }
+        for t in starts
+    ]
 
 
 def _cursor_start(state: AppState, page: str, fingerprint: str, start: int, step: int) -> int:

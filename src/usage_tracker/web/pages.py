@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from usage_tracker import __version__, reports
 from usage_tracker.reports import ReportError
 from usage_tracker.upstream.contract import SOURCES
+from usage_tracker.web import charts
 from usage_tracker.web.api import (
     State,
     health_report,
@@ -123,7 +124,7 @@ def dashboard(
     names, scope = access.names, access.scope
     provisional = provisional_from(state)
 
-    def figures() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    def figures() -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
         where: dict[str, list[str]] = {}
         if person:
             keys = reports.keys_of_person(state.store, names, lo, hi, person)
@@ -143,10 +144,11 @@ def dashboard(
             state.store, names, lo, hi, stack, where=scope.narrow(where or None)
         )
         findings = reports.reconciliation(state.store, lo, hi, scope=scope)["findings"]
-        return summary, chart, findings
+        drawn = charts.stacked_bars(chart, label=f"Tokens per {chart['bucket']}, by {stack}")
+        return summary, drawn, findings
 
     key = ("page", access.version, scope, lo, hi, stack, person, model, provisional)
-    summary, chart, findings = state.results.get(key, figures)
+    summary, (chart_svg, legend), findings = state.results.get(key, figures)
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {
@@ -165,7 +167,9 @@ def dashboard(
         "model": model,
         "summary": summary,
         "tables": TABLES,
-        "chart": chart,
+        "chart_svg": chart_svg,
+        "legend": legend,
+        "chart_bucket": "hour" if hi - lo <= 2 * DAY else "day",
         "pools": tiers_report(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
         "forecast": reports.forecast(state.store, names, now, scope=scope),

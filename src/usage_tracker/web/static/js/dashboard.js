@@ -1,11 +1,10 @@
-// Dashboard behaviour on top of server-rendered HTML: theme, chart, sorting, live refresh.
+// Dashboard behaviour on top of server-rendered HTML (chart included): theme, sorting, live
+// refresh.
 // Everything here is optional: without JavaScript the page still shows every number.
 (() => {
   "use strict";
 
   const THEME_KEY = "usage-tracker-theme";
-  const PALETTE = ["#4f9cf9", "#35c9a4", "#f2b84b", "#e26dd1", "#f26d6d", "#8c7cf0", "#5ccfe6", "#b5d46a", "#8b98a8"];
-  let chart = null;
 
   function applyTheme(theme) {
     document.documentElement.dataset.theme = theme;
@@ -21,53 +20,6 @@
       const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
       localStorage.setItem(THEME_KEY, next);
       applyTheme(next);
-      drawChart();
-    });
-  }
-
-  function cssVar(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
-
-  function label(ts, bucket) {
-    const d = new Date(ts * 1000);
-    const iso = d.toISOString();
-    return bucket === "hour" ? iso.slice(11, 16) : iso.slice(5, 10);
-  }
-
-  function drawChart() {
-    const canvas = document.getElementById("usage-chart");
-    const source = document.getElementById("chart-data");
-    if (!canvas || !source || !window.Chart) return;
-    const data = JSON.parse(source.textContent);
-    if (chart) chart.destroy();
-    const names = Object.keys(data.series);
-    chart = new window.Chart(canvas, {
-      type: "bar",
-      data: {
-        labels: data.labels.map((ts) => label(ts, data.bucket)),
-        datasets: names.map((name, i) => ({
-          label: name,
-          data: data.series[name],
-          backgroundColor: PALETTE[i % PALETTE.length],
-          borderWidth: 0,
-          borderRadius: 2,
-        })),
-      },
-      options: {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        scales: {
-          x: { stacked: true, ticks: { color: cssVar("--muted"), maxRotation: 0, autoSkip: true }, grid: { display: false } },
-          y: { stacked: true, ticks: { color: cssVar("--muted") }, grid: { color: cssVar("--border") } },
-        },
-        plugins: {
-          legend: { position: "bottom", labels: { color: cssVar("--text"), boxWidth: 12 } },
-          tooltip: { callbacks: { title: (items) => items[0].label + " UTC" } },
-        },
-      },
     });
   }
 
@@ -115,7 +67,6 @@
   }
 
   function init() {
-    drawChart();
     setupSorting();
   }
 
