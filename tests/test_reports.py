@@ -118,6 +118,8 @@ def test_the_summary_from_the_rollup_equals_the_truth_and_the_rows(
     assert folded["totals"] == from_rows["totals"]
     assert folded["estimated_usd"] == from_rows["estimated_usd"]
     assert folded["unpriced_models"] == from_rows["unpriced_models"]
+    assert folded["billed_usd"] == from_rows["billed_usd"]
+    assert folded["billed_by_project"] == from_rows["billed_by_project"]
     for grouping in [*ORG_GROUPS, "source"]:
         got = {(r[grouping],): r["tokens"] for r in folded["by"][grouping] if r["tokens"]}
         assert got == _truth(org, start, end, [ORG_GROUPS.get(grouping, "source")]), grouping

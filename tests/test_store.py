@@ -248,3 +248,43 @@ def test_the_rollup_answers_any_range_the_api_accepts(store: Store) -> None:
         folded = store.folded_totals(start, end, ["input_tokens"])["model"]
         rows = store.usage_totals(start, end, ["model"], metrics=["input_tokens"])
         assert folded == rows
+
+
+def test_the_rollup_follows_rewrites_of_any_part_of_a_day(store: Store) -> None:
+    """A re-synced range replaces what its days held in the folded blocks (not adds to it),
+    whatever the other sources hold on those days; every range still reads as the rows do."""
+    t = 200 * DAY
+    first = [_result(t + h * HOUR, f"m{h % 3}", 10 + h, api_key_id=f"k{h % 4}") for h in range(72)]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", t, t + 72 * HOUR, first, estimate=store.prices.estimate
+        )
+        other = UsageResult(
+            "embeddings",
+            t + 5 * HOUR,
+            t + 6 * HOUR,
+            tuple(None for _ in DIMENSIONS),
+            {"input_tokens": 1000, "num_model_requests": 2},
+        )
+        writes.replace_usage(
+            conn, "embeddings", t, t + DAY, [other], estimate=store.prices.estimate
+        )
+    again = [_result(t + h * HOUR, "m9", 1, api_key_id="k9") for h in range(30, 40)]
+    with store.transaction() as conn:  # hours 30-50 again: ten rows now, none after hour 40
+        writes.replace_usage(
+            conn, "completions", t + 30 * HOUR, t + 50 * HOUR, again, estimate=store.prices.estimate
+        )
+    ranges = [
+        (t, t + 3 * DAY),
+        (t + 7 * HOUR, t + 45 * HOUR),
+        (t - 9 * DAY, t + 9 * DAY),
+        (t + 26 * HOUR, t + 27 * HOUR),
+        (t + DAY, t + 2 * DAY),
+    ]
+    for start, end in ranges:
+        folded = store.folded_totals(start, end, ["input_tokens", "num_model_requests"])
+        for grouping, column in schema.FOLDED.items():
+            rows = store.usage_totals(
+                start, end, [column], metrics=["input_tokens", "num_model_requests"]
+            )
+            assert folded[grouping] == rows, (grouping, start - t, end - t)

@@ -89,7 +89,6 @@ class Prices:
         if model in self.overrides:
             return _override_price(self.overrides[model], row)
         requests = max(1, int(row.get("num_model_requests") or 0))
-        one = _average_request(row, requests)
         context: dict[str, str] = {}
         if row.get("service_tier") in TIERS:
             context["service_tier"] = str(row["service_tier"])
@@ -103,7 +102,7 @@ class Prices:
             return per_request * requests + sum(
                 (per_token[k] * n for k, n in totals.items() if n), Decimal(0)
             )
-        price = _library_price(one, model, when, key)
+        price = _library_price(_average_request(row, requests), model, when, key)
         return None if price is None else price * requests
 
 

@@ -312,40 +312,46 @@ def summary(
     _check_range(start, end)
     narrowed = scope.narrow(where)
     if narrowed is None:
-        # Everything, unfiltered: the folded rollup, a few hundred rows per grouping.
+        # Everything, unfiltered: the folded rollups, a few hundred rows per grouping.
         folded = store.folded_totals(start, end, ESTIMATED)
         rows_of = {g: folded[FOLDED_AS.get(g, g)] for g in SUMMARY_GROUPS}
         every = folded["source"]  # each usage row is of exactly one source
+        costs = store.folded_costs(start, end)
+        billed = money.billed_by_folded(names, costs)
+        billed_usd = sum((r["amount"] for r in costs["api_key"]), Decimal(0))
+        per_project = {r["project_id"]: r["amount"] for r in costs["project"]}
     else:
         columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
         every = store.usage_totals(start, end, columns, where=narrowed, metrics=ESTIMATED)
         rows_of = dict.fromkeys(SUMMARY_GROUPS, every)
+        every_cost = cost_totals(
+            store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
+        )
+        cost_rows = money.narrowed(every_cost, where)
+        billed = money.billed_by(names, cost_rows)
+        billed_usd = sum((r["amount"] for r in cost_rows), Decimal(0))
+        per_project = {}
+        for cost in cost_rows:
+            project = cost["project_id"]
+            per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
     totals = _fold(names, every, (), ESTIMATED)
-    every_cost = cost_totals(
-        store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
-    )
-    cost_rows = money.narrowed(every_cost, where)
-    billed = money.billed_by(names, cost_rows)
     by = {
         g: money.with_money(g, _fold(names, rows_of[g], [g], ESTIMATED), billed, METRICS)
         for g in SUMMARY_GROUPS
     }
     total = totals[0] if totals else {**_zero_totals(), "estimated_usd": Decimal(0)}
     unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
-    per_project: dict[str, Decimal] = {}
-    for cost in cost_rows:
-        project = cost["project_id"]
-        per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
     by_project = [
         {"project_id": p, "amount": amount, "name": names.project(p)}
         for p, amount in sorted(per_project.items(), key=lambda kv: -kv[1])
+        if amount
     ]
     return {
         "start_time": start,
         "end_time": end,
         "totals": {k: v for k, v in total.items() if k not in ESTIMATES},
         "by": by,
-        "billed_usd": sum((r["amount"] for r in cost_rows), Decimal(0)),
+        "billed_usd": billed_usd,
         "billed_provisional_from": (
             max(align_down(start, "1d"), provisional_from)
             if provisional_from is not None and provisional_from < end

@@ -72,6 +72,29 @@ def billed_by(
     return out
 
 
+FOLDED_FROM = {
+    "person": "api_key",
+    "api_key": "api_key",
+    "project": "project",
+    "model": "line_item",
+}
+"""Which folded billed cost each grouping is labelled from (each row has that one column)."""
+
+
+def billed_by_folded(
+    names: Names, folded: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> dict[str, dict[Any, Decimal]]:
+    """:func:`billed_by` from the folded billed cost (per key, per project, per line item)."""
+    labels = billed_labels(names)
+    out: dict[str, dict[Any, Decimal]] = {g: {} for g in labels}
+    for grouping, label_of in labels.items():
+        into = out[grouping]
+        for row in folded[FOLDED_FROM[grouping]]:
+            label = label_of(row)
+            into[label] = into.get(label, Decimal(0)) + row["amount"]
+    return out
+
+
 def narrowed(
     cost_rows: Iterable[Mapping[str, Any]], where: Mapping[str, Sequence[str]] | None
 ) -> list[Mapping[str, Any]]:

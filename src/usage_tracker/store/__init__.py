@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from usage_tracker.prices import Prices
 
-from . import queries, schema, writes
+from . import folded, queries, schema, writes
 from .db import connect, migrate, sync_lock
 from .errors import StoreUnavailableError, translated
 from .queries import GROUPABLE, Row
@@ -132,7 +132,7 @@ class Store:
     ) -> dict[str, list[Row]]:
         """Per folded grouping (``schema.FOLDED``), its rows over [start, end)."""
         with self._reading() as conn:
-            return queries.folded_totals(conn, start, end, metrics, groupings)
+            return folded.usage_totals(conn, start, end, metrics, groupings)
 
     def folded_days(
         self,
@@ -145,7 +145,12 @@ class Store:
     ) -> list[Row]:
         """Per UTC day and value of a folded grouping, its rows over [start, end)."""
         with self._reading() as conn:
-            return queries.folded_days(conn, start, end, grouping, metrics, values=values)
+            return folded.usage_days(conn, start, end, grouping, metrics, values=values)
+
+    def folded_costs(self, start: int, end: int) -> dict[str, list[Row]]:
+        """Billed amounts on the UTC days [start, end) touches, per key, project, line item."""
+        with self._reading() as conn:
+            return folded.cost_totals(conn, start, end)
 
     def data_version(self) -> int:
         """Goes up with every write that changes what a report shows."""

@@ -124,22 +124,39 @@ FOLDED = {
 }
 """The groupings kept folded (report grouping -> stored column): what the summary shows."""
 
+BLOCKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""The lengths, in UTC days, of the folded blocks; a block of n days starts at a multiple of n
+days since 1970, so any run of whole days is a handful of blocks (a year: about ten)."""
+
 usage_folded = Table(
     "usage_folded",
     metadata,
-    Column("period", String(5), primary_key=True),
-    Column("grouping", String(20), primary_key=True),
+    Column("days", Integer, primary_key=True),
     Column("start", BigInteger, primary_key=True),
+    Column("grouping", String(20), primary_key=True),
     Column("value", String(200), primary_key=True),
     *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
     *_estimate_columns(),
 )
-"""The daily rollup summed per grouping alone, per UTC day (``period`` "day") and per calendar
-month ("month"): about 300 rows a day for 200 keys, so a year reads a dozen months, the days
-at its edges and the hours beyond them. Rebuilt, for the days and months a write touches, in
-the same transaction as the write."""
+"""The daily rollup summed per grouping alone (about 300 rows for 200 keys) over blocks of
+:data:`BLOCKS` days. Kept in the same transaction as each write: the one-day blocks by the
+difference the write made, the longer ones rebuilt from the blocks half their length."""
 
 Index("ix_usage_folded_value", usage_folded.c.grouping, usage_folded.c.value, usage_folded.c.start)
+
+COSTS_FOLDED = {"api_key": "api_key_id", "project": "project_id", "line_item": "line_item"}
+"""The groupings of billed cost kept folded (the summary's per key, project and model)."""
+
+costs_folded = Table(
+    "costs_folded",
+    metadata,
+    Column("days", Integer, primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("grouping", String(20), primary_key=True),
+    Column("value", String(300), primary_key=True),
+    Column("amount", Scaled(10), nullable=False),
+)
+"""Billed cost summed per grouping alone over the same blocks."""
 
 store_state = Table(
     "store_state",

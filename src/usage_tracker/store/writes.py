@@ -13,8 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from usage_tracker.upstream.contract import DIMENSIONS, METRICS
 from usage_tracker.upstream.records import ApiKey, CostResult, Project, UsageResult, User
 
-from . import schema
-from .queries import months_between
+from . import folded, schema
 
 DAY = 86400
 ZERO = Decimal(0)
@@ -61,6 +60,16 @@ def rewrite_usage(
 ) -> int:
     """:func:`replace_usage` from stored rows (re-estimating what is stored)."""
     bump_version(conn)  # first: its row lock puts concurrent writers of the rollups in line
+    day_lo = start - start % DAY
+    day_hi = end if end % DAY == 0 else end - end % DAY + DAY
+    daily = schema.usage_daily
+    held = conn.execute(
+        select(daily.c.day)
+        .where(daily.c.source == source, daily.c.day >= day_lo, daily.c.day < day_hi)
+        .limit(1)
+    ).first()
+    if held is not None:  # what these days held before goes from the folded rollup
+        folded.add_source_days(conn, source, day_lo, day_hi, -1)
     table = schema.usage
     conn.execute(
         delete(table).where(
@@ -73,10 +82,9 @@ def rewrite_usage(
         row["estimated_usd"], row["unpriced_tokens"] = (ZERO, tokens) if usd is None else (usd, 0)
     if rows:
         conn.execute(insert(table), rows)
-    day_start = start - start % DAY
-    day_end = end if end % DAY == 0 else end - end % DAY + DAY
-    _rebuild_daily(conn, source, day_start, day_end)
-    _rebuild_folded(conn, day_start, day_end)
+    _rebuild_daily(conn, source, day_lo, day_hi)
+    folded.add_source_days(conn, source, day_lo, day_hi, 1)
+    folded.rebuild_blocks(conn, schema.usage_folded, day_lo, day_hi)
     return len(rows)
 
 
@@ -84,6 +92,8 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
     """Every stored usage row written again with its estimate, a week of a source at a time
     (the rollups rebuilt as they go). Returns the rows."""
     table, total = schema.usage, 0
+    for derived in (schema.usage_daily, schema.usage_folded):
+        conn.execute(delete(derived))  # built again below, from nothing
     spans = select(table.c.source, func.min(table.c.bucket_start), func.max(table.c.bucket_start))
     for row in conn.execute(spans.group_by(table.c.source)).all():
         source, first, last = str(row[0]), int(row[1]), int(row[2])
@@ -95,6 +105,9 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
             )
             rows = [dict(r) for r in conn.execute(query).mappings()]
             total += rewrite_usage(conn, source, lo, lo + chunk, rows, estimate=estimate)
+    days = conn.execute(select(func.min(schema.costs.c.day), func.max(schema.costs.c.day))).one()
+    if days[0] is not None:
+        folded.refold_costs(conn, int(days[0]), int(days[1]) + DAY)
     return total
 
 
@@ -131,46 +144,6 @@ def _rebuild_daily(conn: Connection, source: str, day_start: int, day_end: int) 
     conn.execute(insert(daily).from_select(columns, summed))
 
 
-FOLDED_COLUMNS = ["period", "grouping", "start", "value", *METRICS, *schema.ESTIMATES]
-
-
-def _rebuild_folded(conn: Connection, day_start: int, day_end: int) -> None:
-    """The folded rows of the days in [day_start, day_end) (every source) and of their months."""
-    daily, folded = schema.usage_daily, schema.usage_folded
-    conn.execute(
-        delete(folded).where(
-            folded.c.period == "day", folded.c.start >= day_start, folded.c.start < day_end
-        )
-    )
-    for grouping, column in schema.FOLDED.items():
-        summed = (
-            select(
-                literal("day"),
-                literal(grouping),
-                daily.c.day,
-                daily.c[column],
-                *_sums(daily),
-            )
-            .where(daily.c.day >= day_start, daily.c.day < day_end)
-            .group_by(daily.c.day, daily.c[column])
-        )
-        conn.execute(insert(folded).from_select(FOLDED_COLUMNS, summed))
-    for lo, hi in months_between(day_start, day_end):
-        conn.execute(delete(folded).where(folded.c.period == "month", folded.c.start == lo))
-        summed = (
-            select(
-                literal("month"),
-                folded.c.grouping,
-                literal(lo),
-                folded.c.value,
-                *_sums(folded),
-            )
-            .where(folded.c.period == "day", folded.c.start >= lo, folded.c.start < hi)
-            .group_by(folded.c.grouping, folded.c.value)
-        )
-        conn.execute(insert(folded).from_select(FOLDED_COLUMNS, summed))
-
-
 def replace_costs(conn: Connection, start: int, end: int, results: Iterable[CostResult]) -> int:
     """Make the stored cost days in [start, end) exactly ``results`` (summed per key)."""
     bump_version(conn)
@@ -197,6 +170,7 @@ def replace_costs(conn: Connection, start: int, end: int, results: Iterable[Cost
                 row["quantity"] = (row["quantity"] or 0) + r.quantity
     if rows:
         conn.execute(insert(table), list(rows.values()))
+    folded.refold_costs(conn, start - start % DAY, -(-end // DAY) * DAY)
     return len(rows)
 
 

@@ -1,4 +1,4 @@
-"""usage: stored estimates, the per-grouping rollup (usage_folded) and the store's state
+"""usage: stored estimates, the per-grouping rollups (usage_folded, costs_folded), the state
 
 Revision ID: 0006
 Revises: 0005
@@ -44,15 +44,24 @@ def upgrade() -> None:
     op.create_index("ix_usage_daily_model_day", "usage_daily", ["model", "day"])
     op.create_table(
         "usage_folded",
-        sa.Column("period", sa.String(5), nullable=False),
-        sa.Column("grouping", sa.String(20), nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
         sa.Column("start", sa.BigInteger(), nullable=False),
+        sa.Column("grouping", sa.String(20), nullable=False),
         sa.Column("value", sa.String(200), nullable=False),
         *(sa.Column(m, sa.BigInteger(), nullable=False, server_default="0") for m in METRICS),
         *_estimates(),
-        sa.PrimaryKeyConstraint("period", "grouping", "start", "value", name="pk_usage_folded"),
+        sa.PrimaryKeyConstraint("days", "start", "grouping", "value", name="pk_usage_folded"),
     )
     op.create_index("ix_usage_folded_value", "usage_folded", ["grouping", "value", "start"])
+    op.create_table(
+        "costs_folded",
+        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("start", sa.BigInteger(), nullable=False),
+        sa.Column("grouping", sa.String(20), nullable=False),
+        sa.Column("value", sa.String(300), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("days", "start", "grouping", "value", name="pk_costs_folded"),
+    )
     state = op.create_table(
         "store_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -66,6 +75,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("store_state")
+    op.drop_table("costs_folded")
     op.drop_index("ix_usage_folded_value", "usage_folded")
     op.drop_table("usage_folded")
     op.drop_index("ix_usage_daily_model_day", "usage_daily")

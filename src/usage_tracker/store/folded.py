@@ -1,0 +1,341 @@
+"""The folded rollups: usage and billed cost summed per grouping alone (key, user, project,
+model, source; key, project, line item) over blocks of 1, 2, 4 … 256 UTC days.
+
+Writes keep them in the same transaction as the rows they fold: a page of usage changes the
+one-day blocks of its source's days by the difference it made (what its days held before is
+taken away, what they hold now is added), and the longer blocks over those days are summed
+again from the blocks half their length. Reads take any range as the fewest aligned blocks, and
+the hours at its edges from the hourly table (or a whole day less the hours it should not
+count, whichever reads fewer hours; the last day whole when nothing is stored after the range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from usage_tracker.upstream.contract import METRICS
+
+from . import schema
+
+DAY, HOUR = 86400, 3600
+SUMMED = (*METRICS, *schema.ESTIMATES)
+Row = dict[str, Any]
+Totals = dict[tuple[Any, ...], list[Any]]
+
+# -- writes -----------------------------------------------------------------------------------
+
+
+def add_source_days(conn: Connection, source: str, day_lo: int, day_hi: int, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) what ``usage_daily`` holds for ``source`` on the days
+    in [day_lo, day_hi) to the one-day blocks."""
+    daily, folded = schema.usage_daily, schema.usage_folded
+    for grouping, column in schema.FOLDED.items():
+        summed = (
+            select(
+                literal(1),
+                daily.c.day,
+                literal(grouping),
+                daily.c[column],
+                # As stored (an estimate is scaled): no type may touch the sign.
+                *(type_coerce(func.sum(daily.c[m]), BigInteger) * sign for m in SUMMED),
+            )
+            .where(daily.c.source == source, daily.c.day >= day_lo, daily.c.day < day_hi)
+            .group_by(daily.c.day, daily.c[column])
+        )
+        _upsert_adding(conn, folded, summed)
+
+
+def _upsert_adding(conn: Connection, table: Table, rows: Any) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    columns = [c.name for c in table.columns]
+    statement = dialect.insert(table).from_select(columns, rows)
+    keys = [c.name for c in table.primary_key.columns]
+    adding = {c: table.c[c] + statement.excluded[c] for c in columns if c not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=adding))
+
+
+def rebuild_blocks(conn: Connection, table: Table, day_lo: int, day_hi: int) -> None:
+    """The blocks longer than a day over [day_lo, day_hi), each summed from the two blocks
+    half its length (the one-day blocks are current)."""
+    summed = [c.name for c in table.columns if c.name not in ("days", "start", "grouping", "value")]
+    for half, length in zip(schema.BLOCKS, schema.BLOCKS[1:], strict=False):
+        span = length * DAY
+        lo, hi = day_lo - day_lo % span, -(-day_hi // span) * span
+        conn.execute(
+            delete(table).where(table.c.days == length, table.c.start >= lo, table.c.start < hi)
+        )
+        start = (table.c.start - table.c.start % span).label("start")
+        query = (
+            select(
+                literal(length),
+                start,
+                table.c.grouping,
+                table.c.value,
+                *(func.sum(table.c[m]) for m in summed),
+            )
+            .where(table.c.days == half, table.c.start >= lo, table.c.start < hi)
+            .group_by(start, table.c.grouping, table.c.value)
+        )
+        conn.execute(
+            insert(table).from_select(["days", "start", "grouping", "value", *summed], query)
+        )
+
+
+def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:
+    """The billed-cost blocks over the days in [day_lo, day_hi), from the costs stored."""
+    costs, folded = schema.costs, schema.costs_folded
+    conn.execute(
+        delete(folded).where(folded.c.days == 1, folded.c.start >= day_lo, folded.c.start < day_hi)
+    )
+    for grouping, column in schema.COSTS_FOLDED.items():
+        query = (
+            select(
+                literal(1),
+                costs.c.day,
+                literal(grouping),
+                costs.c[column],
+                func.sum(costs.c.amount),
+            )
+            .where(costs.c.day >= day_lo, costs.c.day < day_hi)
+            .group_by(costs.c.day, costs.c[column])
+        )
+        conn.execute(
+            insert(folded).from_select(["days", "start", "grouping", "value", "amount"], query)
+        )
+    rebuild_blocks(conn, folded, day_lo, day_hi)
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def blocks(first_day: int, last_day: int) -> dict[int, list[int]]:
+    """[first_day, last_day) (whole days) as aligned blocks: length in days -> starts."""
+    out: dict[int, list[int]] = {}
+    at = first_day
+    while at < last_day:
+        for length in reversed(schema.BLOCKS):
+            span = length * DAY
+            if at % span == 0 and at + span <= last_day:
+                out.setdefault(length, []).append(at)
+                at += span
+                break
+    return out
+
+
+@dataclass
+class Plan:
+    """A range as folded blocks, hourly ranges to add, and hourly ranges to take away."""
+
+    blocks: dict[int, list[int]] = field(default_factory=dict)
+    plus: list[tuple[int, int]] = field(default_factory=list)
+    minus: list[tuple[int, int]] = field(default_factory=list)
+
+
+def plan(start: int, end: int, data_until: int) -> Plan:
+    """How to read [start, end) (whole hours) when nothing is stored from ``data_until`` on."""
+    first_day = -(-start // DAY) * DAY
+    last_day = end - end % DAY
+    whole: list[int] = []
+    out = Plan()
+
+    def hours(lo: int, hi: int) -> int:
+        return max(0, min(hi, data_until) - lo) // HOUR
+
+    def edge(day: int, lo: int, hi: int) -> None:
+        direct = hours(lo, hi)
+        rest = [(day, lo), (hi, day + DAY)]
+        if hours(day, lo) + hours(hi, day + DAY) < direct:
+            whole.append(day)
+            out.minus += [(a, min(b, data_until)) for a, b in rest if hours(a, b)]
+        elif direct:
+            out.plus.append((lo, min(hi, data_until)))
+
+    if first_day > last_day:  # within one day
+        edge(last_day, start, end)
+    else:
+        if start < first_day:
+            edge(first_day - DAY, start, first_day)
+        if last_day < end:
+            edge(last_day, last_day, end)
+    out.blocks = blocks(first_day, last_day) if first_day < last_day else {}
+    for day in whole:
+        out.blocks.setdefault(1, []).append(day)
+    return out
+
+
+def data_until(conn: Connection) -> int:
+    """The end of the last stored hour (0 when nothing is stored)."""
+    last = conn.execute(select(func.max(schema.usage.c.bucket_start))).scalar()
+    return 0 if last is None else int(last) + HOUR
+
+
+def usage_totals(
+    conn: Connection,
+    start: int,
+    end: int,
+    metrics: Sequence[str],
+    groupings: Sequence[str] = tuple(schema.FOLDED),
+) -> dict[str, list[Row]]:
+    """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
+    the grouping's stored column, like ``queries.usage_totals``'s)."""
+    folded = schema.usage_folded
+    how = plan(start, end, data_until(conn))
+    totals: Totals = {}
+    if how.blocks:
+        which = or_(
+            *(
+                and_(folded.c.days == length, folded.c.start.in_(starts))
+                for length, starts in how.blocks.items()
+            )
+        )
+        query = (
+            select(folded.c.grouping, folded.c.value, *(func.sum(folded.c[m]) for m in metrics))
+            .where(folded.c.grouping.in_(list(groupings)), which)
+            .group_by(folded.c.grouping, folded.c.value)
+        )
+        add(totals, conn.execute(query), 2, metrics)
+    for ranges, sign in ((how.plus, 1), (how.minus, -1)):
+        if ranges:
+            _add_hours(conn, totals, ranges, sign, metrics=metrics, groupings=groupings)
+    out: dict[str, list[Row]] = {g: [] for g in groupings}
+    for (grouping, value), values in sorted(totals.items()):
+        if any(values):
+            out[grouping].append(
+                {schema.FOLDED[grouping]: value, **dict(zip(metrics, values, strict=True))}
+            )
+    return out
+
+
+def _add_hours(
+    conn: Connection,
+    totals: Totals,
+    ranges: Sequence[tuple[int, int]],
+    sign: int,
+    *,
+    metrics: Sequence[str],
+    groupings: Sequence[str],
+) -> None:
+    """The hourly rows in ``ranges``, read once and added (times ``sign``) to every grouping."""
+    hourly = schema.usage
+    columns = [schema.FOLDED[g] for g in groupings]
+    query = select(*(hourly.c[c] for c in columns), *(hourly.c[m] for m in metrics)).where(
+        or_(*(and_(hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi) for lo, hi in ranges))
+    )
+    width = len(columns)
+    zero = _zero(metrics)
+    for row in conn.execute(query):
+        values = [v * sign for v in row[width:]] if sign != 1 else row[width:]
+        for i, grouping in enumerate(groupings):
+            key = (grouping, row[i])
+            current = totals.get(key)
+            totals[key] = (
+                [a + b for a, b in zip(values, zero, strict=True)]
+                if current is None
+                else [a + b for a, b in zip(current, values, strict=True)]
+            )
+
+
+def _zero(metrics: Sequence[str]) -> list[Any]:
+    return [Decimal(0) if m == "estimated_usd" else 0 for m in metrics]
+
+
+def add(totals: Totals, rows: Iterable[Any], width: int, metrics: Sequence[str]) -> None:
+    """Add each result row's sums (after its ``width`` key columns) to ``totals`` by key."""
+    zero = _zero(metrics)
+    exact = [m == "estimated_usd" for m in metrics]
+    for row in rows:
+        key, values = tuple(row[:width]), row[width:]
+        current = totals.setdefault(key, list(zero))
+        for i, value in enumerate(values):
+            if value:
+                # PostgreSQL sums integers as NUMERIC; the estimate is a Decimal already.
+                current[i] += value if exact[i] else int(value)
+
+
+def usage_days(
+    conn: Connection,
+    start: int,
+    end: int,
+    grouping: str,
+    metrics: Sequence[str],
+    *,
+    values: Sequence[str] | None = None,
+) -> list[Row]:
+    """Summed ``metrics`` per (UTC day, value of ``grouping``) in [start, end), optionally only
+    of ``values``; rows have ``day`` and the grouping's stored column."""
+    folded, hourly = schema.usage_folded, schema.usage
+    column = schema.FOLDED[grouping]
+    until = data_until(conn)
+    first_day = -(-start // DAY) * DAY
+    last_day = end - end % DAY
+    if until <= end and last_day < end:  # nothing stored after the range: its last day whole
+        last_day += DAY
+    hours = [(start, min(end, first_day))] if start < first_day else []
+    if last_day < end and last_day >= first_day:
+        hours.append((last_day, end))
+    totals: Totals = {}
+    if first_day < last_day:
+        query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics)).where(
+            folded.c.days == 1,
+            folded.c.grouping == grouping,
+            folded.c.start >= first_day,
+            folded.c.start < last_day,
+        )
+        if values is not None:
+            query = query.where(folded.c.value.in_(list(values)))
+        add(totals, conn.execute(query), 2, metrics)
+    day = hourly.c.bucket_start - hourly.c.bucket_start % DAY
+    for lo, hi in hours:
+        query = select(day, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(
+            hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
+        )
+        if values is not None:
+            query = query.where(hourly.c[column].in_(list(values)))
+        add(totals, conn.execute(query.group_by(day, hourly.c[column])), 2, metrics)
+    return [
+        {"day": key[0], column: key[1], **dict(zip(metrics, values_, strict=True))}
+        for key, values_ in sorted(totals.items())
+        if any(values_)
+    ]
+
+
+def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
+    """Billed amounts on the UTC days that [start, end) touches, per value of each grouping of
+    ``schema.COSTS_FOLDED``."""
+    folded = schema.costs_folded
+    first_day, last_day = start - start % DAY, -(-end // DAY) * DAY
+    out: dict[str, list[Row]] = {g: [] for g in schema.COSTS_FOLDED}
+    parts = blocks(first_day, last_day)
+    if not parts:
+        return out
+    which = or_(
+        *(and_(folded.c.days == n, folded.c.start.in_(starts)) for n, starts in parts.items())
+    )
+    query = (
+        select(folded.c.grouping, folded.c.value, func.sum(folded.c.amount))
+        .where(which)
+        .group_by(folded.c.grouping, folded.c.value)
+    )
+    for row in conn.execute(query):
+        grouping, value, amount = str(row[0]), row[1], row[2]
+        if amount:
+            out[grouping].append({schema.COSTS_FOLDED[grouping]: value, "amount": amount})
+    return out
