@@ -812,3 +812,52 @@ def test_the_forecast_equals_a_hand_computation(http: httpx2.Client, app: LiveAp
     assert people_total == Decimal(body["organization"]["month_to_date"])
     drill = http.get("/", params={"range": "mtd", "person": "Jane Smith"}).text
     assert 'id="month-trend"' in drill
+
+
+def test_after_a_sync_the_presets_are_computed_and_a_write_retires_them(
+    tmp_path: Path, sim: Any, sim_url: str
+) -> None:
+    """What a sync pass leaves: every preset's figures computed for the new data, so the first
+    view is answered from memory; the next write moves the version and nothing stale is
+    served."""
+    from starlette.testclient import TestClient
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.store import writes
+    from usage_tracker.sync import sync_once
+    from usage_tracker.upstream import AdminClient
+    from usage_tracker.web import create_app
+    from usage_tracker.web.app import _after_sync
+
+    from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+
+    settings = load_settings(
+        database_url=f"sqlite:///{tmp_path / 'w.db'}",
+        key_mappings_file=tmp_path / "none.json",
+        auth_mode="none",
+    )
+    app = create_app(settings, run_sync=False, clock=lambda: NOW)
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as client,
+        AdminClient(ADMIN_KEY, sim_url, retry=FAST_RETRY) as upstream,
+    ):
+        state = app.state.app_state
+        assert sync_once(state.store, upstream, now=NOW).errors == []
+        _after_sync(state)
+        computed = dict(state.results.computed)
+        assert computed["page"] == 5  # today, yesterday, 7 and 30 days, month to date
+        page = client.get("/", params={"range": "30d"})
+        today = client.get("/api/summary").json()
+        assert page.status_code == 200
+        assert state.results.computed["page"] == computed["page"]  # both from memory
+        assert state.results.computed["summary.json"] == computed["summary.json"]
+        before = today["totals"]["input_tokens"]
+        assert before > 0
+        with state.store.transaction() as conn:  # today's hours emptied: a write
+            day = NOW - NOW % 86400
+            writes.replace_usage(
+                conn, "completions", day, day + 86400, [], estimate=state.store.prices.estimate
+            )
+        after = client.get("/api/summary").json()
+        assert after["totals"]["input_tokens"] < before
+        assert state.results.computed["summary.json"] == computed["summary.json"] + 1

@@ -1,16 +1,17 @@
 """The folded rollups: usage and billed cost summed per grouping alone (key, user, project,
-model, source; key, project, line item) over blocks of 1, 2, 4 … 256 UTC days.
+model, source; key, project, line item) over blocks of six hours, then 1, 2, 4 … 256 UTC days.
 
 Writes keep them in the same transaction as the rows they fold: a page of usage changes the
-one-day blocks of its source's days by the difference it made (what its days held before is
-taken away, what they hold now is added), and the longer blocks over those days are summed
-again from the blocks half their length. Reads take any range as the fewest aligned blocks, and
-the hours at its edges from the hourly table (or a whole day less the hours it should not
-count, whichever reads fewer hours; the last day whole when nothing is stored after the range).
+six-hour blocks of its source's hours by the difference it made (what those hours held before
+is taken away, what they hold now is added), and the longer blocks over them are summed again
+from the blocks they hold. Reads take any range as the fewest aligned blocks, and the hours at
+its edges from the hourly table (or a whole six hours less the hours it should not count,
+whichever reads fewer: at most three; none after the last stored hour).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,30 +38,39 @@ from . import schema
 
 DAY, HOUR = 86400, 3600
 SUMMED = (*METRICS, *schema.ESTIMATES)
+QUARTER = schema.BLOCK_HOURS[0] * HOUR
 Row = dict[str, Any]
 Totals = dict[tuple[Any, ...], list[Any]]
 
 # -- writes -----------------------------------------------------------------------------------
 
 
-def add_source_days(conn: Connection, source: str, day_lo: int, day_hi: int, sign: int) -> None:
-    """Add (``sign`` 1) or take away (-1) what ``usage_daily`` holds for ``source`` on the days
-    in [day_lo, day_hi) to the one-day blocks."""
-    daily, folded = schema.usage_daily, schema.usage_folded
+def add_source_hours(conn: Connection, source: str, lo: int, hi: int, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) the hourly rows of ``source`` in [lo, hi) (six-hour
+    aligned) to the six-hour blocks."""
+    hourly, folded = schema.usage, schema.usage_folded
+    block = (hourly.c.bucket_start - hourly.c.bucket_start % QUARTER).label("block")
     for grouping, column in schema.FOLDED.items():
         summed = (
             select(
-                literal(1),
-                daily.c.day,
+                literal(schema.BLOCK_HOURS[0]),
+                block,
                 literal(grouping),
-                daily.c[column],
+                hourly.c[column],
                 # As stored (an estimate is scaled): no type may touch the sign.
-                *(type_coerce(func.sum(daily.c[m]), BigInteger) * sign for m in SUMMED),
+                *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in SUMMED),
             )
-            .where(daily.c.source == source, daily.c.day >= day_lo, daily.c.day < day_hi)
-            .group_by(daily.c.day, daily.c[column])
+            .where(
+                hourly.c.source == source, hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
+            )
+            .group_by(block, hourly.c[column])
         )
         _upsert_adding(conn, folded, summed)
+
+
+def quarters(start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened to whole six-hour blocks."""
+    return start - start % QUARTER, -(-end // QUARTER) * QUARTER
 
 
 def _upsert_adding(conn: Connection, table: Table, rows: Any) -> None:
@@ -72,15 +82,20 @@ def _upsert_adding(conn: Connection, table: Table, rows: Any) -> None:
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=adding))
 
 
-def rebuild_blocks(conn: Connection, table: Table, day_lo: int, day_hi: int) -> None:
-    """The blocks longer than a day over [day_lo, day_hi), each summed from the two blocks
-    half its length (the one-day blocks are current)."""
-    summed = [c.name for c in table.columns if c.name not in ("days", "start", "grouping", "value")]
-    for half, length in zip(schema.BLOCKS, schema.BLOCKS[1:], strict=False):
-        span = length * DAY
-        lo, hi = day_lo - day_lo % span, -(-day_hi // span) * span
+def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
+    """The blocks over [lo, hi) longer than the shortest ``table`` holds, each summed from the
+    blocks of the length below it (the shortest ones are current)."""
+    summed = [
+        c.name for c in table.columns if c.name not in ("hours", "start", "grouping", "value")
+    ]
+    lengths = schema.BLOCK_HOURS if table is schema.usage_folded else schema.BLOCK_HOURS[1:]
+    for shorter, length in itertools.pairwise(lengths):
+        span = length * HOUR
+        first, last = lo - lo % span, -(-hi // span) * span
         conn.execute(
-            delete(table).where(table.c.days == length, table.c.start >= lo, table.c.start < hi)
+            delete(table).where(
+                table.c.hours == length, table.c.start >= first, table.c.start < last
+            )
         )
         start = (table.c.start - table.c.start % span).label("start")
         query = (
@@ -91,24 +106,25 @@ def rebuild_blocks(conn: Connection, table: Table, day_lo: int, day_hi: int) -> 
                 table.c.value,
                 *(func.sum(table.c[m]) for m in summed),
             )
-            .where(table.c.days == half, table.c.start >= lo, table.c.start < hi)
+            .where(table.c.hours == shorter, table.c.start >= first, table.c.start < last)
             .group_by(start, table.c.grouping, table.c.value)
         )
-        conn.execute(
-            insert(table).from_select(["days", "start", "grouping", "value", *summed], query)
-        )
+        columns = ["hours", "start", "grouping", "value", *summed]
+        conn.execute(insert(table).from_select(columns, query))
 
 
 def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:
     """The billed-cost blocks over the days in [day_lo, day_hi), from the costs stored."""
     costs, folded = schema.costs, schema.costs_folded
     conn.execute(
-        delete(folded).where(folded.c.days == 1, folded.c.start >= day_lo, folded.c.start < day_hi)
+        delete(folded).where(
+            folded.c.hours == 24, folded.c.start >= day_lo, folded.c.start < day_hi
+        )
     )
     for grouping, column in schema.COSTS_FOLDED.items():
         query = (
             select(
-                literal(1),
+                literal(24),
                 costs.c.day,
                 literal(grouping),
                 costs.c[column],
@@ -118,7 +134,7 @@ def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:
             .group_by(costs.c.day, costs.c[column])
         )
         conn.execute(
-            insert(folded).from_select(["days", "start", "grouping", "value", "amount"], query)
+            insert(folded).from_select(["hours", "start", "grouping", "value", "amount"], query)
         )
     rebuild_blocks(conn, folded, day_lo, day_hi)
 
@@ -126,14 +142,14 @@ def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:
 # -- reads ------------------------------------------------------------------------------------
 
 
-def blocks(first_day: int, last_day: int) -> dict[int, list[int]]:
-    """[first_day, last_day) (whole days) as aligned blocks: length in days -> starts."""
+def blocks(lo: int, hi: int, lengths: Sequence[int] = schema.BLOCK_HOURS) -> dict[int, list[int]]:
+    """[lo, hi) (aligned to the shortest length) as aligned blocks: hours -> starts."""
     out: dict[int, list[int]] = {}
-    at = first_day
-    while at < last_day:
-        for length in reversed(schema.BLOCKS):
-            span = length * DAY
-            if at % span == 0 and at + span <= last_day:
+    at = lo
+    while at < hi:
+        for length in reversed(lengths):
+            span = length * HOUR
+            if at % span == 0 and at + span <= hi:
                 out.setdefault(length, []).append(at)
                 at += span
                 break
@@ -151,33 +167,31 @@ class Plan:
 
 def plan(start: int, end: int, data_until: int) -> Plan:
     """How to read [start, end) (whole hours) when nothing is stored from ``data_until`` on."""
-    first_day = -(-start // DAY) * DAY
-    last_day = end - end % DAY
+    first, last = -(-start // QUARTER) * QUARTER, end - end % QUARTER
     whole: list[int] = []
     out = Plan()
 
     def hours(lo: int, hi: int) -> int:
         return max(0, min(hi, data_until) - lo) // HOUR
 
-    def edge(day: int, lo: int, hi: int) -> None:
-        direct = hours(lo, hi)
-        rest = [(day, lo), (hi, day + DAY)]
-        if hours(day, lo) + hours(hi, day + DAY) < direct:
-            whole.append(day)
+    def edge(block: int, lo: int, hi: int) -> None:
+        rest = [(block, lo), (hi, block + QUARTER)]
+        if hours(block, lo) + hours(hi, block + QUARTER) < hours(lo, hi):
+            whole.append(block)
             out.minus += [(a, min(b, data_until)) for a, b in rest if hours(a, b)]
-        elif direct:
+        elif hours(lo, hi):
             out.plus.append((lo, min(hi, data_until)))
 
-    if first_day > last_day:  # within one day
-        edge(last_day, start, end)
+    if first > last:  # within one six-hour block
+        edge(last, start, end)
     else:
-        if start < first_day:
-            edge(first_day - DAY, start, first_day)
-        if last_day < end:
-            edge(last_day, last_day, end)
-    out.blocks = blocks(first_day, last_day) if first_day < last_day else {}
-    for day in whole:
-        out.blocks.setdefault(1, []).append(day)
+        if start < first:
+            edge(first - QUARTER, start, first)
+        if last < end:
+            edge(last, last, end)
+    out.blocks = blocks(first, last) if first < last else {}
+    for block in whole:
+        out.blocks.setdefault(schema.BLOCK_HOURS[0], []).append(block)
     return out
 
 
@@ -202,16 +216,17 @@ def usage_totals(
     if how.blocks:
         which = or_(
             *(
-                and_(folded.c.days == length, folded.c.start.in_(starts))
+                and_(folded.c.hours == length, folded.c.start.in_(starts))
                 for length, starts in how.blocks.items()
             )
         )
         query = (
             select(folded.c.grouping, folded.c.value, *(func.sum(folded.c[m]) for m in metrics))
-            .where(folded.c.grouping.in_(list(groupings)), which)
+            .where(which)  # every grouping: a filter on it leads SQLite to scan the table
             .group_by(folded.c.grouping, folded.c.value)
         )
-        add(totals, conn.execute(query), 2, metrics)
+        wanted = set(groupings)
+        add(totals, (r for r in conn.execute(query) if r[0] in wanted), 2, metrics)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
             _add_hours(conn, totals, ranges, sign, metrics=metrics, groupings=groupings)
@@ -294,7 +309,7 @@ def usage_days(
     totals: Totals = {}
     if first_day < last_day:
         query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics)).where(
-            folded.c.days == 1,
+            folded.c.hours == 24,
             folded.c.grouping == grouping,
             folded.c.start >= first_day,
             folded.c.start < last_day,
@@ -323,11 +338,11 @@ def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
     folded = schema.costs_folded
     first_day, last_day = start - start % DAY, -(-end // DAY) * DAY
     out: dict[str, list[Row]] = {g: [] for g in schema.COSTS_FOLDED}
-    parts = blocks(first_day, last_day)
+    parts = blocks(first_day, last_day, schema.BLOCK_HOURS[1:])
     if not parts:
         return out
     which = or_(
-        *(and_(folded.c.days == n, folded.c.start.in_(starts)) for n, starts in parts.items())
+        *(and_(folded.c.hours == n, folded.c.start.in_(starts)) for n, starts in parts.items())
     )
     query = (
         select(folded.c.grouping, folded.c.value, func.sum(folded.c.amount))

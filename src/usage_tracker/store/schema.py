@@ -124,23 +124,24 @@ FOLDED = {
 }
 """The groupings kept folded (report grouping -> stored column): what the summary shows."""
 
-BLOCKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-"""The lengths, in UTC days, of the folded blocks; a block of n days starts at a multiple of n
-days since 1970, so any run of whole days is a handful of blocks (a year: about ten)."""
+BLOCK_HOURS = (6, 24, 48, 96, 192, 384, 768, 1536, 3072, 6144)
+"""The lengths, in hours, of the folded blocks: a quarter of a UTC day, then 1, 2, 4 … 256
+days. A block starts at a multiple of its length since 1970, so any range of whole hours is a
+handful of blocks (a year: about a dozen) and at most three hours at each edge."""
 
 usage_folded = Table(
     "usage_folded",
     metadata,
-    Column("days", Integer, primary_key=True),
+    Column("hours", Integer, primary_key=True),
     Column("start", BigInteger, primary_key=True),
     Column("grouping", String(20), primary_key=True),
     Column("value", String(200), primary_key=True),
     *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
     *_estimate_columns(),
 )
-"""The daily rollup summed per grouping alone (about 300 rows for 200 keys) over blocks of
-:data:`BLOCKS` days. Kept in the same transaction as each write: the one-day blocks by the
-difference the write made, the longer ones rebuilt from the blocks half their length."""
+"""The usage summed per grouping alone (about 300 rows for 200 keys) over blocks of
+:data:`BLOCK_HOURS`. Kept in the same transaction as each write: the six-hour blocks by the
+difference the write made, the longer ones summed again from the blocks they hold."""
 
 Index("ix_usage_folded_value", usage_folded.c.grouping, usage_folded.c.value, usage_folded.c.start)
 
@@ -150,13 +151,13 @@ COSTS_FOLDED = {"api_key": "api_key_id", "project": "project_id", "line_item": "
 costs_folded = Table(
     "costs_folded",
     metadata,
-    Column("days", Integer, primary_key=True),
+    Column("hours", Integer, primary_key=True),
     Column("start", BigInteger, primary_key=True),
     Column("grouping", String(20), primary_key=True),
     Column("value", String(300), primary_key=True),
     Column("amount", Scaled(10), nullable=False),
 )
-"""Billed cost summed per grouping alone over the same blocks."""
+"""Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
 
 store_state = Table(
     "store_state",

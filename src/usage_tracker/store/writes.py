@@ -57,20 +57,17 @@ def rewrite_usage(
     rows: list[dict[str, Any]],
     *,
     estimate: Estimator,
+    held: bool = True,
 ) -> int:
-    """:func:`replace_usage` from stored rows (re-estimating what is stored)."""
+    """:func:`replace_usage` from stored rows. ``held``: the folded rollup holds what these
+    hours held before (False only while it is built again from nothing)."""
     bump_version(conn)  # first: its row lock puts concurrent writers of the rollups in line
     day_lo = start - start % DAY
     day_hi = end if end % DAY == 0 else end - end % DAY + DAY
-    daily = schema.usage_daily
-    held = conn.execute(
-        select(daily.c.day)
-        .where(daily.c.source == source, daily.c.day >= day_lo, daily.c.day < day_hi)
-        .limit(1)
-    ).first()
-    if held is not None:  # what these days held before goes from the folded rollup
-        folded.add_source_days(conn, source, day_lo, day_hi, -1)
+    lo, hi = folded.quarters(start, end)
     table = schema.usage
+    if held:  # what these hours held before goes from the folded rollup
+        folded.add_source_hours(conn, source, lo, hi, -1)
     conn.execute(
         delete(table).where(
             table.c.source == source, table.c.bucket_start >= start, table.c.bucket_start < end
@@ -83,8 +80,8 @@ def rewrite_usage(
     if rows:
         conn.execute(insert(table), rows)
     _rebuild_daily(conn, source, day_lo, day_hi)
-    folded.add_source_days(conn, source, day_lo, day_hi, 1)
-    folded.rebuild_blocks(conn, schema.usage_folded, day_lo, day_hi)
+    folded.add_source_hours(conn, source, lo, hi, 1)
+    folded.rebuild_blocks(conn, schema.usage_folded, lo, hi)
     return len(rows)
 
 
@@ -104,7 +101,9 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
                 table.c.bucket_start < lo + chunk,
             )
             rows = [dict(r) for r in conn.execute(query).mappings()]
-            total += rewrite_usage(conn, source, lo, lo + chunk, rows, estimate=estimate)
+            total += rewrite_usage(
+                conn, source, lo, lo + chunk, rows, estimate=estimate, held=False
+            )
     days = conn.execute(select(func.min(schema.costs.c.day), func.max(schema.costs.c.day))).one()
     if days[0] is not None:
         folded.refold_costs(conn, int(days[0]), int(days[1]) + DAY)

@@ -14,6 +14,7 @@ from usage_tracker import __version__, exports, reports
 from usage_tracker.cursors import CursorError
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
+from usage_tracker.scope import Scope
 from usage_tracker.store import StoreUnavailableError
 from usage_tracker.store.schema import STORED_AS, from_stored
 from usage_tracker.upstream.contract import (
@@ -26,7 +27,7 @@ from usage_tracker.upstream.contract import (
     buckets_stop,
 )
 from usage_tracker.web.auth import Access, SignInRequired, Viewer, principal
-from usage_tracker.web.results import as_json
+from usage_tracker.web.results import Version, as_json
 from usage_tracker.web.state import AppState, app_state
 
 HOUR, DAY = 3600, 86400
@@ -335,21 +336,8 @@ def summary(
 ) -> Response:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
-    start, end = _hour_range(int(state.clock()), start_time, end_time)
-    provisional = provisional_from(state)
-    body = state.results.get(
-        ("summary.json", access.version, access.scope, start, end, provisional),
-        lambda: as_json(
-            reports.summary(
-                state.store,
-                access.names,
-                start,
-                end,
-                scope=access.scope,
-                provisional_from=provisional,
-            )
-        ),
-    )
+    start, end = hour_range(int(state.clock()), start_time, end_time)
+    body = summary_body(state, access.version, access.names, access.scope, start, end)
     return Response(body, media_type="application/json")
 
 
@@ -418,7 +406,7 @@ def export(
         start, end = report["start_time"], report["end_time"]
         header, rows = exports.reconciliation_table(report["days"])
     else:
-        start, end = _hour_range(int(state.clock()), start_time, end_time)
+        start, end = hour_range(int(state.clock()), start_time, end_time)
         summary = reports.summary(state.store, access.names, start, end, scope=access.scope)
         header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
@@ -435,13 +423,28 @@ def _date(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
 
 
+def summary_body(
+    state: AppState, version: Version, names: Names, scope: Scope, start: int, end: int
+) -> bytes:
+    """``/api/summary``'s answer, encoded once per version of the data."""
+    provisional = provisional_from(state)
+    return state.results.get(
+        ("summary.json", version, scope, start, end, provisional),
+        lambda: as_json(
+            reports.summary(
+                state.store, names, start, end, scope=scope, provisional_from=provisional
+            )
+        ),
+    )
+
+
 def provisional_from(state: AppState) -> int:
     """The first UTC day whose billed cost may still change (COSTS_LOOKBACK_DAYS)."""
     now = int(state.clock())
     return align_down(now, "1d") - (state.settings.costs_lookback_days - 1) * DAY
 
 
-def _hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
+def hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
     """[start, end) widened to whole hours. Without ``start``: the UTC day of ``end`` (today
     by default) from its midnight; without ``end``: now."""
     if start is not None and end is not None and end <= start:

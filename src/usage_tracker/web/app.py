@@ -227,13 +227,27 @@ def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
             "status": state.loop,
             "recent": recent if settings.recent_sync_seconds else None,
             "recent_seconds": settings.recent_sync_seconds,
-            "after": state.alerts.run if state.alerts is not None else None,
+            "after": lambda: _after_sync(state),
         },
         name="sync",
         daemon=True,
     )
     thread.start()
     return thread
+
+
+def _after_sync(state: AppState) -> None:
+    """After every sync pass: the alerts, then the presets computed for the new data."""
+    if state.alerts is not None:
+        state.alerts.run()
+    from usage_tracker.web.pages import warm
+
+    try:
+        warm(state)
+    except StoreUnavailableError as e:  # the page will say so; the loop carries on
+        log.warning("presets not computed: %s", e)
+    except Exception:
+        log.exception("presets not computed")
 
 
 def _error(

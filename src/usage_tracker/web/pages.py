@@ -4,23 +4,31 @@ JSON API; its tables work without JavaScript, which only adds charts, sorting an
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from usage_tracker import __version__, reports
+from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
+from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.upstream.contract import SOURCES
 from usage_tracker.web import charts
 from usage_tracker.web.api import (
     State,
     health_report,
+    hour_range,
     provisional_from,
     reconciliation_report,
+    summary_body,
     tiers_report,
 )
 from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
+from usage_tracker.web.results import Version
+from usage_tracker.web.state import AppState
 from usage_tracker.web.templating import compact, templates, utc
 
 HOUR, DAY = 3600, 86400
@@ -122,33 +130,8 @@ def dashboard(
         lo, hi = date_range("today", now)
         request.state.range_error = str(e)
     names, scope = access.names, access.scope
-    provisional = provisional_from(state)
-
-    def figures() -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
-        where: dict[str, list[str]] = {}
-        if person:
-            keys = reports.keys_of_person(state.store, names, lo, hi, person)
-            where["api_key_id"] = keys or ["-"]
-        if model:
-            where["model"] = [model]
-        summary = reports.summary(
-            state.store,
-            names,
-            lo,
-            hi,
-            where=where or None,
-            scope=scope,
-            provisional_from=provisional,
-        )
-        chart = reports.usage_over_time(
-            state.store, names, lo, hi, stack, where=scope.narrow(where or None)
-        )
-        findings = reports.reconciliation(state.store, lo, hi, scope=scope)["findings"]
-        drawn = charts.stacked_bars(chart, label=f"Tokens per {chart['bucket']}, by {stack}")
-        return summary, drawn, findings
-
-    key = ("page", access.version, scope, lo, hi, stack, person, model, provisional)
-    summary, (chart_svg, legend), findings = state.results.get(key, figures)
+    view = View(lo, hi, stack, person, model)
+    summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {
@@ -188,6 +171,70 @@ def dashboard(
         "now": now,
     }
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+@dataclass(frozen=True)
+class View:
+    """What a dashboard view shows: a range, the chart's stacking, and its filters."""
+
+    lo: int
+    hi: int
+    stack: str = "person"
+    person: str | None = None
+    model: str | None = None
+
+
+Figures = tuple[dict[str, Any], tuple[Markup, list[charts.Legend]], list[dict[str, Any]]]
+
+
+def page_figures(
+    state: AppState, version: Version, names: Names, scope: Scope, view: View
+) -> Figures:
+    """The summary, the chart and the reconciliation's findings of a view, computed once per
+    version of the data."""
+    provisional = provisional_from(state)
+
+    def figures() -> Figures:
+        where: dict[str, list[str]] = {}
+        if view.person:
+            keys = reports.keys_of_person(state.store, names, view.lo, view.hi, view.person)
+            where["api_key_id"] = keys or ["-"]
+        if view.model:
+            where["model"] = [view.model]
+        summary = reports.summary(
+            state.store,
+            names,
+            view.lo,
+            view.hi,
+            where=where or None,
+            scope=scope,
+            provisional_from=provisional,
+        )
+        chart = reports.usage_over_time(
+            state.store, names, view.lo, view.hi, view.stack, where=scope.narrow(where or None)
+        )
+        findings = reports.reconciliation(state.store, view.lo, view.hi, scope=scope)["findings"]
+        label = f"Tokens per {chart['bucket']}, by {view.stack}"
+        return summary, charts.stacked_bars(chart, label=label), findings
+
+    return state.results.get(("page", version, scope, view, provisional), figures)
+
+
+WARMED = ("today", "yesterday", "7d", "30d", "mtd")
+
+
+def warm(state: AppState) -> None:
+    """Compute what the range presets show everyone for the data's current version, so that
+    the first view after a sync is answered from memory. Run after every sync pass."""
+    results = state.results
+    version = results.version()
+    names = results.names(version)
+    now = int(state.clock())
+    for preset in WARMED:
+        lo, hi = date_range(preset, now)
+        page_figures(state, version, names, EVERYTHING, View(lo, hi))
+    start, end = hour_range(now, None, None)
+    summary_body(state, version, names, EVERYTHING, start, end)
 
 
 def unavailable_page(request: Request, message: str, headers: dict[str, str]) -> HTMLResponse:

@@ -9,7 +9,7 @@ is never older than the data, in any process or replica. Each process keeps its 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -43,6 +43,8 @@ class Results:
         self._seen: Hashable = None
         self.hits = 0
         self.misses = 0
+        self.computed: Counter[Hashable] = Counter()
+        """Values computed, per kind (a key's first part)."""
 
     def version(self) -> Version:
         return self.store.data_version(), self.mappings.stamp()
@@ -66,6 +68,7 @@ class Results:
                 self.hits += 1
                 return self._entries[key]  # type: ignore[no-any-return]
             self.misses += 1
+            self.computed[key[0]] += 1
         value = compute()
         with self._lock:
             if key[1] == self._seen:

@@ -44,23 +44,23 @@ def upgrade() -> None:
     op.create_index("ix_usage_daily_model_day", "usage_daily", ["model", "day"])
     op.create_table(
         "usage_folded",
-        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("start", sa.BigInteger(), nullable=False),
         sa.Column("grouping", sa.String(20), nullable=False),
         sa.Column("value", sa.String(200), nullable=False),
         *(sa.Column(m, sa.BigInteger(), nullable=False, server_default="0") for m in METRICS),
         *_estimates(),
-        sa.PrimaryKeyConstraint("days", "start", "grouping", "value", name="pk_usage_folded"),
+        sa.PrimaryKeyConstraint("hours", "start", "grouping", "value", name="pk_usage_folded"),
     )
     op.create_index("ix_usage_folded_value", "usage_folded", ["grouping", "value", "start"])
     op.create_table(
         "costs_folded",
-        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("start", sa.BigInteger(), nullable=False),
         sa.Column("grouping", sa.String(20), nullable=False),
         sa.Column("value", sa.String(300), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("days", "start", "grouping", "value", name="pk_costs_folded"),
+        sa.PrimaryKeyConstraint("hours", "start", "grouping", "value", name="pk_costs_folded"),
     )
     state = op.create_table(
         "store_state",
