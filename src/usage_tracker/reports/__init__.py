@@ -192,6 +192,7 @@ def pool_usage(
     usage_tier: str = "1-2",
     sharing_projects: Iterable[str] = (),
     scope: Scope = EVERYTHING,
+    rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> PoolReport:
     """Today's (UTC) completions usage against the complimentary pools.
 
@@ -199,15 +200,9 @@ def pool_usage(
     listed as unclassified and counted in no pool. The pools are the organization's whatever
     the ``scope``; outside it, people are folded into one "everyone else"."""
     day_start = align_down(now, "1d")
-    end = align_down(now, "1h") + HOUR
     sharing = set(sharing_projects)
-    rows = store.usage_totals(
-        day_start,
-        end,
-        ["model", "project_id", "api_key_id", "service_tier"],
-        sources=["completions"],
-        metrics=["input_tokens", "output_tokens"],
-    )
+    if rows is None:
+        rows = pool_rows(store, now)
     pools = {p: PoolStatus(p, table.limit(usage_tier, p)) for p in POOLS}
     not_eligible: dict[str, int] = {}
     unclassified: dict[str, int] = {}
@@ -259,6 +254,18 @@ def pool_usage(
         unclassified,
         reported_free=free,
         disagreements=disagreements,
+    )
+
+
+def pool_rows(store: Store, now: int) -> list[dict[str, Any]]:
+    """Today's (UTC) completions tokens per model, project, key and service tier so far."""
+    day_start = align_down(now, "1d")
+    return store.usage_totals(
+        day_start,
+        align_down(now, "1h") + HOUR,
+        ["model", "project_id", "api_key_id", "service_tier"],
+        sources=["completions"],
+        metrics=["input_tokens", "output_tokens"],
     )
 
 

@@ -44,16 +44,21 @@ def forecast(
     month_start, month_end = month_bounds(now)
     today = now - now % DAY
     rate_from = today - run_rate_days * DAY
-    rows = [
-        r
-        for r in store.cost_totals(
-            min(rate_from, month_start), today + DAY, ["day", "api_key_id", "project_id"]
-        )
-        if scope.allows(r["api_key_id"])
-    ]
+    first = min(rate_from, month_start)
+    if scope.everything:  # the folded billed cost: per key, and per project, by day
+        by_key = store.folded_cost_days(first, today + DAY, "api_key")
+        by_project = store.folded_cost_days(first, today + DAY, "project")
+    else:
+        by_key = by_project = [
+            r
+            for r in store.cost_totals(first, today + DAY, ["day", "api_key_id", "project_id"])
+            if scope.allows(r["api_key_id"])
+        ]
     days_left = (month_end - today) // DAY
 
-    def projection(label: Callable[[Mapping[str, Any]], str]) -> dict[str, dict[str, Any]]:
+    def projection(
+        label: Callable[[Mapping[str, Any]], str], rows: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Decimal]] = {}
         for row in rows:
             entry = out.setdefault(
@@ -67,7 +72,7 @@ def forecast(
                 entry["rate_sum"] += row["amount"]
         return {name: _figures(e, run_rate_days, days_left) for name, e in out.items()}
 
-    org = projection(lambda r: "organization").get("organization") or _figures(
+    org = projection(lambda r: "organization", by_key).get("organization") or _figures(
         {"complete": Decimal(0), "today": Decimal(0), "rate_sum": Decimal(0)},
         run_rate_days,
         days_left,
@@ -81,8 +86,8 @@ def forecast(
             f"last {run_rate_days} complete days times the {days_left} days left (today included)"
         ),
         "organization": org,
-        "projects": _ranked(projection(lambda r: names.project(r["project_id"]))),
-        "people": _ranked(projection(lambda r: names.person(r["api_key_id"]))),
+        "projects": _ranked(projection(lambda r: names.project(r["project_id"]), by_project)),
+        "people": _ranked(projection(lambda r: names.person(r["api_key_id"]), by_key)),
     }
 
 

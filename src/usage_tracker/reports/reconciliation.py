@@ -32,29 +32,43 @@ def reconciliation(
     *,
     scope: Scope = EVERYTHING,
     threshold: Decimal = THRESHOLD,
+    per_day: bool = True,
 ) -> dict[str, Any]:
     """Rows per (day, model or line item) and per model over [start, end) in whole UTC days,
     each with ``billed``, ``estimated`` (None: no list price, or nothing to estimate from),
-    ``difference`` and ``finding``."""
+    ``difference`` and ``finding``. Without ``per_day``, the models over the whole range only
+    (what the dashboard's banner needs: no rows per day)."""
     start, end = start - start % DAY, -(-end // DAY) * DAY
-    billed: dict[Key, Decimal] = {}
-    for row in scoped_costs(store, start, end, ["day", "line_item"], scope):
-        model = model_of_line_item(row["line_item"]) or row["line_item"]
-        key = (row["day"], model)
-        billed[key] = billed.get(key, Decimal(0)) + row["amount"]
     metrics = ("input_tokens", "output_tokens", *ESTIMATES)
-    if scope.everything:
+    where = scope.where()
+    if not per_day:
+        costs = (
+            store.folded_costs(start, end)["line_item"]
+            if scope.everything
+            else scoped_costs(store, start, end, ["line_item"], scope)
+        )
+        usage = (
+            store.folded_totals(start, end, metrics, ["model"])["model"]
+            if scope.everything
+            else store.usage_totals(start, end, ["model"], where=where, metrics=metrics)
+        )
+    elif scope.everything:
+        costs = store.folded_cost_days(start, end, "line_item")
         usage = store.folded_days(start, end, "model", metrics)
     else:
-        usage = store.usage_totals(
-            start, end, ["day", "model"], where=scope.where(), metrics=metrics
-        )
+        costs = scoped_costs(store, start, end, ["day", "line_item"], scope)
+        usage = store.usage_totals(start, end, ["day", "model"], where=where, metrics=metrics)
+    billed: dict[Key, Decimal] = {}
+    for row in costs:
+        model = model_of_line_item(row["line_item"]) or row["line_item"]
+        key = (row.get("day", start), model)
+        billed[key] = billed.get(key, Decimal(0)) + row["amount"]
     estimated: dict[Key, Decimal] = {}
     unpriced: set[Key] = set()
     for row in usage:
         if not row["model"] or not row["input_tokens"] + row["output_tokens"]:
             continue
-        key = (row["day"], row["model"])
+        key = (row.get("day", start), row["model"])
         estimated[key] = estimated.get(key, Decimal(0)) + row["estimated_usd"]
         if row["unpriced_tokens"]:
             unpriced.add(key)
@@ -73,7 +87,7 @@ def reconciliation(
         "start_time": start,
         "end_time": end,
         "threshold_percent": int(threshold * 100),
-        "days": days,
+        "days": days if per_day else [],
         "by_model": by_model,
         "findings": [r for r in by_model if r["finding"]],
     }

@@ -147,6 +147,11 @@ class Store:
         with self._reading() as conn:
             return folded.usage_days(conn, start, end, grouping, metrics, values=values)
 
+    def folded_cost_days(self, start: int, end: int, grouping: str) -> list[Row]:
+        """Billed amounts per UTC day and value of a grouping of billed cost, over [start, end)."""
+        with self._reading() as conn:
+            return folded.cost_days(conn, start, end, grouping)
+
     def folded_costs(self, start: int, end: int) -> dict[str, list[Row]]:
         """Billed amounts on the UTC days [start, end) touches, per key, project, line item."""
         with self._reading() as conn:

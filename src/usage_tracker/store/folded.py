@@ -298,6 +298,8 @@ def usage_days(
     of ``values``; rows have ``day`` and the grouping's stored column."""
     folded, hourly = schema.usage_folded, schema.usage
     column = schema.FOLDED[grouping]
+    if values is None:  # the values of the range first: then the index finds their days
+        values = [r[column] for r in usage_totals(conn, start, end, metrics, [grouping])[grouping]]
     until = data_until(conn)
     first_day = -(-start // DAY) * DAY
     last_day = end - end % DAY
@@ -314,22 +316,32 @@ def usage_days(
             folded.c.start >= first_day,
             folded.c.start < last_day,
         )
-        if values is not None:
-            query = query.where(folded.c.value.in_(list(values)))
+        query = query.where(folded.c.value.in_(list(values)))
         add(totals, conn.execute(query), 2, metrics)
     day = hourly.c.bucket_start - hourly.c.bucket_start % DAY
     for lo, hi in hours:
         query = select(day, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(
             hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
         )
-        if values is not None:
-            query = query.where(hourly.c[column].in_(list(values)))
+        query = query.where(hourly.c[column].in_(list(values)))
         add(totals, conn.execute(query.group_by(day, hourly.c[column])), 2, metrics)
     return [
         {"day": key[0], column: key[1], **dict(zip(metrics, values_, strict=True))}
         for key, values_ in sorted(totals.items())
         if any(values_)
     ]
+
+
+def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row]:
+    """Billed amounts per (UTC day, value of ``grouping``) on the days in [start, end)."""
+    folded, column = schema.costs_folded, schema.COSTS_FOLDED[grouping]
+    query = select(folded.c.start, folded.c.value, folded.c.amount).where(
+        folded.c.hours == 24,
+        folded.c.grouping == grouping,
+        folded.c.start >= start,
+        folded.c.start < end,
+    )
+    return [{"day": r[0], column: r[1], "amount": r[2]} for r in conn.execute(query) if r[2]]
 
 
 def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:

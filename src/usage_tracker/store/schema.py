@@ -143,7 +143,13 @@ usage_folded = Table(
 :data:`BLOCK_HOURS`. Kept in the same transaction as each write: the six-hour blocks by the
 difference the write made, the longer ones summed again from the blocks they hold."""
 
-Index("ix_usage_folded_value", usage_folded.c.grouping, usage_folded.c.value, usage_folded.c.start)
+Index(
+    "ix_usage_folded_value",
+    usage_folded.c.grouping,
+    usage_folded.c.value,
+    usage_folded.c.hours,
+    usage_folded.c.start,
+)
 
 COSTS_FOLDED = {"api_key": "api_key_id", "project": "project_id", "line_item": "line_item"}
 """The groupings of billed cost kept folded (the summary's per key, project and model)."""
@@ -158,6 +164,8 @@ costs_folded = Table(
     Column("amount", Scaled(10), nullable=False),
 )
 """Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
+
+Index("ix_costs_folded_days", costs_folded.c.grouping, costs_folded.c.hours, costs_folded.c.start)
 
 store_state = Table(
     "store_state",

@@ -460,6 +460,10 @@ def hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
 
 def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
     settings = state.settings
+    hour = now - now % 3600
+    rows = state.results.get(
+        ("pool rows", access.version, hour), lambda: reports.pool_rows(state.store, now)
+    )
     report = reports.pool_usage(
         state.store,
         access.names,
@@ -468,6 +472,7 @@ def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
         usage_tier=settings.usage_tier,
         sharing_projects=settings.sharing_projects,
         scope=access.scope,
+        rows=rows,
     )
     return {
         "day_start": report.day_start,

@@ -149,28 +149,40 @@ def dashboard(
         "person": person,
         "model": model,
         "summary": summary,
-        "tables": TABLES,
         "chart_svg": chart_svg,
         "legend": legend,
         "chart_bucket": "hour" if hi - lo <= 2 * DAY else "day",
         "pools": tiers_report(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
-        "forecast": reports.forecast(state.store, names, now, scope=scope),
+        "forecast": state.results.get(
+            ("forecast", access.version, scope, now - now % DAY),
+            lambda: reports.forecast(state.store, names, now, scope=scope),
+        ),
         "month_trend": (
             reports.daily_billed(state.store, names, now, person, scope=scope) if person else []
         ),
         "health": health,
         "data_as_of": min(synced) if synced else None,
-        "others": [
-            _other_source(r)
-            for r in summary["by"]["source"]
-            if r["source"] in OTHER_SOURCE_COUNTERS
-        ],
         "refresh_seconds": state.settings.refresh_seconds,
         "range_error": getattr(request.state, "range_error", None),
         "now": now,
     }
+    # The tables are most of the page: rendered once per version of the data and view.
+    links = (range, context["custom_start"], context["custom_end"])
+    context["tables_html"] = state.results.get(
+        ("tables", access.version, scope, view, links),
+        lambda: _tables(context),
+    )
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+def _tables(context: dict[str, Any]) -> Markup:
+    summary = context["summary"]
+    others = [
+        _other_source(r) for r in summary["by"]["source"] if r["source"] in OTHER_SOURCE_COUNTERS
+    ]
+    fragment = templates.env.get_template("_tables.html")
+    return Markup(fragment.render({**context, "tables": TABLES, "others": others}))  # noqa: S704 - autoescaped
 
 
 @dataclass(frozen=True)
@@ -213,7 +225,9 @@ def page_figures(
         chart = reports.usage_over_time(
             state.store, names, view.lo, view.hi, view.stack, where=scope.narrow(where or None)
         )
-        findings = reports.reconciliation(state.store, view.lo, view.hi, scope=scope)["findings"]
+        findings = reports.reconciliation(
+            state.store, view.lo, view.hi, scope=scope, per_day=False
+        )["findings"]
         label = f"Tokens per {chart['bucket']}, by {view.stack}"
         return summary, charts.stacked_bars(chart, label=label), findings
 
@@ -235,6 +249,10 @@ def warm(state: AppState) -> None:
         page_figures(state, version, names, EVERYTHING, View(lo, hi))
     start, end = hour_range(now, None, None)
     summary_body(state, version, names, EVERYTHING, start, end)
+    state.results.get(
+        ("forecast", version, EVERYTHING, now - now % DAY),
+        lambda: reports.forecast(state.store, names, now),
+    )
 
 
 def unavailable_page(request: Request, message: str, headers: dict[str, str]) -> HTMLResponse:

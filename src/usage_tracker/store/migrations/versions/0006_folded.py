@@ -52,7 +52,9 @@ def upgrade() -> None:
         *_estimates(),
         sa.PrimaryKeyConstraint("hours", "start", "grouping", "value", name="pk_usage_folded"),
     )
-    op.create_index("ix_usage_folded_value", "usage_folded", ["grouping", "value", "start"])
+    op.create_index(
+        "ix_usage_folded_value", "usage_folded", ["grouping", "value", "hours", "start"]
+    )
     op.create_table(
         "costs_folded",
         sa.Column("hours", sa.Integer(), nullable=False),
@@ -62,6 +64,7 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("hours", "start", "grouping", "value", name="pk_costs_folded"),
     )
+    op.create_index("ix_costs_folded_days", "costs_folded", ["grouping", "hours", "start"])
     state = op.create_table(
         "store_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -75,6 +78,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("store_state")
+    op.drop_index("ix_costs_folded_days", "costs_folded")
     op.drop_table("costs_folded")
     op.drop_index("ix_usage_folded_value", "usage_folded")
     op.drop_table("usage_folded")
