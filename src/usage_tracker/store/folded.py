@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -48,8 +50,17 @@ Totals = dict[tuple[Any, ...], list[Any]]
 def add_source_hours(conn: Connection, source: str, lo: int, hi: int, sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) the hourly rows of ``source`` in [lo, hi) (six-hour
     aligned) to the six-hour blocks."""
+    for statement in _source_hours_statements(conn.dialect.name):
+        conn.execute(statement, {"source": source, "lo": lo, "hi": hi, "sign": sign})
+
+
+@cache
+def _source_hours_statements(dialect: str) -> list[Any]:
+    # Built once: a statement this size costs more to build than to run.
     hourly, folded = schema.usage, schema.usage_folded
     block = (hourly.c.bucket_start - hourly.c.bucket_start % QUARTER).label("block")
+    sign = bindparam("sign", type_=BigInteger)
+    statements = []
     for grouping, column in schema.FOLDED.items():
         summed = (
             select(
@@ -61,11 +72,14 @@ def add_source_hours(conn: Connection, source: str, lo: int, hi: int, sign: int)
                 *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in SUMMED),
             )
             .where(
-                hourly.c.source == source, hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
+                hourly.c.source == bindparam("source"),
+                hourly.c.bucket_start >= bindparam("lo"),
+                hourly.c.bucket_start < bindparam("hi"),
             )
             .group_by(block, hourly.c[column])
         )
-        _upsert_adding(conn, folded, summed)
+        statements.append(_upsert_adding(dialect, folded, summed))
+    return statements
 
 
 def quarters(start: int, end: int) -> tuple[int, int]:
@@ -73,30 +87,36 @@ def quarters(start: int, end: int) -> tuple[int, int]:
     return start - start % QUARTER, -(-end // QUARTER) * QUARTER
 
 
-def _upsert_adding(conn: Connection, table: Table, rows: Any) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+def _upsert_adding(dialect: str, table: Table, rows: Any) -> Any:
+    insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
     columns = [c.name for c in table.columns]
-    statement = dialect.insert(table).from_select(columns, rows)
+    statement = insert_(table).from_select(columns, rows)
     keys = [c.name for c in table.primary_key.columns]
     adding = {c: table.c[c] + statement.excluded[c] for c in columns if c not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=adding))
+    return statement.on_conflict_do_update(index_elements=keys, set_=adding)
 
 
 def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
     """The blocks over [lo, hi) longer than the shortest ``table`` holds, each summed from the
     blocks of the length below it (the shortest ones are current)."""
+    for length, delete_, insert_ in _block_statements(table.name):
+        span = length * HOUR
+        bounds = {"first": lo - lo % span, "last": -(-hi // span) * span}
+        conn.execute(delete_, bounds)
+        conn.execute(insert_, bounds)
+
+
+@cache
+def _block_statements(name: str) -> list[tuple[int, Any, Any]]:
+    table = schema.metadata.tables[name]
     summed = [
         c.name for c in table.columns if c.name not in ("hours", "start", "grouping", "value")
     ]
     lengths = schema.BLOCK_HOURS if table is schema.usage_folded else schema.BLOCK_HOURS[1:]
+    first, last = bindparam("first", type_=BigInteger), bindparam("last", type_=BigInteger)
+    out = []
     for shorter, length in itertools.pairwise(lengths):
         span = length * HOUR
-        first, last = lo - lo % span, -(-hi // span) * span
-        conn.execute(
-            delete(table).where(
-                table.c.hours == length, table.c.start >= first, table.c.start < last
-            )
-        )
         start = (table.c.start - table.c.start % span).label("start")
         query = (
             select(
@@ -110,7 +130,16 @@ def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
             .group_by(start, table.c.grouping, table.c.value)
         )
         columns = ["hours", "start", "grouping", "value", *summed]
-        conn.execute(insert(table).from_select(columns, query))
+        out.append(
+            (
+                length,
+                delete(table).where(
+                    table.c.hours == length, table.c.start >= first, table.c.start < last
+                ),
+                insert(table).from_select(columns, query),
+            )
+        )
+    return out
 
 
 def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:

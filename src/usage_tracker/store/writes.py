@@ -66,8 +66,11 @@ def rewrite_usage(
     day_hi = end if end % DAY == 0 else end - end % DAY + DAY
     lo, hi = folded.quarters(start, end)
     table = schema.usage
-    if held:  # what these hours held before goes from the folded rollup
-        folded.add_source_hours(conn, source, lo, hi, -1)
+    before = select(table.c.bucket_start).where(
+        table.c.source == source, table.c.bucket_start >= lo, table.c.bucket_start < hi
+    )
+    if held and conn.execute(before.limit(1)).first() is not None:
+        folded.add_source_hours(conn, source, lo, hi, -1)  # what they held before goes
     conn.execute(
         delete(table).where(
             table.c.source == source, table.c.bucket_start >= start, table.c.bucket_start < end
