@@ -255,6 +255,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=300)
     parser.add_argument("--crowd-seconds", type=int, default=10)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--only", default="reads,crowd,browser,memory,original")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args()
@@ -268,7 +269,7 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     results["size"] = {**asdict(size), "days": args.days}
-    backends = ["sqlite"] if args.skip_postgres else ["sqlite", "postgresql"]
+    backends = [b for b in args.backends.split(",") if b != "postgresql" or not args.skip_postgres]
     for backend in backends:
         facts = build(backend, size, args.days, args.latency_ms)
         print(backend, "backfill:", facts, flush=True)

@@ -104,7 +104,7 @@ def markdown(r: dict[str, Any]) -> str:
             "",
             "## The page in Chromium (30 days)",
             "",
-            "Headless Chromium 143 (Debian), navigation start to the load event: every number "
+            "Headless Chromium (Debian's), navigation start to the load event: every number "
             "and the chart (drawn by the server as SVG) are in the HTML.",
             "",
             f"First load {b['first']} ms; then median {b['median']} ms, p95 {b['p95']} ms "
