@@ -129,13 +129,20 @@ BLOCK_HOURS = (6, 24, 48, 96, 192, 384, 768, 1536, 3072, 6144)
 days. A block starts at a multiple of its length since 1970, so any range of whole hours is a
 handful of blocks (a year: about a dozen) and at most three hours at each edge."""
 
+def _block_key(value_length: int) -> list[Column[Any]]:
+    """A folded row's key: the block (its length in hours, its start), a grouping, a value."""
+    return [
+        Column("hours", Integer, primary_key=True),
+        Column("start", BigInteger, primary_key=True),
+        Column("grouping", String(20), primary_key=True),
+        Column("value", String(value_length), primary_key=True),
+    ]
+
+
 usage_folded = Table(
     "usage_folded",
     metadata,
-    Column("hours", Integer, primary_key=True),
-    Column("start", BigInteger, primary_key=True),
-    Column("grouping", String(20), primary_key=True),
-    Column("value", String(200), primary_key=True),
+    *_block_key(200),
     *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
     *_estimate_columns(),
 )
@@ -157,10 +164,7 @@ COSTS_FOLDED = {"api_key": "api_key_id", "project": "project_id", "line_item": "
 costs_folded = Table(
     "costs_folded",
     metadata,
-    Column("hours", Integer, primary_key=True),
-    Column("start", BigInteger, primary_key=True),
-    Column("grouping", String(20), primary_key=True),
-    Column("value", String(300), primary_key=True),
+    *_block_key(300),
     Column("amount", Scaled(10), nullable=False),
 )
 """Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
