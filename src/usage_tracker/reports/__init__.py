@@ -393,7 +393,7 @@ def usage_over_time(
 ) -> dict[str, Any]:
     """Tokens per hour (ranges up to two days) or per day, stacked by ``stack`` (person or
     model); the biggest ``series`` are kept and the rest summed as "other"."""
-    bucket = "hour" if end - start <= 2 * DAY else "day"
+    bucket = chart_bucket(start, end)
     step = HOUR if bucket == "hour" else DAY
     first = start - start % step
     labels = list(range(first, end, step))
@@ -413,6 +413,11 @@ def usage_over_time(
     if "other" in points and not any(points["other"]):
         del points["other"]
     return {"bucket": bucket, "labels": labels, "series": points}
+
+
+def chart_bucket(start: int, end: int) -> str:
+    """The chart's bars over [start, end): hours up to two days, days beyond."""
+    return "hour" if end - start <= 2 * DAY else "day"
 
 
 def _top(tokens: Mapping[str, int], series: int) -> list[str]:

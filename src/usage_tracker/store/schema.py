@@ -129,6 +129,7 @@ BLOCK_HOURS = (6, 24, 48, 96, 192, 384, 768, 1536, 3072, 6144)
 days. A block starts at a multiple of its length since 1970, so any range of whole hours is a
 handful of blocks (a year: about a dozen) and at most three hours at each edge."""
 
+
 def _block_key(value_length: int) -> list[Column[Any]]:
     """A folded row's key: the block (its length in hours, its start), a grouping, a value."""
     return [

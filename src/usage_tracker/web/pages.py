@@ -151,7 +151,7 @@ def dashboard(
         "summary": summary,
         "chart_svg": chart_svg,
         "legend": legend,
-        "chart_bucket": "hour" if hi - lo <= 2 * DAY else "day",
+        "chart_bucket": reports.chart_bucket(lo, hi),
         "pools": tiers_report(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
         "forecast": state.results.get(

@@ -41,8 +41,6 @@ class Results:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._seen: Hashable = None
-        self.hits = 0
-        self.misses = 0
         self.computed: Counter[Hashable] = Counter()
         """Values computed, per kind (a key's first part)."""
 
@@ -56,7 +54,7 @@ class Results:
         )
 
     def get(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
-        """The value cached under ``key`` (``(kind, version, …)``), else computed now. A newer
+        """The value cached under ``key`` (``(kind, version, …)``), else computed now. Another
         version empties the cache. Two requests asking at once may both compute the value;
         both get an equal answer."""
         with self._lock:
@@ -65,9 +63,7 @@ class Results:
                 self._seen = key[1]
             if key in self._entries:
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return self._entries[key]  # type: ignore[no-any-return]
-            self.misses += 1
             self.computed[key[0]] += 1
         value = compute()
         with self._lock:
