@@ -13,7 +13,7 @@ from usage_tracker.prices import COMPLIMENTARY_TIER
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import ESTIMATES, from_stored
-from usage_tracker.upstream.contract import METRICS, align_down
+from usage_tracker.upstream.contract import METRICS, SOURCES, align_down
 
 from . import money
 from .forecast import daily_billed as daily_billed
@@ -459,7 +459,8 @@ def _days_from_folded(
     values = [v for v, label in label_of.items() if label in top]
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
-    for row in store.folded_days(start, end, "source", tokens):
+    # Every source named: no read of the range's values first (folded_days's default).
+    for row in store.folded_days(start, end, "source", tokens, values=list(SOURCES)):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
     for row in store.folded_days(start, end, grouping, tokens, values=values):
         used = row["input_tokens"] + row["output_tokens"]
