@@ -265,3 +265,63 @@ def test_tables_work_without_javascript(app: LiveApp, browser: Browser) -> None:
     plain.get_by_role("link", name="Yesterday").click()
     assert "range=yesterday" in plain.url
     context.close()
+
+
+_ROWS = "document.querySelectorAll('table[data-table=%s] tbody tr').length"
+
+
+def _rows_of(table: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(label, tokens) of the rows a table shows, in the API's order (the most tokens first)."""
+    return [
+        (r.get("api_key_name") or r["api_key"], r["tokens"])
+        for r in table
+        if r["tokens"] or r["num_model_requests"] or float(r["billed_cost"] or 0)
+    ]
+
+
+def test_a_long_table_shows_its_first_rows_and_the_rest_on_demand(
+    app: LiveApp, page: Watched, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from usage_tracker.web import pages
+
+    monkeypatch.setattr(pages, "TABLE_ROWS", 3)
+    first = time.strftime("%Y-%m-%d", time.gmtime(app.now - 20 * DAY))  # a view of its own
+    last = time.strftime("%Y-%m-%d", time.gmtime(app.now - 2 * DAY))
+    view = f"/?range=custom&start={first}&end={last}"
+    page.page.goto(app.url + view)
+    summary = _api(app, "/api/summary", **_range_of(page.page))
+    keys = _rows_of(summary["by"]["api_key"])
+    assert len(keys) > 3
+    shown = page.page.locator('table[data-table="api_key"] tbody tr')
+    assert [(r, t) for r, t in _table(page.page, "api_key").items()] == keys[:3]
+    link = page.page.get_by_role("link", name=f"Show all {len(keys)} API keys")
+    link.click()  # fetched in place: the page stays, the table grows, the address keeps it
+    wait_until(page.page, f"{_ROWS % 'api_key'} === {len(keys)}")
+    assert sorted(_table(page.page, "api_key").items()) == sorted(keys)
+    assert "all=api_key" in page.page.url
+    assert shown.count() == len(keys)
+    # Sorting a shortened table sorts all of its rows, not the few in view.
+    models = [
+        m
+        for m in summary["by"]["model"]
+        if m["tokens"] or m["num_model_requests"] or float(m["billed_cost"] or 0)
+    ]
+    if len(models) > 3:
+        page.page.locator('table[data-table="model"] thead th', has_text="Tokens").click()
+        wait_until(page.page, f"{_ROWS % 'model'} === {len(models)}")
+        sorted_by = "document.querySelector('table[data-table=model] th[aria-sort]')"
+        wait_until(page.page, f"{sorted_by}.getAttribute('aria-sort') === 'ascending'")
+        tokens = list(_table(page.page, "model").values())
+        assert tokens == sorted(tokens)
+        assert "all=model" in page.page.url
+        assert "all=api_key" in page.page.url
+    page.shot("dashboard-tables-shown-whole")
+    # Without JavaScript the link is a plain one to the same view with the table whole.
+    context = browser.new_context(java_script_enabled=False)
+    plain = context.new_page()
+    plain.goto(app.url + view)
+    assert len(_table(plain, "api_key")) == 3
+    plain.get_by_role("link", name=f"Show all {len(keys)} API keys").click()
+    plain.wait_for_url("**all=api_key**")
+    assert sorted(_table(plain, "api_key").items()) == sorted(keys)
+    context.close()

@@ -157,10 +157,14 @@ class Store:
         with self._reading() as conn:
             return folded.cost_totals(conn, start, end)
 
-    def data_version(self) -> int:
-        """Goes up with every write that changes what a report shows."""
-        with self._reading() as conn:
-            return queries.data_version(conn)[0]
+    def data_version(self, conn: Connection | None = None) -> int:
+        """Goes up with every write that changes what a report shows (read on ``conn`` when
+        given: a transaction of the caller's)."""
+        if conn is not None:
+            with translated():
+                return queries.data_version(conn)[0]
+        with self._reading() as conn_:
+            return queries.data_version(conn_)[0]
 
     def cost_totals(self, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
         with self._reading() as conn:

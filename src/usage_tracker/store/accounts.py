@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from usage_tracker.auth import digest
 
@@ -14,16 +14,22 @@ from . import schema
 Row = dict[str, Any]
 
 
-def _one(conn: Connection, query: Any) -> Row | None:
-    row = conn.execute(query).mappings().first()
+def _one(conn: Connection, query: Any, parameters: dict[str, Any] | None = None) -> Row | None:
+    row = conn.execute(query, parameters).mappings().first()
     return dict(row) if row else None
 
 
 # -- accounts -------------------------------------------------------------------------------
 
 
+# Read on every signed-in request: built once, run with parameters.
+_ACCOUNT = select(schema.accounts).where(schema.accounts.c.email == bindparam("email"))
+_SESSION = select(schema.sessions).where(schema.sessions.c.token_hash == bindparam("token_hash"))
+_TOKEN = select(schema.api_tokens).where(schema.api_tokens.c.token_hash == bindparam("token_hash"))
+
+
 def account(conn: Connection, email: str) -> Row | None:
-    return _one(conn, select(schema.accounts).where(schema.accounts.c.email == email))
+    return _one(conn, _ACCOUNT, {"email": email})
 
 
 def accounts(conn: Connection) -> list[Row]:
@@ -90,7 +96,7 @@ def create_session(conn: Connection, token_hash: str, email: str, csrf: str, now
 
 
 def session(conn: Connection, token_hash: str) -> Row | None:
-    return _one(conn, select(schema.sessions).where(schema.sessions.c.token_hash == token_hash))
+    return _one(conn, _SESSION, {"token_hash": token_hash})
 
 
 def touch_session(conn: Connection, token_hash: str, now: int) -> None:
@@ -131,8 +137,7 @@ def create_token(conn: Connection, token: str, email: str, *, name: str | None, 
 
 
 def token(conn: Connection, token_hash: str) -> Row | None:
-    table = schema.api_tokens
-    return _one(conn, select(table).where(table.c.token_hash == token_hash))
+    return _one(conn, _TOKEN, {"token_hash": token_hash})
 
 
 def tokens(conn: Connection) -> list[Row]:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_POOL = 40
 
 
 def connect(url: str) -> Engine:
@@ -24,7 +25,11 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # A pool as large as the web server's thread pool (anyio's 40) keeps every connection
+        # open: a new SQLite connection first reads and parses the whole schema.
+        engine = create_engine(
+            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL, max_overflow=8
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)

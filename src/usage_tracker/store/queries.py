@@ -91,10 +91,12 @@ def _rows(
     ]
 
 
+_DATA_VERSION = select(schema.store_state.c.data_version, schema.store_state.c.prices)
+
+
 def data_version(conn: Connection) -> tuple[int, str]:
     """(data version, the prices the stored estimates were made with)."""
-    state = schema.store_state
-    row = conn.execute(select(state.c.data_version, state.c.prices)).one()
+    row = conn.execute(_DATA_VERSION).one()
     return int(row[0]), str(row[1])
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from usage_tracker import __version__, exports, reports
 from usage_tracker.cursors import CursorError
@@ -28,7 +29,7 @@ from usage_tracker.upstream.contract import (
 )
 from usage_tracker.web.auth import Access, SignInRequired, Viewer, principal
 from usage_tracker.web.results import Version, as_json
-from usage_tracker.web.state import AppState, app_state
+from usage_tracker.web.state import AppState, current_state
 
 HOUR, DAY = 3600, 86400
 
@@ -53,7 +54,7 @@ router = APIRouter(
 )
 
 
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[AppState, Depends(current_state)]
 
 
 class Bucket(BaseModel):
@@ -323,7 +324,7 @@ def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
     summary="Totals per person, key, user, project, model and source",
     response_model=dict[str, Any],
 )
-def summary(
+async def summary(
     state: State,
     access: Viewer,
     start_time: Annotated[
@@ -337,7 +338,11 @@ def summary(
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served."""
     start, end = hour_range(int(state.clock()), start_time, end_time)
-    body = summary_body(state, access.version, access.names, access.scope, start, end)
+    body = state.results.peek(_summary_key(state, access.version, access.scope, start, end))
+    if body is None:  # computed in a worker thread; an answer already made is sent from here
+        body = await run_in_threadpool(
+            summary_body, state, access.version, access.names, access.scope, start, end
+        )
     return Response(body, media_type="application/json")
 
 
@@ -429,13 +434,19 @@ def summary_body(
     """``/api/summary``'s answer, encoded once per version of the data."""
     provisional = provisional_from(state)
     return state.results.get(
-        ("summary.json", version, scope, start, end, provisional),
+        _summary_key(state, version, scope, start, end),
         lambda: as_json(
             reports.summary(
                 state.store, names, start, end, scope=scope, provisional_from=provisional
             )
         ),
     )
+
+
+def _summary_key(
+    state: AppState, version: Version, scope: Scope, start: int, end: int
+) -> tuple[Any, ...]:
+    return ("summary.json", version, scope, start, end, provisional_from(state))
 
 
 def provisional_from(state: AppState) -> int:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from usage_tracker.auth import Principal, digest
 from usage_tracker.names import Names
@@ -28,6 +30,8 @@ from usage_tracker.web.state import AppState, app_state
 
 SESSION_COOKIE = "ut_session"
 CSRF_HEADER = "X-CSRF-Token"
+PRINCIPAL = "usage_tracker.principal"
+"""Scope key of the request's principal, once found."""
 TOUCH_EVERY = 60
 """A session's last use is written at most once a minute, not on every request."""
 
@@ -47,25 +51,38 @@ def _bearer(request: Request) -> str | None:
 
 def principal(request: Request) -> Principal:
     """Who is asking; raises SignInRequired when nobody valid is."""
-    cached = request.scope.get("usage_tracker.principal")
-    if isinstance(cached, Principal):
-        return cached
-    found = _find_principal(request)
-    request.scope["usage_tracker.principal"] = found
-    return found
+    return _resolve(request, with_version=False)[0]
 
 
-def _find_principal(request: Request) -> Principal:
+def _resolve(request: Request, *, with_version: bool) -> tuple[Principal, int | None]:
+    """Who is asking and, when asked, the data's version: one connection for both (a request
+    reads the database once before its answer, or not at all when both are known)."""
     state = app_state(request)
-    settings = state.settings
+    found: Principal | SignInRequired | None = request.scope.get(PRINCIPAL)
+    if found is None and _bearer(request) is None and state.settings.auth_mode == "none":
+        found = Principal("local", "admin", "none", name="local")
+    if isinstance(found, Principal) and not with_version:
+        request.scope[PRINCIPAL] = found
+        return found, None
+    with state.store.transaction() as conn:
+        if found is None:
+            found = _find_principal(request, state, conn)
+        version = state.store.data_version(conn) if with_version else None
+    if isinstance(found, SignInRequired):
+        raise found  # after the transaction: an ended session stays ended
+    request.scope[PRINCIPAL] = found
+    return found, version
+
+
+def _find_principal(
+    request: Request, state: AppState, conn: Connection
+) -> Principal | SignInRequired:
     token = _bearer(request)
     if token is not None:
-        return _token_principal(state, token)
-    if settings.auth_mode == "none":
-        return Principal("local", "admin", "none", name="local")
-    if settings.auth_mode == "header":
-        return _header_principal(request, state)
-    return _session_principal(request, state)
+        return _token_principal(state, conn, token)
+    if state.settings.auth_mode == "header":
+        return _header_principal(request, state, conn)
+    return _session_principal(request, state, conn)
 
 
 def _role_of(state: AppState, email: str, account_role: str | None) -> str:
@@ -74,22 +91,21 @@ def _role_of(state: AppState, email: str, account_role: str | None) -> str:
     return account_role or state.settings.oidc_default_role
 
 
-def _token_principal(state: AppState, token: str) -> Principal:
+def _token_principal(state: AppState, conn: Connection, token: str) -> Principal | SignInRequired:
     now = int(time.time())
-    with state.store.transaction() as conn:
-        found = rows.token(conn, digest(token))
-        if found is None or found["revoked_at"] is not None:
-            raise SignInRequired("This API token is unknown or has been revoked.")
-        account = rows.account(conn, found["email"])
-        if account is None:
-            raise SignInRequired("This API token's account no longer exists.")
-        if not found["last_used_at"] or now - found["last_used_at"] > TOUCH_EVERY:
-            rows.touch_token(conn, found["id"], now)
+    found = rows.token(conn, digest(token))
+    if found is None or found["revoked_at"] is not None:
+        return SignInRequired("This API token is unknown or has been revoked.")
+    account = rows.account(conn, found["email"])
+    if account is None:
+        return SignInRequired("This API token's account no longer exists.")
+    if not found["last_used_at"] or now - found["last_used_at"] > TOUCH_EVERY:
+        rows.touch_token(conn, found["id"], now)
     role = _role_of(state, account["email"], account["role"])
     return Principal(account["email"], role, "token", name=account["name"])  # type: ignore[arg-type]
 
 
-def _header_principal(request: Request, state: AppState) -> Principal:
+def _header_principal(request: Request, state: AppState, conn: Connection) -> Principal:
     settings: Settings = state.settings
     trust: ProxyTrust = request.app.state.proxy_trust
     values = request.headers.getlist(settings.auth_header)
@@ -100,32 +116,31 @@ def _header_principal(request: Request, state: AppState) -> Principal:
     user = values[0].strip().lower() if values else ""
     if not (user and trust.trusts(request.scope.get(PEER, ""))):
         raise SignInRequired("Sign-in required: open this page through the signing-in proxy.")
-    with state.store.transaction() as conn:
-        account = rows.account(conn, user)
+    account = rows.account(conn, user)
     role = _role_of(state, user, account["role"] if account else None)
     name = account["name"] if account else None
     return Principal(user, role, "header", name=name)  # type: ignore[arg-type]
 
 
-def _session_principal(request: Request, state: AppState) -> Principal:
+def _session_principal(
+    request: Request, state: AppState, conn: Connection
+) -> Principal | SignInRequired:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise SignInRequired()
+        return SignInRequired()
     settings = state.settings
     now = int(time.time())
-    with state.store.transaction() as conn:
-        session = rows.session(conn, digest(token))
-        if session is None:
-            raise SignInRequired("Your session has ended; please sign in again.")
-        idle = now - session["last_seen_at"] > settings.session_idle_minutes * 60
-        old = now - session["created_at"] > settings.session_max_hours * 3600
-        account = rows.account(conn, session["email"])
-        if idle or old or account is None:
-            rows.end_session(conn, session["token_hash"])
-        elif now - session["last_seen_at"] > TOUCH_EVERY:
-            rows.touch_session(conn, session["token_hash"], now)
+    session = rows.session(conn, digest(token))
+    if session is None:
+        return SignInRequired("Your session has ended; please sign in again.")
+    idle = now - session["last_seen_at"] > settings.session_idle_minutes * 60
+    old = now - session["created_at"] > settings.session_max_hours * 3600
+    account = rows.account(conn, session["email"])
     if idle or old or account is None:
-        raise SignInRequired("Your session has ended; please sign in again.")
+        rows.end_session(conn, session["token_hash"])
+        return SignInRequired("Your session has ended; please sign in again.")
+    if now - session["last_seen_at"] > TOUCH_EVERY:
+        rows.touch_session(conn, session["token_hash"], now)
     role = _role_of(state, account["email"], account["role"])
     return Principal(
         account["email"],
@@ -157,12 +172,6 @@ def check_csrf(request: Request, who: Principal, submitted: str | None) -> None:
         )
 
 
-def require_admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
-    if not who.is_admin:
-        raise HTTPException(403, "Only an admin may do this.")
-    return who
-
-
 @dataclass(frozen=True)
 class Access:
     """A request's principal, the usage it may read, and the names of things as of now."""
@@ -174,21 +183,49 @@ class Access:
     """The data's version these names (and any cached report) are of."""
 
 
-def access(request: Request, who: Annotated[Principal, Depends(principal)]) -> Access:
+def access(request: Request, who: Principal | None = None) -> Access:
+    """The request's :class:`Access` (its principal found first unless given)."""
     results = app_state(request).results
-    version = results.version()
+    if who is None:
+        who, data_version = _resolve(request, with_version=True)
+        version = results.version(data_version)
+    else:
+        version = results.version()
     names = results.names(version)
+    signed_in = who
 
     def scope() -> Scope:
         keys = set(names.keys) | set(names.owners)
-        return who.scope((k, names.email(k)) for k in keys)
+        return signed_in.scope((k, names.email(k)) for k in keys)
 
     return Access(who, results.get(("scope", version, who.email, who.role), scope), names, version)
 
 
-CurrentUser = Annotated[Principal, Depends(principal)]
+# The dependencies: each resolves in one trip to a worker thread (the database is read there),
+# not one per dependency; a route that needs neither more reading nor waiting may then answer
+# on the event loop.
+
+
+async def _signed_in(request: Request) -> Principal:
+    cached = request.scope.get(PRINCIPAL)
+    if isinstance(cached, Principal):
+        return cached
+    return await run_in_threadpool(principal, request)
+
+
+async def _viewer(request: Request) -> Access:
+    return await run_in_threadpool(access, request)
+
+
+async def _admin(who: Annotated[Principal, Depends(_signed_in)]) -> Principal:
+    if not who.is_admin:
+        raise HTTPException(403, "Only an admin may do this.")
+    return who
+
+
+CurrentUser = Annotated[Principal, Depends(_signed_in)]
 """Anyone signed in."""
-Viewer = Annotated[Access, Depends(access)]
+Viewer = Annotated[Access, Depends(_viewer)]
 """Anyone signed in, with the scope of their role."""
-Admin = Annotated[Principal, Depends(require_admin)]
+Admin = Annotated[Principal, Depends(_admin)]
 """Only an admin."""

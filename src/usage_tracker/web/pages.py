@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -41,13 +42,16 @@ PRESETS = {
     "mtd": "Month to date",
     "custom": "Custom",
 }
-TABLES = {
+Table = Literal["person", "model", "project", "user", "api_key"]
+TABLES: dict[Table, str] = {
     "person": "People",
     "model": "Models",
     "project": "Projects",
     "user": "Users",
     "api_key": "API keys",
 }
+TABLE_ROWS = 25
+"""Rows of a table on the page until its "show all" (the most tokens first)."""
 OTHER_SOURCE_COUNTERS = {
     "decisions": ("tokens", "tokens"),
     "embeddings": ("input_tokens", "tokens"),
@@ -122,6 +126,7 @@ def dashboard(
     stack: Literal["person", "model"] = "person",
     person: str | None = None,
     model: str | None = None,
+    expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
     try:
@@ -169,20 +174,46 @@ def dashboard(
     }
     # The tables are most of the page: rendered once per version of the data and view.
     links = (range, context["custom_start"], context["custom_end"])
+    expanded = tuple(sorted(set(expand or ())))
     context["tables_html"] = state.results.get(
-        ("tables", access.version, scope, view, links),
-        lambda: _tables(context),
+        ("tables", access.version, scope, view, links, expanded),
+        lambda: _tables(context, expanded),
     )
     return templates.TemplateResponse(request, "dashboard.html", context)
 
 
-def _tables(context: dict[str, Any]) -> Markup:
+def _tables(context: dict[str, Any], expanded: tuple[str, ...]) -> Markup:
+    """The usage tables: each its first TABLE_ROWS rows (the most tokens) unless ``expanded``,
+    with a link to the rest."""
     summary = context["summary"]
     others = [
         _other_source(r) for r in summary["by"]["source"] if r["source"] in OTHER_SOURCE_COUNTERS
     ]
+    tables = {}
+    for key, title in TABLES.items():
+        rows = [
+            r
+            for r in summary["by"][key]
+            if r["tokens"] or r.get("num_model_requests") or r.get("billed_cost")
+        ]
+        shown = rows if key in expanded else rows[:TABLE_ROWS]
+        more = _page_link(context, expanded=[*expanded, key], anchor=f"table-{key}")
+        tables[key] = {"title": title, "rows": shown, "total": len(rows), "more": more}
     fragment = templates.env.get_template("_tables.html")
-    return Markup(fragment.render({**context, "tables": TABLES, "others": others}))  # noqa: S704 - autoescaped
+    return Markup(fragment.render({**context, "tables": tables, "others": others}))  # noqa: S704 - autoescaped
+
+
+def _page_link(context: dict[str, Any], *, expanded: list[str], anchor: str) -> str:
+    """This view's address with every table in ``expanded`` shown whole."""
+    query: list[tuple[str, str]] = [
+        ("range", context["preset"]),
+        ("start", context["custom_start"]),
+        ("end", context["custom_end"]),
+        ("stack", context["stack"]),
+    ]
+    query += [(k, context[k]) for k in ("person", "model") if context[k]]
+    query += [("all", key) for key in expanded]
+    return f"?{urlencode(query)}#{anchor}"
 
 
 @dataclass(frozen=True)

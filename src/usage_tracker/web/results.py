@@ -41,11 +41,23 @@ class Results:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._seen: Hashable = None
+        self._pending: dict[Hashable, _Pending] = {}
         self.computed: Counter[Hashable] = Counter()
         """Values computed, per kind (a key's first part)."""
 
-    def version(self) -> Version:
-        return self.store.data_version(), self.mappings.stamp()
+    def version(self, data_version: int | None = None) -> Version:
+        """The version now (``data_version``: the store's, when just read)."""
+        if data_version is None:
+            data_version = self.store.data_version()
+        return data_version, self.mappings.stamp()
+
+    def peek(self, key: tuple[Hashable, ...]) -> Any:
+        """The value cached under ``key``, or None (nothing computed, nothing waited for)."""
+        with self._lock:
+            if key[1] == self._seen and key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        return None
 
     def names(self, version: Version) -> Names:
         """The names of keys, users, projects and people as of ``version``."""
@@ -55,8 +67,8 @@ class Results:
 
     def get(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """The value cached under ``key`` (``(kind, version, …)``), else computed now. Another
-        version empties the cache. Two requests asking at once may both compute the value;
-        both get an equal answer."""
+        version empties the cache. Requests asking at once for a value not yet there wait for
+        the first one's computation instead of repeating it (a crowd right after a sync)."""
         with self._lock:
             if key[1] != self._seen:
                 self._entries.clear()
@@ -64,11 +76,34 @@ class Results:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]  # type: ignore[no-any-return]
-            self.computed[key[0]] += 1
-        value = compute()
-        with self._lock:
-            if key[1] == self._seen:
-                self._entries[key] = value
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
-        return value
+            pending = self._pending.get(key)
+            first = pending is None
+            if pending is None:
+                pending = self._pending[key] = _Pending()
+                self.computed[key[0]] += 1
+        if not first:
+            pending.done.wait()
+            if pending.ok:
+                return pending.value  # type: ignore[no-any-return]
+            return self.get(key, compute)  # it failed there: try again here
+        try:
+            pending.value = compute()
+            pending.ok = True
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+                if pending.ok and key[1] == self._seen:
+                    self._entries[key] = pending.value
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+            pending.done.set()
+        return pending.value  # type: ignore[no-any-return]
+
+
+class _Pending:
+    """A value being computed by one request while others wait for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None

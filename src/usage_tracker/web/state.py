@@ -56,3 +56,8 @@ def app_state(request: Request) -> AppState:
     """The state of the app serving ``request`` (built at start-up, see ``create_app``)."""
     state: AppState = request.app.state.app_state
     return state
+
+
+async def current_state(request: Request) -> AppState:
+    """:func:`app_state` as a route's dependency (a coroutine: no trip to a worker thread)."""
+    return app_state(request)

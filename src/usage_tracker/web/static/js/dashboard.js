@@ -23,8 +23,11 @@
     });
   }
 
-  function sortBy(table, index, header) {
-    const descending = header.getAttribute("aria-sort") !== "descending";
+  const sorts = {}; // the order the user picked per table, kept through the live refresh
+
+  function sortBy(table, index, header, direction) {
+    const descending = direction ?? header.getAttribute("aria-sort") !== "descending";
+    sorts[table.dataset.table] = { index, descending };
     const numeric = header.dataset.sort === "num";
     const body = table.tBodies[0];
     const rows = Array.from(body.rows).filter((r) => r.cells.length > 1);
@@ -39,13 +42,56 @@
     rows.forEach((row) => body.appendChild(row));
   }
 
-  function setupSorting() {
-    document.querySelectorAll("table.sortable").forEach((table) => {
+  // A table showing its first rows fetches the rest in place (the page with it whole) before
+  // its first sort: sorting only the rows in view would mislead.
+  async function expand(table) {
+    const section = table.closest("section");
+    const url = new URL(window.location.href); // this view, with this table whole too
+    url.hash = "";
+    if (!url.searchParams.getAll("all").includes(table.dataset.table)) {
+      url.searchParams.append("all", table.dataset.table);
+    }
+    const response = await fetch(url, { headers: { Accept: "text/html" } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const whole = page.getElementById(section.id);
+    if (!whole) throw new Error("table not found");
+    section.replaceWith(whole);
+    history.replaceState(null, "", url); // a reload or the live refresh keeps it whole
+    setupTables(whole);
+    return whole.querySelector("table.sortable");
+  }
+
+  async function sortWhole(table, index) {
+    if (table.dataset.more) {
+      try {
+        table = await expand(table);
+      } catch (e) {
+        window.location.href = table.dataset.more; // the plain link's way
+        return;
+      }
+    }
+    const header = table.querySelectorAll("thead th[data-sort]")[index];
+    sortBy(table, index, header);
+  }
+
+  function setupTables(root) {
+    root.querySelectorAll("table.sortable").forEach((table) => {
       table.querySelectorAll("thead th[data-sort]").forEach((header, index) => {
         header.tabIndex = 0;
-        header.addEventListener("click", () => sortBy(table, index, header));
+        header.addEventListener("click", () => sortWhole(table, index));
         header.addEventListener("keydown", (e) => {
-          if (e.key === "Enter" || e.key === " ") sortBy(table, index, header);
+          if (e.key === "Enter" || e.key === " ") sortWhole(table, index);
+        });
+      });
+    });
+    root.querySelectorAll("a[data-more-link]").forEach((link) => {
+      link.addEventListener("click", (e) => {
+        const table = link.closest("section").querySelector("table.sortable");
+        if (!table || !table.dataset.more) return;
+        e.preventDefault();
+        expand(table).catch(() => {
+          window.location.href = link.href;
         });
       });
     });
@@ -54,9 +100,12 @@
   async function refresh() {
     if (document.hidden) return;
     try {
-      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      const asked = window.location.href;
+      const response = await fetch(asked, { headers: { Accept: "text/html" } });
       if (!response.ok) return;
-      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      const html = await response.text();
+      if (window.location.href !== asked) return; // a table was shown whole meanwhile
+      const next = new DOMParser().parseFromString(html, "text/html");
       const content = next.getElementById("content");
       if (!content) return;
       document.getElementById("content").replaceWith(content);
@@ -67,7 +116,12 @@
   }
 
   function init() {
-    setupSorting();
+    setupTables(document);
+    for (const [key, { index, descending }] of Object.entries(sorts)) {
+      const table = document.querySelector(`table.sortable[data-table="${key}"]`);
+      const header = table && table.querySelectorAll("thead th[data-sort]")[index];
+      if (header) sortBy(table, index, header, descending);
+    }
   }
 
   function setupRefresh() {
