@@ -26,6 +26,22 @@ def _one(conn: Connection, query: Any, parameters: dict[str, Any] | None = None)
 _ACCOUNT = select(schema.accounts).where(schema.accounts.c.email == bindparam("email"))
 _SESSION = select(schema.sessions).where(schema.sessions.c.token_hash == bindparam("token_hash"))
 _TOKEN = select(schema.api_tokens).where(schema.api_tokens.c.token_hash == bindparam("token_hash"))
+_TOKEN_ACCOUNT = (
+    select(
+        schema.api_tokens.c.id,
+        schema.api_tokens.c.last_used_at,
+        schema.api_tokens.c.revoked_at,
+        schema.accounts.c.email,
+        schema.accounts.c.role,
+        schema.accounts.c.name,
+    )
+    .select_from(
+        schema.api_tokens.outerjoin(
+            schema.accounts, schema.accounts.c.email == schema.api_tokens.c.email
+        )
+    )
+    .where(schema.api_tokens.c.token_hash == bindparam("token_hash"))
+)
 
 
 def account(conn: Connection, email: str) -> Row | None:
@@ -138,6 +154,12 @@ def create_token(conn: Connection, token: str, email: str, *, name: str | None, 
 
 def token(conn: Connection, token_hash: str) -> Row | None:
     return _one(conn, _TOKEN, {"token_hash": token_hash})
+
+
+def token_account(conn: Connection, token_hash: str) -> Row | None:
+    """The token (``id``, ``last_used_at``, ``revoked_at``) with its account's ``email``,
+    ``role`` and ``name`` (None when the account is gone), in one statement."""
+    return _one(conn, _TOKEN_ACCOUNT, {"token_hash": token_hash})
 
 
 def tokens(conn: Connection) -> list[Row]:

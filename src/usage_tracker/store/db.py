@@ -16,7 +16,10 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_POOL = 40
+SQLITE_POOL = 12
+"""SQLite connections kept open (each holds its own page cache, up to 2 MB): more than a busy
+server uses at once, so that a request seldom opens one (a new SQLite connection reads and
+parses the whole schema first); up to 40 more open for bursts (anyio's thread pool)."""
 
 
 def connect(url: str) -> Engine:
@@ -25,10 +28,8 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # A pool as large as the web server's thread pool (anyio's 40) keeps every connection
-        # open: a new SQLite connection first reads and parses the whole schema.
         engine = create_engine(
-            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL, max_overflow=8
+            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL, max_overflow=40
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

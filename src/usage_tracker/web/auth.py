@@ -93,16 +93,15 @@ def _role_of(state: AppState, email: str, account_role: str | None) -> str:
 
 def _token_principal(state: AppState, conn: Connection, token: str) -> Principal | SignInRequired:
     now = int(time.time())
-    found = rows.token(conn, digest(token))
+    found = rows.token_account(conn, digest(token))
     if found is None or found["revoked_at"] is not None:
         return SignInRequired("This API token is unknown or has been revoked.")
-    account = rows.account(conn, found["email"])
-    if account is None:
+    if found["email"] is None:
         return SignInRequired("This API token's account no longer exists.")
     if not found["last_used_at"] or now - found["last_used_at"] > TOUCH_EVERY:
         rows.touch_token(conn, found["id"], now)
-    role = _role_of(state, account["email"], account["role"])
-    return Principal(account["email"], role, "token", name=account["name"])  # type: ignore[arg-type]
+    role = _role_of(state, found["email"], found["role"])
+    return Principal(found["email"], role, "token", name=found["name"])  # type: ignore[arg-type]
 
 
 def _header_principal(request: Request, state: AppState, conn: Connection) -> Principal:
