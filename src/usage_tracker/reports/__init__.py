@@ -116,14 +116,16 @@ def _fold(
     for row in rows:
         key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
         out = merged.get(key)
-        if out is None:
+        if out is None:  # the first row of its key: its counters as they are
             out = merged[key] = dict(zip(group_by, key, strict=True))
             for g in group_by:
                 if (display := _display(names, g, row[GROUPINGS[g]])) is not None:
                     out[f"{g}_name"] = display
-            out.update(dict.fromkeys(metrics, 0))
-        for m in metrics:
-            out[m] += row[m]
+            for m in metrics:
+                out[m] = row[m]
+        else:
+            for m in metrics:
+                out[m] += row[m]
     result = list(merged.values())
     for row in result:
         row["tokens"] = row["input_tokens"] + row["output_tokens"]

@@ -31,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -239,70 +240,94 @@ def usage_totals(
 ) -> dict[str, list[Row]]:
     """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
     the grouping's stored column, like ``queries.usage_totals``'s)."""
-    folded = schema.usage_folded
     how = plan(start, end, data_until(conn))
     totals: Totals = {}
+    metrics, groupings = tuple(metrics), tuple(groupings)
     if how.blocks:
-        which = or_(
-            *(
-                and_(folded.c.hours == length, folded.c.start.in_(starts))
-                for length, starts in how.blocks.items()
-            )
-        )
-        query = (
-            select(folded.c.grouping, folded.c.value, *(func.sum(folded.c[m]) for m in metrics))
-            .where(which)  # every grouping: a filter on it leads SQLite to scan the table
-            .group_by(folded.c.grouping, folded.c.value)
-        )
+        lengths = tuple(sorted(how.blocks))
+        query = _blocks_statement(lengths, metrics)
         wanted = set(groupings)
-        add(totals, (r for r in conn.execute(query) if r[0] in wanted), 2, metrics)
+        rows = conn.execute(query, {f"starts{n}": how.blocks[n] for n in lengths})
+        add(totals, (r for r in rows if r[0] in wanted), 2, metrics)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
-            _add_hours(conn, totals, ranges, sign, metrics=metrics, groupings=groupings)
+            query = _hours_statement(groupings, metrics, len(ranges))
+            bounds = {
+                f"{edge}{i}": at
+                for i, r in enumerate(ranges)
+                for edge, at in zip("lh", r, strict=True)
+            }
+            add(totals, conn.execute(query, bounds), 2, metrics, sign)
     out: dict[str, list[Row]] = {g: [] for g in groupings}
+    keys = {g: (schema.FOLDED[g], *metrics) for g in groupings}
     for (grouping, value), values in sorted(totals.items()):
         if any(values):
-            out[grouping].append(
-                {schema.FOLDED[grouping]: value, **dict(zip(metrics, values, strict=True))}
-            )
+            out[grouping].append(dict(zip(keys[grouping], (value, *values), strict=True)))
     return out
 
 
-def _add_hours(
-    conn: Connection,
-    totals: Totals,
-    ranges: Sequence[tuple[int, int]],
-    sign: int,
-    *,
-    metrics: Sequence[str],
-    groupings: Sequence[str],
-) -> None:
-    """The hourly rows in ``ranges``, read once and added (times ``sign``) to every grouping."""
-    hourly = schema.usage
-    columns = [schema.FOLDED[g] for g in groupings]
-    query = select(*(hourly.c[c] for c in columns), *(hourly.c[m] for m in metrics)).where(
-        or_(*(and_(hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi) for lo, hi in ranges))
-    )
-    width = len(columns)
-    zero = _zero(metrics)
-    for row in conn.execute(query):
-        values = [v * sign for v in row[width:]] if sign != 1 else row[width:]
-        for i, grouping in enumerate(groupings):
-            key = (grouping, row[i])
-            current = totals.get(key)
-            totals[key] = (
-                [a + b for a, b in zip(values, zero, strict=True)]
-                if current is None
-                else [a + b for a, b in zip(current, values, strict=True)]
+# Statements built once per shape and run with parameters: building one costs more than
+# running it.
+
+
+@cache
+def _blocks_statement(lengths: tuple[int, ...], metrics: tuple[str, ...]) -> Any:
+    """Sums per grouping and value over the blocks of ``lengths`` whose starts are the
+    parameters ``starts<length>``."""
+    folded = schema.usage_folded
+    which = or_(
+        *(
+            and_(
+                folded.c.hours == length,
+                folded.c.start.in_(bindparam(f"starts{length}", expanding=True)),
             )
+            for length in lengths
+        )
+    )
+    return (
+        select(folded.c.grouping, folded.c.value, *(func.sum(folded.c[m]) for m in metrics))
+        .where(which)  # every grouping: a filter on it leads SQLite to scan the table
+        .group_by(folded.c.grouping, folded.c.value)
+    )
+
+
+@cache
+def _hours_statement(groupings: tuple[str, ...], metrics: tuple[str, ...], ranges: int) -> Any:
+    """Sums per grouping and value of the hourly rows in the ranges [l<i>, h<i>): summed by
+    the database (a few hundred rows each hour), one grouping after the other."""
+    hourly = schema.usage
+    within = or_(
+        *(
+            and_(
+                hourly.c.bucket_start >= bindparam(f"l{i}"),
+                hourly.c.bucket_start < bindparam(f"h{i}"),
+            )
+            for i in range(ranges)
+        )
+    )
+    return union_all(
+        *(
+            select(
+                literal(grouping).label("grouping"),
+                hourly.c[schema.FOLDED[grouping]].label("value"),
+                *(func.sum(hourly.c[m]).label(m) for m in metrics),
+            )
+            .where(within)
+            .group_by(hourly.c[schema.FOLDED[grouping]])
+            for grouping in groupings
+        )
+    )
 
 
 def _zero(metrics: Sequence[str]) -> list[Any]:
     return [Decimal(0) if m == "estimated_usd" else 0 for m in metrics]
 
 
-def add(totals: Totals, rows: Iterable[Any], width: int, metrics: Sequence[str]) -> None:
-    """Add each result row's sums (after its ``width`` key columns) to ``totals`` by key."""
+def add(
+    totals: Totals, rows: Iterable[Any], width: int, metrics: Sequence[str], sign: int = 1
+) -> None:
+    """Add (``sign`` 1) or take away (-1) each result row's sums (after its ``width`` key
+    columns) to ``totals`` by key."""
     zero = _zero(metrics)
     exact = [m == "estimated_usd" for m in metrics]
     for row in rows:
@@ -311,7 +336,7 @@ def add(totals: Totals, rows: Iterable[Any], width: int, metrics: Sequence[str])
         for i, value in enumerate(values):
             if value:
                 # PostgreSQL sums integers as NUMERIC; the estimate is a Decimal already.
-                current[i] += value if exact[i] else int(value)
+                current[i] += sign * (value if exact[i] else int(value))
 
 
 def usage_days(

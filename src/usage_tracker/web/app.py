@@ -184,10 +184,12 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """The app of the settings in the environment and .env: what each worker process of
     ``usage-tracker serve`` (WORKERS > 1) runs."""
+    from usage_tracker.serving import tune_collector
     from usage_tracker.settings import load_settings
 
     settings = load_settings()
     runtime.configure_logging(settings)
+    tune_collector()
     return create_app(settings)
 
 
