@@ -46,3 +46,11 @@ def test_each_bar_is_its_series_stacked_to_scale_with_a_tooltip() -> None:
     assert "01-03 UTC: 50 tokens" in svg
     assert ">250<" not in svg  # the scale is 200: grid values 50, 100, 150, 200
     assert [f">{v}<" in svg for v in (50, 100, 150, 200)] == [True] * 4
+
+
+def test_a_weekly_bar_says_which_week() -> None:
+    monday = 4 * DAY  # 1970-01-05
+    chart = {"bucket": "week", "labels": [monday, monday + 7 * DAY], "series": {"x": [3, 4]}}
+    svg, _ = stacked_bars(chart, label="Tokens per week")
+    assert "week of 01-05 UTC: 3 tokens" in svg
+    assert "week of 01-12 UTC: 4 tokens" in svg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -56,7 +57,11 @@ def _truth(
         key = tuple(
             event.source if d == "source" else event.dims[DIMENSIONS.index(d)] for d in dims
         )
-        if bucket:
+        if bucket == "week":  # from the Monday of its week (UTC), by the calendar
+            day = dt.datetime.fromtimestamp(event.ts, dt.UTC).date()
+            monday = dt.datetime.combine(day - dt.timedelta(days=day.weekday()), dt.time())
+            key = (int(monday.replace(tzinfo=dt.UTC).timestamp()), *key)
+        elif bucket:
             step = DAY if bucket == "day" else HOUR
             key = (event.ts - event.ts % step, *key)
         totals[key] += tokens
@@ -126,7 +131,13 @@ def test_the_summary_from_the_rollup_equals_the_truth_and_the_rows(
     assert folded["totals"]["tokens"] == sum(_truth(org, start, end, []).values())
 
 
-@pytest.mark.parametrize(("start", "end"), MONTHS)
+WEEKS = [  # past three months the chart has a bar per week
+    pytest.param(NOW - NOW % HOUR - 120 * DAY - 5 * HOUR, NOW - NOW % HOUR + HOUR, id="weeks"),
+    pytest.param(NOW - NOW % DAY - 100 * DAY, NOW - NOW % DAY - 9 * DAY, id="whole weeks"),
+]
+
+
+@pytest.mark.parametrize(("start", "end"), [*MONTHS, *WEEKS])
 @pytest.mark.parametrize("stack", ["person", "model"])
 def test_the_chart_from_the_rollup_equals_the_chart_from_the_rows(
     synced: tuple[Store, simulator.Organization], start: int, end: int, stack: str
@@ -142,6 +153,11 @@ def test_the_chart_from_the_rollup_equals_the_chart_from_the_rows(
     ]
     truth = _truth(org, start, end, [], folded["bucket"])
     assert per_bucket == [truth.get((at,), 0) for at in folded["labels"]]
+    assert set(truth) <= {(at,) for at in folded["labels"]}  # no usage left out
+    if end - start > 92 * DAY:
+        assert folded["bucket"] == "week"
+        mondays = [dt.datetime.fromtimestamp(at, dt.UTC).strftime("%a") for at in folded["labels"]]
+        assert set(mondays) == {"Mon"}
 
 
 def test_the_reconciliation_from_the_rollup_equals_it_from_the_rows(

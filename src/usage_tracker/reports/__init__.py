@@ -12,6 +12,7 @@ from usage_tracker.pools import NOT_ELIGIBLE, POOLS, UNCLASSIFIED, PoolTable
 from usage_tracker.prices import COMPLIMENTARY_TIER
 from usage_tracker.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
+from usage_tracker.store.folded import WEEK, period_start
 from usage_tracker.store.schema import ESTIMATES, from_stored
 from usage_tracker.upstream.contract import METRICS, SOURCES, align_down
 
@@ -393,18 +394,20 @@ def usage_over_time(
     where: Mapping[str, Sequence[str]] | None = None,
     series: int = 8,
 ) -> dict[str, Any]:
-    """Tokens per hour (ranges up to two days) or per day, stacked by ``stack`` (person or
-    model); the biggest ``series`` are kept and the rest summed as "other"."""
+    """Tokens per hour (ranges up to two days), per day (up to CHART_DAYS) or per week from
+    Monday, stacked by ``stack`` (person or model); the biggest ``series`` are kept and the
+    rest summed as "other"."""
     bucket = chart_bucket(start, end)
-    step = HOUR if bucket == "hour" else DAY
-    first = start - start % step
+    step = STEPS[bucket]
+    first = period_start(start, WEEK) if bucket == "week" else start - start % step
     labels = list(range(first, end, step))
-    if bucket == "day" and where is None:
-        data = _days_from_folded(store, names, start, end, stack, series=series)
+    if bucket != "hour" and where is None:
+        data = _days_from_folded(store, names, start, end, stack, series=series, per=step)
     else:
+        by = "day" if bucket == "week" else bucket  # days, then added into their weeks
         data = _stacked(
-            usage_totals(store, names, start, end, [bucket, stack], where=where),
-            bucket,
+            usage_totals(store, names, start, end, [by, stack], where=where, metrics=TOKENS),
+            by,
             stack,
             series,
         )
@@ -417,9 +420,19 @@ def usage_over_time(
     return {"bucket": bucket, "labels": labels, "series": points}
 
 
+TOKENS = ("input_tokens", "output_tokens")
+"""What a chart's bar counts (``tokens``): input (cached included) and output."""
+CHART_DAYS = 92
+"""The longest range whose chart has a bar per day (about three months); weeks beyond."""
+STEPS = {"hour": HOUR, "day": DAY, "week": WEEK}
+
+
 def chart_bucket(start: int, end: int) -> str:
-    """The chart's bars over [start, end): hours up to two days, days beyond."""
-    return "hour" if end - start <= 2 * DAY else "day"
+    """The chart's bars over [start, end): hours up to two days, days up to CHART_DAYS,
+    weeks (from Monday, UTC) beyond."""
+    if end - start <= 2 * DAY:
+        return "hour"
+    return "day" if end - start <= CHART_DAYS * DAY else "week"
 
 
 def _top(tokens: Mapping[str, int], series: int) -> list[str]:
@@ -445,10 +458,11 @@ def _stacked(
 
 
 def _days_from_folded(
-    store: Store, names: Names, start: int, end: int, stack: str, *, series: int
+    store: Store, names: Names, start: int, end: int, stack: str, *, series: int, per: int
 ) -> dict[str, dict[int, int]]:
-    """Everyone's tokens per day: the biggest series over the range from the folded totals,
-    their days from the folded days, and "other" as each day's total less theirs."""
+    """Everyone's tokens per day (or week: ``per``): the biggest series over the range from
+    the folded totals, their days from the folded days, and "other" as each day's total less
+    theirs."""
     grouping = "api_key" if stack == "person" else "model"
     column = GROUPINGS[stack]
     tokens = ("input_tokens", "output_tokens")
@@ -462,9 +476,9 @@ def _days_from_folded(
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
     # Every source named: no read of the range's values first (folded_days's default).
-    for row in store.folded_days(start, end, "source", tokens, values=list(SOURCES)):
+    for row in store.folded_days(start, end, "source", tokens, values=list(SOURCES), per=per):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
-    for row in store.folded_days(start, end, grouping, tokens, values=values):
+    for row in store.folded_days(start, end, grouping, tokens, values=values, per=per):
         used = row["input_tokens"] + row["output_tokens"]
         into = data[label_of[row[column]]]
         into[row["day"]] = into.get(row["day"], 0) + used

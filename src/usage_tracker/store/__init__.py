@@ -142,10 +142,12 @@ class Store:
         metrics: Sequence[str],
         *,
         values: Sequence[str] | None = None,
+        per: int = folded.DAY,
     ) -> list[Row]:
-        """Per UTC day and value of a folded grouping, its rows over [start, end)."""
+        """Per UTC day (or week: ``per`` folded.WEEK) and value of a folded grouping, its rows
+        over [start, end)."""
         with self._reading() as conn:
-            return folded.usage_days(conn, start, end, grouping, metrics, values=values)
+            return folded.usage_days(conn, start, end, grouping, metrics, values=values, per=per)
 
     def folded_cost_days(self, start: int, end: int, grouping: str) -> list[Row]:
         """Billed amounts per UTC day and value of a grouping of billed cost, over [start, end)."""

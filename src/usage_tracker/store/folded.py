@@ -339,6 +339,17 @@ def add(
                 current[i] += sign * (value if exact[i] else int(value))
 
 
+WEEK = 7 * DAY
+MONDAY = 4 * DAY
+"""1970-01-01 was a Thursday: weeks start on the Mondays 4 days after it, 7 days apart."""
+
+
+def period_start(at: Any, per: int) -> Any:
+    """The start of the UTC day (``per`` DAY) or week from Monday (WEEK) holding ``at``: a
+    timestamp or a column of them."""
+    return at - at % DAY if per == DAY else at - (at - MONDAY) % WEEK
+
+
 def usage_days(
     conn: Connection,
     start: int,
@@ -347,9 +358,11 @@ def usage_days(
     metrics: Sequence[str],
     *,
     values: Sequence[str] | None = None,
+    per: int = DAY,
 ) -> list[Row]:
-    """Summed ``metrics`` per (UTC day, value of ``grouping``) in [start, end), optionally only
-    of ``values``; rows have ``day`` and the grouping's stored column."""
+    """Summed ``metrics`` per (UTC day, or week from Monday when ``per`` is WEEK; value of
+    ``grouping``) in [start, end), optionally only of ``values``; rows have ``day`` (the day's
+    or the week's start) and the grouping's stored column. Summed by the database."""
     folded, hourly = schema.usage_folded, schema.usage
     column = schema.FOLDED[grouping]
     if values is None:  # the values of the range first: then the index finds their days
@@ -364,23 +377,24 @@ def usage_days(
         hours.append((last_day, end))
     totals: Totals = {}
     if first_day < last_day:
-        query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics)).where(
+        period = period_start(folded.c.start, per)
+        query = select(period, folded.c.value, *(func.sum(folded.c[m]) for m in metrics)).where(
             folded.c.hours == 24,
             folded.c.grouping == grouping,
             folded.c.start >= first_day,
             folded.c.start < last_day,
         )
         query = query.where(folded.c.value.in_(list(values)))
-        add(totals, conn.execute(query), 2, metrics)
-    day = hourly.c.bucket_start - hourly.c.bucket_start % DAY
+        add(totals, conn.execute(query.group_by(period, folded.c.value)), 2, metrics)
+    period = period_start(hourly.c.bucket_start, per)
     for lo, hi in hours:
-        query = select(day, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(
+        query = select(period, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(
             hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
         )
         query = query.where(hourly.c[column].in_(list(values)))
-        add(totals, conn.execute(query.group_by(day, hourly.c[column])), 2, metrics)
+        add(totals, conn.execute(query.group_by(period, hourly.c[column])), 2, metrics)
     return [
-        {"day": key[0], column: key[1], **dict(zip(metrics, values_, strict=True))}
+        {"day": int(key[0]), column: key[1], **dict(zip(metrics, values_, strict=True))}
         for key, values_ in sorted(totals.items())
         if any(values_)
     ]

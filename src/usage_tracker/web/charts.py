@@ -69,7 +69,7 @@ def stacked_bars(chart: Mapping[str, Any], *, label: str) -> tuple[Markup, list[
             )
     for i, at in enumerate(labels):
         x, width = 100 * i / n, 100 * 0.8 / n
-        when = _when(at, bucket)
+        when = ("week of " if bucket == "week" else "") + _when(at, bucket)
         lines = [f"{when} UTC: {totals[i]:,} tokens"] + [
             f"{name}: {series[name][i]:,}" for name in names if series[name][i]
         ]
