@@ -465,10 +465,9 @@ def _days_from_folded(
     theirs."""
     grouping = "api_key" if stack == "person" else "model"
     column = GROUPINGS[stack]
-    tokens = ("input_tokens", "output_tokens")
     label_of = {}
     by_series: dict[str, int] = {}
-    for row in store.folded_totals(start, end, tokens, [grouping])[grouping]:
+    for row in store.folded_totals(start, end, TOKENS, [grouping])[grouping]:
         label = label_of[row[column]] = str(_label(names, stack, row[column]) or "(none)")
         by_series[label] = by_series.get(label, 0) + row["input_tokens"] + row["output_tokens"]
     top = _top(by_series, series)
@@ -476,9 +475,9 @@ def _days_from_folded(
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
     # Every source named: no read of the range's values first (folded_days's default).
-    for row in store.folded_days(start, end, "source", tokens, values=list(SOURCES), per=per):
+    for row in store.folded_days(start, end, "source", TOKENS, values=list(SOURCES), per=per):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
-    for row in store.folded_days(start, end, grouping, tokens, values=values, per=per):
+    for row in store.folded_days(start, end, grouping, TOKENS, values=values, per=per):
         used = row["input_tokens"] + row["output_tokens"]
         into = data[label_of[row[column]]]
         into[row["day"]] = into.get(row["day"], 0) + used
