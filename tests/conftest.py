@@ -138,8 +138,23 @@ class LiveApp:
         return self.sim.org
 
 
+def latest(hour: int) -> int:
+    """The latest whole ``hour`` o'clock UTC that is not in the future: a clock for tests whose
+    figures need a day's traffic so far (the simulated organization is quiet after midnight)."""
+    import time
+
+    day = 86400
+    now = int(time.time())
+    at = now - now % day + hour * 3600
+    return at if at <= now else at - day
+
+
 @contextmanager
-def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[LiveApp]:
+def live_app(
+    database_url: str, workdir: Path, *, now: int | None = None, **settings: object
+) -> Iterator[LiveApp]:
+    """The app serving ``database_url`` after a sync from a simulated organization, with the
+    clock stopped at ``now`` (the wall clock's when None)."""
     import time
 
     from usage_tracker.settings import load_settings
@@ -147,7 +162,7 @@ def live_app(database_url: str, workdir: Path, **settings: object) -> Iterator[L
     from usage_tracker.sync import sync_once
     from usage_tracker.web import create_app
 
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     sim = simulator.build(seed=7, days=90, clock=lambda: now)
     with BackgroundServer(sim) as upstream:
         client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)

@@ -16,7 +16,7 @@ from usage_tracker.pools import load_pool_table
 from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 
-from .conftest import LiveApp, live_app
+from .conftest import LiveApp, latest, live_app
 from .receivers import WebhookReceiver
 from .test_auth import ADMIN, JANE, VIEWER, _add_account, _form_values, signed_in
 
@@ -42,8 +42,9 @@ def app(tmp_path_factory: pytest.TempPathFactory, hook: WebhookReceiver) -> Iter
         'digest: {at: "00:00"}\n'
     )
     webhook = f"json://alerts:{PASSWORD_IN_URL}@127.0.0.1:{hook.port}/hook"
+    # Stopped at 18:00 UTC: by then every simulated day has spent past the $1 budget.
     with live_app(
-        url, workdir, auth_mode="password", alerts_file=rules, alert_urls=webhook
+        url, workdir, now=latest(18), auth_mode="password", alerts_file=rules, alert_urls=webhook
     ) as live:
         yield live
 
