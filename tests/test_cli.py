@@ -280,7 +280,8 @@ def test_demo_serves_a_populated_dashboard_and_cleans_up(tmp_path: Path) -> None
         # Today's pools are there; their figures against the truth are test_api's and
         # test_browser's (at any hour: just after midnight the demo's "today" is still empty).
         pools = httpx2.get(url + "/api/tiers", timeout=30).json()["pools"]
-        assert pools["small"]["limit"] > 0 and pools["small"]["used"] >= 0
+        assert pools["small"]["limit"] > 0
+        assert pools["small"]["used"] >= 0
         assert httpx2.get(url + "/api/health", timeout=30).json()["status"] == "ok"
     finally:
         proc.send_signal(signal.SIGTERM)
