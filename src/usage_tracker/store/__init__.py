@@ -71,6 +71,16 @@ class Store:
             yield conn
 
     @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits on its own: no BEGIN and COMMIT round
+        trips around a request's few independent reads (and the odd one-statement write)."""
+        with (
+            translated(),
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        ):
+            yield conn
+
+    @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with translated(), self.engine.connect() as conn:
             yield conn

@@ -20,6 +20,12 @@ SQLITE_POOL = 12
 """SQLite connections kept open (each holds its own page cache, up to 2 MB): more than a busy
 server uses at once, so that a request seldom opens one (a new SQLite connection reads and
 parses the whole schema first); up to 40 more open for bursts (anyio's thread pool)."""
+POSTGRES_POOL = (15, 5)
+"""PostgreSQL connections per process: kept open, and opened beyond those for a burst (closed
+again after it). A crowd needs more than SQLAlchemy's default five kept open: each one opened
+and closed again starts and ends a server process, and that churn, not the queries, had put
+the crowd's p99 at 200–1,000 ms. Twenty at most per process leaves four serving processes
+within PostgreSQL's default max_connections of 100."""
 
 
 def connect(url: str) -> Engine:
@@ -33,7 +39,8 @@ def connect(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    kept, burst = POSTGRES_POOL
+    return create_engine(url, pool_pre_ping=True, pool_size=kept, max_overflow=burst)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:

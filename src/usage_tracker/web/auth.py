@@ -56,7 +56,9 @@ def principal(request: Request) -> Principal:
 
 def _resolve(request: Request, *, with_version: bool) -> tuple[Principal, int | None]:
     """Who is asking and, when asked, the data's version: one connection for both (a request
-    reads the database once before its answer, or not at all when both are known)."""
+    reads the database once before its answer, or not at all when both are known), each
+    statement on its own (they need no common snapshot; a session touched or ended is one
+    statement, committed at once)."""
     state = app_state(request)
     found: Principal | SignInRequired | None = request.scope.get(PRINCIPAL)
     if found is None and _bearer(request) is None and state.settings.auth_mode == "none":
@@ -64,7 +66,7 @@ def _resolve(request: Request, *, with_version: bool) -> tuple[Principal, int | 
     if isinstance(found, Principal) and not with_version:
         request.scope[PRINCIPAL] = found
         return found, None
-    with state.store.transaction() as conn:
+    with state.store.autocommit() as conn:
         if found is None:
             found = _find_principal(request, state, conn)
         version = state.store.data_version(conn) if with_version else None
