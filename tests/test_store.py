@@ -288,3 +288,91 @@ def test_the_rollup_follows_rewrites_of_any_part_of_a_day(store: Store) -> None:
                 start, end, [column], metrics=["input_tokens", "num_model_requests"]
             )
             assert folded[grouping] == rows, (grouping, start - t, end - t)
+
+
+def test_week_blocks_follow_rewrites_and_read_as_their_days(store: Store) -> None:
+    """A week block (Monday to Monday, UTC) holds what its seven day blocks hold, through a
+    rewrite of part of a week; a range's weeks read from them equal its days added up, with
+    the partial weeks at its edges from the days."""
+    from usage_tracker.store import folded
+
+    monday = 2902 * DAY  # 1977-12-12, a Monday
+    assert folded.period_start(monday, folded.WEEK) == monday
+    hours = range(0, 24 * 24, 5)
+    first = [_result(monday + h * HOUR, f"m{h % 3}", 10 + h, api_key_id=f"k{h % 4}") for h in hours]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", monday, monday + 24 * DAY, first, estimate=store.prices.estimate
+        )
+    again = [_result(monday + 9 * DAY + h * HOUR, "m9", 1, api_key_id="k9") for h in range(30)]
+    with store.transaction() as conn:  # days 9-11 written again, in the middle of week two
+        writes.replace_usage(
+            conn,
+            "completions",
+            monday + 9 * DAY,
+            monday + 12 * DAY,
+            again,
+            estimate=store.prices.estimate,
+        )
+    folded_ = schema.usage_folded
+    with store.engine.connect() as conn:
+        weeks = conn.execute(
+            folded_.select()
+            .where(folded_.c.hours == 7 * 24)
+            .with_only_columns(
+                folded_.c.start, folded_.c.grouping, folded_.c.value, folded_.c.input_tokens
+            )
+        ).all()
+    by_day = store.folded_days(monday, monday + 28 * DAY, "api_key", ["input_tokens"])
+    expected: dict[tuple[int, str], int] = {}
+    for row in by_day:
+        week = folded.period_start(row["day"], folded.WEEK)
+        expected[week, row["api_key_id"]] = expected.get((week, row["api_key_id"]), 0)
+        expected[week, row["api_key_id"]] += row["input_tokens"]
+    stored = {(s, v): t for s, g, v, t in weeks if g == "api_key" and t}
+    assert stored == expected
+    assert {s for s, _ in stored} == {monday + w * 7 * DAY for w in range(4)}
+    for start, end in (
+        (monday, monday + 28 * DAY),
+        (monday - 3 * DAY, monday + 26 * DAY + 5 * HOUR),
+        (monday + 2 * DAY, monday + 13 * DAY),
+    ):
+        weekly = store.folded_days(start, end, "api_key", ["input_tokens"], per=folded.WEEK)
+        summed: dict[tuple[int, str], int] = {}
+        for row in store.folded_days(start, end, "api_key", ["input_tokens"]):
+            key = (folded.period_start(row["day"], folded.WEEK), row["api_key_id"])
+            summed[key] = summed.get(key, 0) + row["input_tokens"]
+        assert {(r["day"], r["api_key_id"]): r["input_tokens"] for r in weekly} == summed
+
+
+def test_upgrading_builds_the_week_blocks_from_the_days_stored(database_url: str) -> None:
+    """0007 adds week blocks to a database that has day blocks only: the same as a write
+    would have kept."""
+    from alembic import command
+    from alembic.config import Config
+
+    from usage_tracker.store.db import MIGRATIONS
+
+    monday = 2902 * DAY
+    store = Store.open(database_url)
+    rows = [_result(monday + h * HOUR, "m", h, api_key_id=f"k{h % 3}") for h in range(0, 400, 7)]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", monday, monday + 17 * DAY, rows, estimate=store.prices.estimate
+        )
+    folded_ = schema.usage_folded
+    weeks = folded_.select().where(folded_.c.hours == schema.WEEK_HOURS)
+    with store.engine.connect() as conn:
+        kept = sorted(map(tuple, conn.execute(weeks).all()))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    for step in (command.downgrade, command.upgrade):
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            step(config, "0006" if step is command.downgrade else "head")
+            if step is command.downgrade:
+                assert conn.execute(weeks).all() == []
+    with store.engine.connect() as conn:
+        assert sorted(map(tuple, conn.execute(weeks).all())) == kept
+    assert len({r[1] for r in kept}) == 3  # three weeks
+    store.close()

@@ -40,6 +40,9 @@ from usage_tracker.upstream.contract import METRICS
 from . import schema
 
 DAY, HOUR = 86400, 3600
+WEEK = schema.WEEK_HOURS * HOUR
+MONDAY = 4 * DAY
+"""1970-01-01 was a Thursday: weeks start on the Mondays 4 days after it, 7 days apart."""
 SUMMED = (*METRICS, *schema.ESTIMATES)
 QUARTER = schema.BLOCK_HOURS[0] * HOUR
 Row = dict[str, Any]
@@ -99,10 +102,12 @@ def _upsert_adding(dialect: str, table: Table, rows: Any) -> Any:
 
 def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
     """The blocks over [lo, hi) longer than the shortest ``table`` holds, each summed from the
-    blocks of the length below it (the shortest ones are current)."""
+    blocks of the length below it (the shortest ones are current); then usage's weeks, from
+    their days."""
     for length, delete_, insert_ in _block_statements(table.name):
-        span = length * HOUR
-        bounds = {"first": lo - lo % span, "last": -(-hi // span) * span}
+        span, offset = length * HOUR, MONDAY if length == schema.WEEK_HOURS else 0
+        first = lo - (lo - offset) % span
+        bounds = {"first": first, "last": first + -(-(hi - first) // span) * span}
         conn.execute(delete_, bounds)
         conn.execute(insert_, bounds)
 
@@ -114,11 +119,18 @@ def _block_statements(name: str) -> list[tuple[int, Any, Any]]:
         c.name for c in table.columns if c.name not in ("hours", "start", "grouping", "value")
     ]
     lengths = schema.BLOCK_HOURS if table is schema.usage_folded else schema.BLOCK_HOURS[1:]
+    pairs = list(itertools.pairwise(lengths))
+    if table is schema.usage_folded:
+        pairs.append((24, schema.WEEK_HOURS))
     first, last = bindparam("first", type_=BigInteger), bindparam("last", type_=BigInteger)
     out = []
-    for shorter, length in itertools.pairwise(lengths):
+    for shorter, length in pairs:
         span = length * HOUR
-        start = (table.c.start - table.c.start % span).label("start")
+        start = (
+            period_start(table.c.start, WEEK)
+            if length == schema.WEEK_HOURS
+            else table.c.start - table.c.start % span
+        ).label("start")
         query = (
             select(
                 literal(length),
@@ -339,11 +351,6 @@ def add(
                 current[i] += sign * (value if exact[i] else int(value))
 
 
-WEEK = 7 * DAY
-MONDAY = 4 * DAY
-"""1970-01-01 was a Thursday: weeks start on the Mondays 4 days after it, 7 days apart."""
-
-
 def period_start(at: Any, per: int) -> Any:
     """The start of the UTC day (``per`` DAY) or week from Monday (WEEK) holding ``at``: a
     timestamp or a column of them."""
@@ -376,16 +383,33 @@ def usage_days(
     if last_day < end and last_day >= first_day:
         hours.append((last_day, end))
     totals: Totals = {}
-    if first_day < last_day:
-        period = period_start(folded.c.start, per)
-        query = select(period, folded.c.value, *(func.sum(folded.c[m]) for m in metrics)).where(
-            folded.c.hours == 24,
+    blocks_ = [(24, first_day, last_day)]
+    if per == WEEK:  # whole weeks from their blocks, the days of the weeks at the edges
+        first_week = -(-(first_day - MONDAY) // WEEK) * WEEK + MONDAY
+        last_week = last_day - (last_day - MONDAY) % WEEK
+        if first_week < last_week:
+            blocks_ = [
+                (24, first_day, first_week),
+                (schema.WEEK_HOURS, first_week, last_week),
+                (24, last_week, last_day),
+            ]
+    for hours_, lo, hi in blocks_:
+        if lo >= hi:
+            continue
+        within = (
+            folded.c.hours == hours_,
             folded.c.grouping == grouping,
-            folded.c.start >= first_day,
-            folded.c.start < last_day,
+            folded.c.start >= lo,
+            folded.c.start < hi,
+            folded.c.value.in_(list(values)),
         )
-        query = query.where(folded.c.value.in_(list(values)))
-        add(totals, conn.execute(query.group_by(period, folded.c.value)), 2, metrics)
+        if hours_ * HOUR == per:  # a block per period and value already: nothing to sum
+            query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics))
+        else:
+            period = period_start(folded.c.start, per)
+            sums = (func.sum(folded.c[m]) for m in metrics)
+            query = select(period, folded.c.value, *sums).group_by(period, folded.c.value)
+        add(totals, conn.execute(query.where(*within)), 2, metrics)
     period = period_start(hourly.c.bucket_start, per)
     for lo, hi in hours:
         query = select(period, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(

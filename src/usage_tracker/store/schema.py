@@ -130,6 +130,12 @@ days. A block starts at a multiple of its length since 1970, so any range of who
 handful of blocks (a year: about a dozen) and at most three hours at each edge."""
 
 
+WEEK_HOURS = 7 * 24
+"""The length of usage_folded's week blocks: Monday to Monday, UTC, each summed from its days.
+Not one of the aligned blocks of any range: only a long range's chart (a bar per week) reads
+them, a row per week and key instead of seven."""
+
+
 def _block_key(value_length: int) -> list[Column[Any]]:
     """A folded row's key: the block (its length in hours, its start), a grouping, a value."""
     return [
@@ -148,8 +154,9 @@ usage_folded = Table(
     *_estimate_columns(),
 )
 """The usage summed per grouping alone (about 300 rows for 200 keys) over blocks of
-:data:`BLOCK_HOURS`. Kept in the same transaction as each write: the six-hour blocks by the
-difference the write made, the longer ones summed again from the blocks they hold."""
+:data:`BLOCK_HOURS`, and over weeks (:data:`WEEK_HOURS`). Kept in the same transaction as each
+write: the six-hour blocks by the difference the write made, the longer ones summed again from
+the blocks they hold."""
 
 Index(
     "ix_usage_folded_value",
