@@ -471,15 +471,16 @@ def _days_from_folded(
         label = label_of[row[column]] = str(_label(names, stack, row[column]) or "(none)")
         by_series[label] = by_series.get(label, 0) + row["input_tokens"] + row["output_tokens"]
     top = _top(by_series, series)
-    values = [v for v, label in label_of.items() if label in top]
+    shown = {v: label for v, label in label_of.items() if label in top}
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
     # Every source named: no read of the range's values first (folded_days's default).
     for row in store.folded_days(start, end, "source", TOKENS, values=list(SOURCES), per=per):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
-    for row in store.folded_days(start, end, grouping, TOKENS, values=values, per=per):
+    # The top series' values summed per series by the database.
+    for row in store.folded_days(start, end, grouping, TOKENS, values=shown, per=per):
         used = row["input_tokens"] + row["output_tokens"]
-        into = data[label_of[row[column]]]
+        into = data[row[column]]
         into[row["day"]] = into.get(row["day"], 0) + used
         other[row["day"]] -= used
     return data

@@ -151,11 +151,11 @@ class Store:
         grouping: str,
         metrics: Sequence[str],
         *,
-        values: Sequence[str] | None = None,
+        values: Sequence[str] | Mapping[str, str] | None = None,
         per: int = folded.DAY,
     ) -> list[Row]:
-        """Per UTC day (or week: ``per`` folded.WEEK) and value of a folded grouping, its rows
-        over [start, end)."""
+        """Per UTC day (or week: ``per`` folded.WEEK) and value of a folded grouping (or name
+        of values: ``values`` a mapping), its rows over [start, end), in no particular order."""
         with self._reading() as conn:
             return folded.usage_days(conn, start, end, grouping, metrics, values=values, per=per)
 

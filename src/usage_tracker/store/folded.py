@@ -12,7 +12,7 @@ whichever reads fewer: at most three; none after the last stored hour).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -364,16 +365,23 @@ def usage_days(
     grouping: str,
     metrics: Sequence[str],
     *,
-    values: Sequence[str] | None = None,
+    values: Sequence[str] | Mapping[str, str] | None = None,
     per: int = DAY,
 ) -> list[Row]:
     """Summed ``metrics`` per (UTC day, or week from Monday when ``per`` is WEEK; value of
     ``grouping``) in [start, end), optionally only of ``values``; rows have ``day`` (the day's
-    or the week's start) and the grouping's stored column. Summed by the database."""
+    or the week's start) and the grouping's stored column. Summed by the database; ``values``
+    as a mapping (value -> name) sums the values of a name together, under that name."""
     folded, hourly = schema.usage_folded, schema.usage
     column = schema.FOLDED[grouping]
     if values is None:  # the values of the range first: then the index finds their days
         values = [r[column] for r in usage_totals(conn, start, end, metrics, [grouping])[grouping]]
+    into = values if isinstance(values, Mapping) else None
+    values = list(values)
+
+    def named(stored: Any) -> Any:
+        return case(dict(into), value=stored) if into else stored
+
     until = data_until(conn)
     first_day = -(-start // DAY) * DAY
     last_day = end - end % DAY
@@ -401,25 +409,24 @@ def usage_days(
             folded.c.grouping == grouping,
             folded.c.start >= lo,
             folded.c.start < hi,
-            folded.c.value.in_(list(values)),
+            folded.c.value.in_(values),
         )
-        if hours_ * HOUR == per:  # a block per period and value already: nothing to sum
+        if hours_ * HOUR == per and not into:  # a block per period and value: nothing to sum
             query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics))
         else:
-            period = period_start(folded.c.start, per)
+            period, name = period_start(folded.c.start, per), named(folded.c.value)
             sums = (func.sum(folded.c[m]) for m in metrics)
-            query = select(period, folded.c.value, *sums).group_by(period, folded.c.value)
+            query = select(period, name, *sums).group_by(period, name)
         add(totals, conn.execute(query.where(*within)), 2, metrics)
-    period = period_start(hourly.c.bucket_start, per)
+    period, name = period_start(hourly.c.bucket_start, per), named(hourly.c[column])
     for lo, hi in hours:
-        query = select(period, hourly.c[column], *(func.sum(hourly.c[m]) for m in metrics)).where(
-            hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi
+        query = select(period, name, *(func.sum(hourly.c[m]) for m in metrics)).where(
+            hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi, hourly.c[column].in_(values)
         )
-        query = query.where(hourly.c[column].in_(list(values)))
-        add(totals, conn.execute(query.group_by(period, hourly.c[column])), 2, metrics)
+        add(totals, conn.execute(query.group_by(period, name)), 2, metrics)
     return [
         {"day": int(key[0]), column: key[1], **dict(zip(metrics, values_, strict=True))}
-        for key, values_ in sorted(totals.items())
+        for key, values_ in totals.items()
         if any(values_)
     ]
 
