@@ -376,3 +376,56 @@ def test_upgrading_builds_the_week_blocks_from_the_days_stored(database_url: str
         assert sorted(map(tuple, conn.execute(weeks).all())) == kept
     assert len({r[1] for r in kept}) == 3  # three weeks
     store.close()
+
+
+def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store: Store) -> None:
+    """Pages written with the longer blocks deferred (a first backfill): every range reads as
+    the rows do meanwhile (from six-hour blocks where blocks wait), and after they are summed
+    once the blocks are what page-by-page upkeep would have made."""
+    from usage_tracker.store import folded
+
+    monday = 2902 * DAY
+    metrics = ["input_tokens", "num_model_requests"]
+    pages = [(monday + d * DAY, monday + (d + 3) * DAY) for d in range(0, 30, 3)]
+    for lo, hi in pages:
+        rows = [
+            _result(t, f"m{t % 5}", t % 97, api_key_id=f"k{t % 7}") for t in range(lo, hi, HOUR * 5)
+        ]
+        with store.transaction() as conn:
+            writes.replace_usage(
+                conn, "completions", lo, hi, rows, estimate=store.prices.estimate, defer_blocks=True
+            )
+    with store.engine.connect() as conn:
+        assert folded.deferred(conn) == (monday, monday + 30 * DAY)
+    ranges = [
+        (monday, monday + 30 * DAY),
+        (monday - 5 * DAY + 7 * HOUR, monday + 17 * DAY + 3 * HOUR),
+        (monday + 8 * DAY, monday + 22 * DAY),
+    ]
+
+    def every_range_reads_as_the_rows() -> None:
+        for start, end in ranges:
+            totals = store.folded_totals(start, end, metrics)
+            for grouping, column in schema.FOLDED.items():
+                assert totals[grouping] == store.usage_totals(start, end, [column], metrics=metrics)
+            for per in (folded.DAY, folded.WEEK):
+                read = store.folded_days(start, end, "api_key", metrics, per=per)
+                expected: dict[tuple[int, str], int] = {}
+                for row in store.usage_totals(start, end, ["day", "api_key_id"], metrics=metrics):
+                    key = (folded.period_start(row["day"], per), row["api_key_id"])
+                    expected[key] = expected.get(key, 0) + row["input_tokens"]
+                assert {(r["day"], r["api_key_id"]): r["input_tokens"] for r in read} == {
+                    k: v for k, v in expected.items() if v
+                }
+
+    every_range_reads_as_the_rows()
+    table = schema.usage_folded
+    longer = table.select().where(table.c.hours > schema.BLOCK_HOURS[0])
+    with store.transaction() as conn:
+        assert writes.settle_blocks(conn)
+        assert folded.deferred(conn) is None
+        settled = sorted(map(tuple, conn.execute(longer).all()))
+        assert not writes.settle_blocks(conn)  # nothing waits any more
+        folded.rebuild_blocks(conn, table, monday - 300 * DAY, monday + 300 * DAY)
+        assert sorted(map(tuple, conn.execute(longer).all())) == settled
+    every_range_reads_as_the_rows()

@@ -88,7 +88,7 @@ def sync_once(
         report = SyncReport()
         fatal: str | None = None
         try:
-            refresh_names(store, client, now)
+            refresh_names(store, client, now, concurrency=window.concurrency)
         except UpstreamError as e:
             report.names_error = str(e)
             fatal = str(e) if isinstance(e, ENDS_SYNC) else None
@@ -113,23 +113,32 @@ def sync_once(
             with ThreadPoolExecutor(window.concurrency, thread_name_prefix="sync") as pool:
                 outcomes = list(pool.map(one, sources))
         report.outcomes.update(zip(sources, outcomes, strict=True))
+        # What the backfills left to sum once (also what a killed one left: readers take the
+        # six-hour blocks there until then).
+        with store.transaction() as conn:  # the figures stay as they are: no new version
+            writes.settle_blocks(conn)
         return report
 
 
-def refresh_names(store: Store, client: AdminClient, now: int) -> None:
+def refresh_names(store: Store, client: AdminClient, now: int, *, concurrency: int = 1) -> None:
     """Projects (archived too), every project's keys and the users, upserted: rows of keys and
-    projects deleted upstream stay, so history keeps its names."""
+    projects deleted upstream stay, so history keeps its names. The keys of ``concurrency``
+    projects (and the users) are asked for at once."""
     projects = client.projects()
-    keys = [key for project in projects for key in client.api_keys(project.id)]
-    users = client.users()
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="names") as pool:
+        users_ = pool.submit(client.users)
+        keys = [
+            key for keys_ in pool.map(client.api_keys, [p.id for p in projects]) for key in keys_
+        ]
+        users = users_.result()
     with store.transaction() as conn:
         writes.upsert_projects(conn, projects, now)
         writes.upsert_api_keys(conn, keys, now)
         writes.upsert_users(conn, users, now)
 
 
-def _start(store: Store, source: str, window: SyncWindow, now: int) -> int:
-    """Record the attempt; the time this run fetches from."""
+def _start(store: Store, source: str, window: SyncWindow, now: int) -> tuple[int, bool]:
+    """Record the attempt; the time this run fetches from, and whether it backfills."""
     grain = "1d" if source == COSTS else "1h"
     backfill_from = align_down(now, "1d") - window.backfill_days * DAY
     with store.transaction() as conn:
@@ -140,12 +149,14 @@ def _start(store: Store, source: str, window: SyncWindow, now: int) -> int:
     if window.since is not None:
         since = align_down(window.since, grain)
         # An unfinished backfill is never skipped over: its gap is fetched too.
-        return since if state["backfill_complete"] else min(since, resume)
+        if state["backfill_complete"]:
+            return since, False
+        return min(since, resume), True
     if not state["backfill_complete"]:
-        return resume  # resume an interrupted backfill where it stopped
+        return resume, True  # resume an interrupted backfill where it stopped
     back = window.costs_lookback_days * DAY if source == COSTS else window.lookback_hours * HOUR
     lookback = int(state["done_until"]) - back
-    return align_down(max(int(state["backfill_from"]), lookback), grain)
+    return align_down(max(int(state["backfill_from"]), lookback), grain), False
 
 
 def _sync_source(
@@ -158,9 +169,11 @@ def _sync_source(
     progress: Progress | None,
 ) -> SourceOutcome:
     outcome = SourceOutcome(source)
-    start = _start(store, source, window, now)
+    start, backfilling = _start(store, source, window, now)
     end = align_up(now + 1, "1d" if source == COSTS else "1h")
-    pages, write = _reader_and_writer(client, source, start, end, store.prices.estimate)
+    pages, write = _reader_and_writer(
+        client, source, start, end, store.prices.estimate, defer_blocks=backfilling
+    )
     try:
         for lo, hi, rows in pages:
             with store.transaction() as conn:
@@ -185,9 +198,16 @@ Writer = Callable[[Connection, int, int, list[Any]], int]
 
 
 def _reader_and_writer(
-    client: AdminClient, source: str, start: int, end: int, estimate: writes.Estimator
+    client: AdminClient,
+    source: str,
+    start: int,
+    end: int,
+    estimate: writes.Estimator,
+    *,
+    defer_blocks: bool = False,
 ) -> tuple[Iterator[Page], Writer]:
-    """Upstream pages as (first bucket start, last bucket end, results), and what stores one."""
+    """Upstream pages as (first bucket start, last bucket end, results), and what stores one
+    (see ``writes.replace_usage`` for ``defer_blocks``)."""
     if source == COSTS:
         cost_pages = (
             (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
@@ -202,7 +222,9 @@ def _reader_and_writer(
     )
 
     def write(conn: Connection, lo: int, hi: int, rows: list[Any]) -> int:
-        return writes.replace_usage(conn, source, lo, hi, rows, estimate=estimate)
+        return writes.replace_usage(
+            conn, source, lo, hi, rows, estimate=estimate, defer_blocks=defer_blocks
+        )
 
     return usage_pages, write
 

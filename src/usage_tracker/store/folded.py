@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -111,6 +112,48 @@ def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
         bounds = {"first": first, "last": first + -(-(hi - first) // span) * span}
         conn.execute(delete_, bounds)
         conn.execute(insert_, bounds)
+
+
+def defer_blocks(conn: Connection, lo: int, hi: int) -> None:
+    """Leave usage's blocks longer than six hours over [lo, hi) to :func:`settle_blocks`
+    (readers take the six-hour blocks there meanwhile): a first backfill sums each of them
+    once instead of once per page."""
+    state = schema.store_state
+    conn.execute(
+        update(state).values(
+            blocks_from=case(
+                (or_(state.c.blocks_from.is_(None), state.c.blocks_from > lo), lo),
+                else_=state.c.blocks_from,
+            ),
+            blocks_until=case(
+                (or_(state.c.blocks_until.is_(None), state.c.blocks_until < hi), hi),
+                else_=state.c.blocks_until,
+            ),
+        )
+    )
+
+
+def deferred(conn: Connection) -> tuple[int, int] | None:
+    """Where usage's longer blocks wait for :func:`settle_blocks`, if anywhere."""
+    state = schema.store_state
+    row = conn.execute(select(state.c.blocks_from, state.c.blocks_until)).one()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def settle_blocks(conn: Connection) -> bool:
+    """Sum usage's deferred longer blocks again; False when none waited."""
+    pending = deferred(conn)
+    if pending is None:
+        return False
+    rebuild_blocks(conn, schema.usage_folded, *pending)
+    conn.execute(update(schema.store_state).values(blocks_from=None, blocks_until=None))
+    return True
+
+
+def _quarters_only(conn: Connection, start: int, end: int) -> bool:
+    """Whether [start, end) overlaps blocks that wait to be summed again."""
+    pending = deferred(conn)
+    return pending is not None and pending[0] < end and start < pending[1]
 
 
 @cache
@@ -208,8 +251,11 @@ class Plan:
     minus: list[tuple[int, int]] = field(default_factory=list)
 
 
-def plan(start: int, end: int, data_until: int) -> Plan:
-    """How to read [start, end) (whole hours) when nothing is stored from ``data_until`` on."""
+def plan(
+    start: int, end: int, data_until: int, lengths: Sequence[int] = schema.BLOCK_HOURS
+) -> Plan:
+    """How to read [start, end) (whole hours) when nothing is stored from ``data_until`` on,
+    from blocks of ``lengths``."""
     first, last = -(-start // QUARTER) * QUARTER, end - end % QUARTER
     whole: list[int] = []
     out = Plan()
@@ -232,7 +278,7 @@ def plan(start: int, end: int, data_until: int) -> Plan:
             edge(first - QUARTER, start, first)
         if last < end:
             edge(last, last, end)
-    out.blocks = blocks(first, last) if first < last else {}
+    out.blocks = blocks(first, last, lengths) if first < last else {}
     for block in whole:
         out.blocks.setdefault(schema.BLOCK_HOURS[0], []).append(block)
     return out
@@ -253,7 +299,8 @@ def usage_totals(
 ) -> dict[str, list[Row]]:
     """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
     the grouping's stored column, like ``queries.usage_totals``'s)."""
-    how = plan(start, end, data_until(conn))
+    usable = schema.BLOCK_HOURS[:1] if _quarters_only(conn, start, end) else schema.BLOCK_HOURS
+    how = plan(start, end, data_until(conn), usable)
     totals: Totals = {}
     metrics, groupings = tuple(metrics), tuple(groupings)
     if how.blocks:
@@ -392,7 +439,9 @@ def usage_days(
         hours.append((last_day, end))
     totals: Totals = {}
     blocks_ = [(24, first_day, last_day)]
-    if per == WEEK:  # whole weeks from their blocks, the days of the weeks at the edges
+    if _quarters_only(conn, first_day, last_day):
+        blocks_ = [(schema.BLOCK_HOURS[0], first_day, last_day)]
+    elif per == WEEK:  # whole weeks from their blocks, the days of the weeks at the edges
         first_week = -(-(first_day - MONDAY) // WEEK) * WEEK + MONDAY
         last_week = last_day - (last_day - MONDAY) % WEEK
         if first_week < last_week:

@@ -185,10 +185,14 @@ store_state = Table(
     Column("id", Integer, primary_key=True),
     Column("data_version", BigInteger, nullable=False, server_default="0"),
     Column("prices", Text, nullable=False, server_default=""),
+    Column("blocks_from", BigInteger),
+    Column("blocks_until", BigInteger),
 )
 """One row: ``data_version`` goes up with every write that changes what a report shows (what
-cached results are keyed by; taking its row lock also puts writers of the rollups in line), and
-``prices`` names the prices the stored estimates were made with."""
+cached results are keyed by; taking its row lock also puts writers of the rollups in line),
+``prices`` names the prices the stored estimates were made with, and [``blocks_from``,
+``blocks_until``) is where usage_folded's blocks longer than six hours are not yet summed
+again (a first backfill sums them once at its end; readers take six-hour blocks there)."""
 
 costs = Table(
     "costs",

@@ -41,12 +41,16 @@ def replace_usage(
     results: Iterable[UsageResult],
     *,
     estimate: Estimator,
+    defer_blocks: bool = False,
 ) -> int:
     """Make the stored hours of ``source`` in [start, end) exactly ``results``, each with its
-    estimate; refresh the daily and folded rollups of the days they touch. Call inside a
+    estimate; refresh the daily and folded rollups of the days they touch (the folded blocks
+    longer than six hours left to ``folded.settle_blocks`` when ``defer_blocks``). Call inside a
     transaction. Returns the rows written."""
     rows = [usage_row(r) for r in results]
-    return rewrite_usage(conn, source, start, end, rows, estimate=estimate)
+    return rewrite_usage(
+        conn, source, start, end, rows, estimate=estimate, defer_blocks=defer_blocks
+    )
 
 
 def rewrite_usage(
@@ -58,6 +62,7 @@ def rewrite_usage(
     *,
     estimate: Estimator,
     held: bool = True,
+    defer_blocks: bool = False,
 ) -> int:
     """:func:`replace_usage` from stored rows. ``held``: the folded rollup holds what these
     hours held before (False only while it is built again from nothing)."""
@@ -84,7 +89,10 @@ def rewrite_usage(
         conn.execute(insert(table), rows)
     _rebuild_daily(conn, source, day_lo, day_hi)
     folded.add_source_hours(conn, source, lo, hi, 1)
-    folded.rebuild_blocks(conn, schema.usage_folded, lo, hi)
+    if defer_blocks:
+        folded.defer_blocks(conn, lo, hi)
+    else:
+        folded.rebuild_blocks(conn, schema.usage_folded, lo, hi)
     return len(rows)
 
 
@@ -121,6 +129,12 @@ def bump_version(conn: Connection) -> None:
     """What reports show is about to change: cached results keyed by the old version go."""
     state = schema.store_state
     conn.execute(update(state).values(data_version=state.c.data_version + 1))
+
+
+def settle_blocks(conn: Connection) -> bool:
+    """Sum the folded blocks that pages written with ``defer_blocks`` left; False when none
+    waited."""
+    return folded.settle_blocks(conn)
 
 
 def _sums(table: Table) -> list[Any]:
