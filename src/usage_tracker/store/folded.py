@@ -4,9 +4,12 @@ model, source; key, project, line item) over blocks of six hours, then 1, 2, 4 â
 Writes keep them in the same transaction as the rows they fold: a page of usage changes the
 six-hour blocks of its source's hours by the difference it made (what those hours held before
 is taken away, what they hold now is added), and the longer blocks over them are summed again
-from the blocks they hold. Reads take any range as the fewest aligned blocks, and the hours at
-its edges from the hourly table (or a whole six hours less the hours it should not count,
-whichever reads fewer: at most three; none after the last stored hour).
+from the blocks they hold; usage's week blocks (Monday to Monday) from its days. A first
+backfill defers the longer blocks to one sum at the end of its pass (``defer_blocks``,
+``settle_blocks``). Reads take any range as the fewest aligned blocks (six-hour ones only where
+longer ones wait), and the hours at its edges from the hourly table (or a whole six hours less
+the hours it should not count, whichever reads fewer: at most three; none after the last stored
+hour).
 """
 
 from __future__ import annotations
