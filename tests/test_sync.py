@@ -520,3 +520,31 @@ def test_a_429_holds_back_every_source_for_the_time_it_asks(store: Store) -> Non
     for t in refused:
         early = [a for a, _p, _s in sim.log if t + slack < a < t + wait - 0.02]
         assert early == [], (t, early)
+
+
+def test_the_next_page_is_asked_for_while_the_last_one_is_written(
+    store: Store, served: tuple[simulator.Simulator, AdminClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetching and writing overlap, even one source at a time: the first page of completions
+    is not written until its second page has been asked for (one after the other, that wait
+    would time out), and everything still lands exactly."""
+    from usage_tracker.store import writes
+
+    sim, client = served
+    written = writes.replace_usage
+    overlapped: list[bool] = []
+
+    def slow_write(conn: object, source: str, *args: object, **kwargs: object) -> int:
+        if source == "completions" and not overlapped:
+            deadline = time.monotonic() + 10
+            while client.requests["completions"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            overlapped.append(client.requests["completions"] >= 2)
+        return written(conn, source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writes, "replace_usage", slow_write)
+    report = sync_once(store, client, now=NOW, window=SyncWindow(concurrency=1))
+    assert report.errors == []
+    assert overlapped == [True]
+    assert all(client.requests[s] == 13 for s in SOURCES)
+    assert_store_matches_truth(store, sim.org, NOW - NOW % DAY - 90 * DAY, NOW)

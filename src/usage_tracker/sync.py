@@ -9,6 +9,7 @@ because OpenAI revises recent hours, and replace those buckets whole.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -98,20 +99,27 @@ def sync_once(
         if fatal is not None:
             ended.set()
 
+        writer = _Writer(store, capacity=2 * max(1, window.concurrency))
+
         def one(source: str) -> SourceOutcome:
             if ended.is_set():
                 return _record_failure(store, source, window, now, reasons[0])
-            outcome = _sync_source(store, client, source, window, now, progress=progress)
+            outcome = _sync_source(
+                store, client, source, window, now, writer=writer, progress=progress
+            )
             if outcome.fatal and outcome.error is not None:
                 reasons.append(outcome.error)
                 ended.set()
             return outcome
 
-        if window.concurrency <= 1:
-            outcomes = [one(source) for source in sources]
-        else:
-            with ThreadPoolExecutor(window.concurrency, thread_name_prefix="sync") as pool:
-                outcomes = list(pool.map(one, sources))
+        try:
+            if window.concurrency <= 1:
+                outcomes = [one(source) for source in sources]
+            else:
+                with ThreadPoolExecutor(window.concurrency, thread_name_prefix="sync") as pool:
+                    outcomes = list(pool.map(one, sources))
+        finally:
+            writer.close()  # every page handed over is written (or the failure raised) first
         report.outcomes.update(zip(sources, outcomes, strict=True))
         # What the backfills left to sum once (also what a killed one left: readers take the
         # six-hour blocks there until then).
@@ -159,6 +167,48 @@ def _start(store: Store, source: str, window: SyncWindow, now: int) -> tuple[int
     return align_down(max(int(state["backfill_from"]), lookback), grain), False
 
 
+class _Writer:
+    """Writes what the fetching threads hand over, one transaction after another in the order
+    handed over, on a thread of its own: the next pages are on their way while earlier ones are
+    written, and writers never queue for the database's lock (SQLite writes one at a time
+    anyway). Each source's pages are handed over in order, so each watermark stays exact."""
+
+    def __init__(self, store: Store, capacity: int) -> None:
+        self._store = store
+        self._queue: queue.Queue[
+            tuple[Callable[[Connection], object], Callable[[], object]] | None
+        ] = queue.Queue(maxsize=capacity)
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sync-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Callable[[Connection], object], then: Callable[[], object]) -> None:
+        """Run ``job`` in a transaction of its own, then ``then`` (waits while ``capacity``
+        jobs are pending). Raises the failure of an earlier job: fetching more is pointless."""
+        if self.failure is not None:
+            raise self.failure
+        self._queue.put((job, then))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.failure is not None:
+                continue  # drained, not written: the sync ends with the failure
+            job, then = item
+            try:
+                with self._store.transaction() as conn:
+                    job(conn)
+                then()
+            except BaseException as e:  # raised by close(), in the syncing thread
+                self.failure = e
+
+    def close(self) -> None:
+        """Wait until every job handed over is done; raise the first failure."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.failure is not None:
+            raise self.failure
+
+
 def _sync_source(
     store: Store,
     client: AdminClient,
@@ -166,30 +216,45 @@ def _sync_source(
     window: SyncWindow,
     now: int,
     *,
+    writer: _Writer,
     progress: Progress | None,
 ) -> SourceOutcome:
+    """Fetch ``source``'s pages and hand them to ``writer``; the outcome's counts are complete
+    once the writer is closed."""
     outcome = SourceOutcome(source)
     start, backfilling = _start(store, source, window, now)
     end = align_up(now + 1, "1d" if source == COSTS else "1h")
     pages, write = _reader_and_writer(
         client, source, start, end, store.prices.estimate, defer_blocks=backfilling
     )
-    try:
-        for lo, hi, rows in pages:
-            with store.transaction() as conn:
-                outcome.rows += write(conn, lo, hi, rows)
-                writes.advance_sync_state(conn, source, hi)
+
+    def page(lo: int, hi: int, rows: list[Any]) -> tuple[Callable[[Connection], object], Any]:
+        def job(conn: Connection) -> None:
+            outcome.rows += write(conn, lo, hi, rows)
+            writes.advance_sync_state(conn, source, hi)
+
+        def then() -> None:
             outcome.pages += 1
             if progress:
                 progress(source, hi, start, end)
+
+        return job, then
+
+    try:
+        for lo, hi, rows in pages:
+            writer.put(*page(lo, hi, rows))
     except UpstreamError as e:
         outcome.error, outcome.fatal = str(e), isinstance(e, ENDS_SYNC)
         log.warning("%s: sync stopped: %s", source, e)
-    with store.transaction() as conn:
-        writes.finish_sync_state(
-            conn, source, now, error=outcome.error, backfill_complete=outcome.error is None
-        )
-    log.info("%s: %d pages, %d rows stored", source, outcome.pages, outcome.rows)
+
+    def finish(conn: Connection) -> None:
+        complete = outcome.error is None
+        writes.finish_sync_state(conn, source, now, error=outcome.error, backfill_complete=complete)
+
+    def logged() -> None:
+        log.info("%s: %d pages, %d rows stored", source, outcome.pages, outcome.rows)
+
+    writer.put(finish, logged)
     return outcome
 
 
