@@ -5,6 +5,7 @@ Screenshots land in test-artifacts/ for a person to look at.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import time
@@ -324,4 +325,26 @@ def test_a_long_table_shows_its_first_rows_and_the_rest_on_demand(
     plain.get_by_role("link", name=f"Show all {len(keys)} API keys").click()
     plain.wait_for_url("**all=api_key**")
     assert sorted(_table(plain, "api_key").items()) == sorted(keys)
+    context.close()
+
+
+@pytest.mark.parametrize("width", [1400, 1024, 360])
+def test_money_in_the_totals_reads_like_money_and_fits_its_card(
+    app: LiveApp, browser: Browser, width: int
+) -> None:
+    """Billed and estimated cost with thousands separators, like every other amount on the page,
+    and no total wider than its card (a year of a big organization runs to six figures)."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    day = dt.datetime.fromtimestamp(app.now, dt.UTC).date()
+    page.goto(f"{app.url}/?range=custom&start={day - dt.timedelta(days=89)}&end={day}")
+    for kpi in ("#kpi-billed", "#kpi-estimated"):
+        amount = float(page.locator(kpi).get_attribute("data-value") or "nan")
+        assert amount >= 1000, kpi  # enough for a separator
+        assert page.locator(kpi).inner_text() == f"${amount:,.2f}"
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('.kpi-value')]"
+        ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.id)"
+    )
+    assert overflowing == []
     context.close()
