@@ -153,12 +153,6 @@ def settle_blocks(conn: Connection) -> bool:
     return True
 
 
-def _quarters_only(conn: Connection, start: int, end: int) -> bool:
-    """Whether [start, end) overlaps blocks that wait to be summed again."""
-    pending = deferred(conn)
-    return pending is not None and pending[0] < end and start < pending[1]
-
-
 @cache
 def _block_statements(name: str) -> list[tuple[int, Any, Any]]:
     table = schema.metadata.tables[name]
@@ -287,10 +281,34 @@ def plan(
     return out
 
 
-def data_until(conn: Connection) -> int:
+@dataclass(frozen=True)
+class Stored:
+    """What a read needs to know of the store first, read in one statement."""
+
+    until: int
     """The end of the last stored hour (0 when nothing is stored)."""
-    last = conn.execute(select(func.max(schema.usage.c.bucket_start))).scalar()
-    return 0 if last is None else int(last) + HOUR
+    waiting: tuple[int, int] | None
+    """Where the longer blocks wait for :func:`settle_blocks`, if anywhere."""
+
+    def quarters_only(self, start: int, end: int) -> bool:
+        """Whether [start, end) overlaps blocks that wait to be summed again."""
+        return self.waiting is not None and self.waiting[0] < end and start < self.waiting[1]
+
+
+@cache
+def _stored_statement() -> Any:
+    state = schema.store_state
+    last = select(func.max(schema.usage.c.bucket_start)).scalar_subquery()
+    return select(last, state.c.blocks_from, state.c.blocks_until)
+
+
+def stored(conn: Connection) -> Stored:
+    """The :class:`Stored` facts of now."""
+    row: Any = conn.execute(_stored_statement()).one()
+    last, lo, hi = row
+    return Stored(
+        0 if last is None else int(last) + HOUR, None if lo is None else (int(lo), int(hi))
+    )
 
 
 def usage_totals(
@@ -302,8 +320,9 @@ def usage_totals(
 ) -> dict[str, list[Row]]:
     """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
     the grouping's stored column, like ``queries.usage_totals``'s)."""
-    usable = schema.BLOCK_HOURS[:1] if _quarters_only(conn, start, end) else schema.BLOCK_HOURS
-    how = plan(start, end, data_until(conn), usable)
+    known = stored(conn)
+    usable = schema.BLOCK_HOURS[:1] if known.quarters_only(start, end) else schema.BLOCK_HOURS
+    how = plan(start, end, known.until, usable)
     totals: Totals = {}
     metrics, groupings = tuple(metrics), tuple(groupings)
     if how.blocks:
@@ -432,17 +451,17 @@ def usage_days(
     def named(stored: Any) -> Any:
         return case(dict(into), value=stored) if into else stored
 
-    until = data_until(conn)
+    known = stored(conn)
     first_day = -(-start // DAY) * DAY
     last_day = end - end % DAY
-    if until <= end and last_day < end:  # nothing stored after the range: its last day whole
+    if known.until <= end and last_day < end:  # nothing stored after the range: its last day whole
         last_day += DAY
     hours = [(start, min(end, first_day))] if start < first_day else []
     if last_day < end and last_day >= first_day:
         hours.append((last_day, end))
     totals: Totals = {}
     blocks_ = [(24, first_day, last_day)]
-    if _quarters_only(conn, first_day, last_day):
+    if known.quarters_only(first_day, last_day):
         blocks_ = [(schema.BLOCK_HOURS[0], first_day, last_day)]
     elif per == WEEK:  # whole weeks from their blocks, the days of the weeks at the edges
         first_week = -(-(first_day - MONDAY) // WEEK) * WEEK + MONDAY
