@@ -151,10 +151,15 @@ def latest(hour: int) -> int:
 
 @contextmanager
 def live_app(
-    database_url: str, workdir: Path, *, now: int | None = None, **settings: object
+    database_url: str,
+    workdir: Path,
+    *,
+    now: int | None = None,
+    simulator_options: dict[str, Any] | None = None,
+    **settings: object,
 ) -> Iterator[LiveApp]:
-    """The app serving ``database_url`` after a sync from a simulated organization, with the
-    clock stopped at ``now`` (the wall clock's when None)."""
+    """The app serving ``database_url`` after a sync from a simulated organization (built with
+    ``simulator_options``), with the clock stopped at ``now`` (the wall clock's when None)."""
     import time
 
     from usage_tracker.settings import load_settings
@@ -163,7 +168,7 @@ def live_app(
     from usage_tracker.web import create_app
 
     now = int(time.time()) if now is None else now
-    sim = simulator.build(seed=7, days=90, clock=lambda: now)
+    sim = simulator.build(seed=7, days=90, clock=lambda: now, **(simulator_options or {}))
     with BackgroundServer(sim) as upstream:
         client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)
         store = Store.open(database_url)

@@ -18,10 +18,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 class WebhookReceiver:
-    """Answers every POST with ``status`` (200 by default) and keeps the JSON bodies."""
+    """Answers every POST with ``status`` (200 by default) and keeps the JSON bodies it
+    accepted, and the ``Idempotency-Key`` header of every attempt."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.attempt_keys: list[str | None] = []
         self.status = 200
         self.lock = threading.Lock()
         receiver = self
@@ -31,6 +33,7 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
                 with receiver.lock:
+                    receiver.attempt_keys.append(self.headers.get("Idempotency-Key"))
                     status = receiver.status
                     if status < 300:
                         receiver.bodies.append(body)

@@ -254,6 +254,10 @@ def test_a_failed_delivery_is_retried_with_backoff_then_shown_as_failed(
         hook.status = 200
         assert engine.deliver_due(DAY0 + 23 * HOUR + RETRY_DELAYS[0]) == (2, 0)
         assert len(hook.bodies) == 2
+        # Each delivery carries one idempotency key, the same on its failed and its sent attempt.
+        keys = [b["idempotency_key"] for b in hook.bodies]
+        assert len(set(keys)) == 2
+        assert sorted(hook.attempt_keys) == sorted(keys * 2)
         assert engine.health()["deliveries"]["retrying"] == 0
 
     # A receiver that never comes back: given up after the last retry, and shown.

@@ -46,8 +46,14 @@ def test_metrics_parse_and_equal_the_database(app: LiveApp) -> None:
     day = reports.summary(store, names, today, app.now - app.now % 3600 + 3600)
     store.close()
 
+    ids = {  # (group, display name) → the series' id, from the name info
+        (labels["group"], labels["name"]): labels["id"]
+        for labels in (dict(k) for (n, k) in samples if n == "usage_tracker_name_info")
+    }
+
     def value(metric: str, window: str, group: str, name: str) -> float:
-        labels = (("group", group), ("name", name), ("window", window))
+        ident = "all" if group == "organization" else ids[group, name]
+        labels = (("group", group), ("id", ident), ("window", window))
         return samples[(metric, labels)]
 
     assert value("usage_tracker_tokens", "day", "organization", "all") == day["totals"]["tokens"]
@@ -56,6 +62,10 @@ def test_metrics_parse_and_equal_the_database(app: LiveApp) -> None:
         if row["billed_cost"] is not None:
             got = Decimal(str(value("usage_tracker_billed_usd", "day", "person", row["person"])))
             assert got == pytest.approx(row["billed_cost"])
+    for row in day["by"]["api_key"]:
+        assert ids["api_key", row["api_key_name"]] == (row["api_key"] or "(none)")
+    jane = next(r for r in day["by"]["person"] if r["person"] == "Jane Smith")
+    assert ids["person", jane["person"]] == "jane.smith@example.com"  # her email, not her name
     for row in day["by"]["model"]:
         name = row["model"] or "(none)"
         assert value("usage_tracker_requests", "day", "model", name) == row["num_model_requests"]

@@ -12,6 +12,8 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from usage_tracker.untrusted import csv_cell, printable, starts_formula
+
 BY = {"person": "person", "key": "api_key", "user": "user", "project": "project", "model": "model"}
 """Export groupings (the CLI's and the API's words) → the summary's groupings."""
 
@@ -59,12 +61,19 @@ def reconciliation_table(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], 
 
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Text cells never start a formula (see :mod:`usage_tracker.untrusted`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([_csv_value(v) for v in row])
     return out.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    return csv_cell(value) if isinstance(value, str) else value
 
 
 def to_json(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -79,22 +88,41 @@ def _json_value(value: object) -> str:
 
 
 def to_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], title: str) -> bytes:
-    """A one-sheet workbook; money is written as numbers with a two-decimal format."""
+    """A one-sheet workbook; money is written as numbers with a two-decimal format, text as
+    text: never a formula, whatever it starts with, and without the control characters XML
+    cannot hold (shown as escapes)."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = title[:31]
     sheet.append(list(header))
     for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+        sheet.append([_xlsx_value(v) for v in row])
+        for written in sheet.iter_rows(min_row=sheet.max_row):
+            for cell in written:
+                if isinstance(cell.value, str):
+                    _as_text(cell)
     for column, name in enumerate(header, start=1):
         if "USD" in name:
-            for cell in sheet.iter_cols(min_col=column, max_col=column, min_row=2):
-                for c in cell:
+            for cells in sheet.iter_cols(min_col=column, max_col=column, min_row=2):
+                for c in cells:
                     c.number_format = "#,##0.00"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _xlsx_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return printable(value) if isinstance(value, str) else value
+
+
+def _as_text(cell: Any) -> None:
+    # openpyxl makes any string starting with "=" a formula: the type is set after the value.
+    cell.data_type = "s"
+    if starts_formula(cell.value):
+        cell.quotePrefix = True  # Excel's own mark: editing the cell keeps it text
 
 
 def render(format: str, header: Sequence[str], rows: Sequence[Sequence[Any]], title: str) -> Any:

@@ -61,10 +61,21 @@ class Channel:
         return str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]  # Apprise's own options: noise
 
     def send(
-        self, title: str, body: str, payload: dict[str, Any], recipient: str = ""
+        self,
+        title: str,
+        body: str,
+        payload: dict[str, Any],
+        recipient: str = "",
+        *,
+        idempotency_key: str | None = None,
     ) -> str | None:
         """Send one message; None when it was accepted, else what went wrong (in Apprise's
-        words, which never include the channel's credentials)."""
+        words, which never include the channel's credentials).
+
+        ``body`` is plain text and is sent as such: a channel that renders HTML (e-mail) gets
+        it escaped by Apprise, so a name in it never becomes markup. A JSON webhook also gets
+        ``idempotency_key`` (the same on every attempt of one delivery) as a header and in its
+        body, so that a receiver can drop the copy sent again after a kill."""
         url = _with_recipient(self.url, recipient) if recipient else self.url
         with _quiet():
             plugin = apprise.Apprise.instantiate(url)
@@ -72,10 +83,14 @@ class Channel:
             return "this channel's URL is no longer valid"
         if isinstance(plugin, NotifyJSON):
             # Webhooks get the alert's figures too, beside Apprise's title and message.
-            plugin.payload_extras = {**plugin.payload_extras, "alert": payload}
+            extras: dict[str, Any] = {"alert": payload}
+            if idempotency_key:
+                extras["idempotency_key"] = idempotency_key
+                plugin.headers = {**plugin.headers, "Idempotency-Key": idempotency_key}
+            plugin.payload_extras = {**plugin.payload_extras, **extras}
         with _captured() as problems:
             try:
-                ok = plugin.notify(body=body, title=title)
+                ok = plugin.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
             except Exception as e:  # a plugin bug must not stop the other deliveries
                 return f"{type(e).__name__} in the {scheme_of(url)} plugin"
         if ok:

@@ -9,6 +9,7 @@ most one duplicate, never a loss)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -154,6 +155,7 @@ class AlertEngine:
             delivery["message"],
             json.loads(delivery["payload"]),
             delivery["recipient"],
+            idempotency_key=idempotency_key(delivery),
         )
 
     # -- for the Alerts page and health ----------------------------------------------------------
@@ -198,6 +200,13 @@ class AlertEngine:
             "problem": problem,
             "deliveries": counts,
         }
+
+
+def idempotency_key(delivery: dict[str, Any]) -> str:
+    """The same for every attempt of one delivery (an alert to one channel and recipient),
+    and for no other: what a webhook receiver drops duplicates by."""
+    parts = (delivery["dedupe_key"], delivery["channel"], delivery["recipient"] or "")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
 def _row(firing: Firing, superseded: bool) -> dict[str, Any]:

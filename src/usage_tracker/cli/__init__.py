@@ -70,6 +70,14 @@ def simulate(
     rows_per_hour: Annotated[
         int, typer.Option(min=1, help="… completion rows an hour on average (with --keys).")
     ] = 60,
+    hostile_names: Annotated[
+        bool,
+        typer.Option(
+            "--hostile-names",
+            help="Name keys, users and projects as a hostile member would: formulas, markup, "
+            "terminal escapes, duplicates (to check exports, pages and metrics).",
+        ),
+    ] = False,
 ) -> None:
     """Serve a simulated organization on the OpenAI admin API contract (base URL .../v1): the
     small hand-written one, or with --keys one of a chosen size (for benchmarks)."""
@@ -102,6 +110,7 @@ def simulate(
         faults=injected,
         late_hours=late_hours,
         size=size,
+        hostile_names=hostile_names,
     )
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
     typer.echo(f"ground truth: http://{host}:{port}/_simulator/truth?source=…&start_time=…")

@@ -17,6 +17,7 @@ from usage_tracker.auth import ROLES, hash_password, new_token, normal_email
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.store import accounts as rows
+from usage_tracker.untrusted import terminal
 
 users = typer.Typer(help="Accounts that may sign in (AUTH_MODE=password), and their roles.")
 tokens = typer.Typer(help="API tokens for scripts: Authorization: Bearer <token>.")
@@ -91,7 +92,8 @@ def list_users() -> None:
     store.close()
     for account in found:
         password = "password" if account["password_hash"] else "no password"
-        typer.echo(f"{account['email']}\t{account['role']}\t{account['name'] or ''}\t{password}")
+        name = terminal(account["name"] or "")
+        typer.echo(f"{terminal(account['email'])}\t{account['role']}\t{name}\t{password}")
 
 
 @users.command("remove")

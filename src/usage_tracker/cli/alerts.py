@@ -15,6 +15,7 @@ from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTableError, load_pool_table
 from usage_tracker.settings import Settings, SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
+from usage_tracker.untrusted import terminal
 
 alerts = typer.Typer(help="Alert rules (ALERTS_FILE) and channels (ALERT_URLS).")
 
@@ -66,7 +67,7 @@ def check() -> None:
     source = str(settings.alerts_file) if settings.alerts_file else "the defaults (no ALERTS_FILE)"
     typer.echo(f"rules from {source}:")
     for rule in describe_rules(rules):
-        typer.echo(f"  {rule['rule']}: {rule['watches']}: {rule['fires']}")
+        typer.echo(terminal(f"  {rule['rule']}: {rule['watches']}: {rule['fires']}"))
     channels = len(dict.fromkeys([*rules.channels, *urls]))
     typer.echo(
         f"{channels} default channel(s)" if channels else "no channel: alerts are recorded only"
@@ -94,7 +95,7 @@ def run() -> None:
         report = engine.run()
         problem = engine.status.error
     for key in report.recorded:
-        typer.echo(f"fired: {key}")
+        typer.echo(terminal(f"fired: {key}"))
     typer.echo(f"{len(report.recorded)} new alert(s), {report.sent} sent, {report.failed} failed")
     if problem:
         raise _fail(problem)

@@ -12,6 +12,7 @@ from usage_tracker import runtime
 from usage_tracker.pools import UNCLASSIFIED, PoolTableError, load_pool_table
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import StoreUnavailableError
+from usage_tracker.untrusted import terminal
 
 DAY = 86400
 pools = typer.Typer(help="The complimentary-token pool table.")
@@ -50,6 +51,6 @@ def check(
         f"{len(unknown)} of {len(seen)} models are in no rule of the table of {table.as_of}:"
     )
     for model in unknown:
-        typer.echo(f"  {model}\t{seen[model]:,} tokens")
+        typer.echo(f"  {terminal(model)}\t{seen[model]:,} tokens")
     typer.echo("add a rule for each to TIERS_FILE (pool large, small, or null: not eligible)")
     raise typer.Exit(1)

