@@ -340,12 +340,17 @@ def test_an_unknown_model_is_unclassified_not_counted(tmp_path: Path) -> None:
     table = load_pool_table()
     assert table.classify("gpt-7-turbo") == UNCLASSIFIED
     assert table.classify("gpt-4o-mini-2024-07-18") == "small"
-    assert table.classify("gpt-5.1-mini") == "small"
+    assert table.classify("gpt-5.1-mini") == UNCLASSIFIED
     assert table.classify("o3-2025-04-16") == "large"
     assert table.classify("gpt-4o-mini-tts") == NOT_ELIGIBLE
     override = tmp_path / "tiers.json"
     override.write_text('{"rules": [{"pattern": "^gpt-7", "pool": "large"}]}')
     assert load_pool_table(override).classify("gpt-7-turbo") == "large"
+    override.write_text('{"models": {"gpt-6.2-sol": "large", "gpt-5.6-terra": null}}')
+    placed = load_pool_table(override)
+    assert placed.classify("gpt-6.2-sol") == "large"
+    assert placed.classify("gpt-5.6-terra") == NOT_ELIGIBLE  # the user's file wins
+    assert placed.classify("gpt-5.6-luna") == "small"
 
 
 def test_a_malformed_pool_file_names_the_line_and_column(tmp_path: Path) -> None:
@@ -360,26 +365,45 @@ def test_a_malformed_pool_file_names_the_line_and_column(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("model", "pool"),
     [
-        # As OpenAI's help article (10306912) lists them, audited 2026-11:
+        # As OpenAI's help article (10306912) lists them, captured 2026-09-28:
+        ("gpt-5.6-terra", "small"),
+        ("gpt-5.6-luna", "small"),
+        ("gpt-5.6-sol", "large"),
+        ("gpt-6-astra", "large"),
+        ("gpt-6-sol", "large"),
+        ("gpt-6-luna", "large"),
+        ("gpt-5-chat-latest", "large"),
         ("gpt-5.1-codex-mini", "small"),
-        ("gpt-5-codex-mini", "small"),
         ("gpt-5.1-codex", "large"),
         ("gpt-5-codex", "large"),
+        ("gpt-5.4-mini-2026-03-17", "small"),
+        ("gpt-4.1-mini-2025-04-14", "small"),
+        ("codex-mini-latest", "small"),
+        # … a listed snapshot's undated alias, and a listed bare name's snapshot:
+        ("gpt-5.4", "large"),
         ("gpt-5-mini", "small"),
         ("gpt-5-nano", "small"),
-        ("gpt-4.1-mini-2025-04-14", "small"),
         ("o4-mini", "small"),
         ("gpt-5.1", "large"),
         ("o3", "large"),
-        # … and what it does not list:
+        ("gpt-6-sol-2026-07-01", "large"),
+        # … what it does not list:
+        ("gpt-5.3-codex", NOT_ELIGIBLE),
+        ("gpt-5.3-codex-spark", NOT_ELIGIBLE),
+        ("gpt-5-search-api", NOT_ELIGIBLE),
         ("o3-mini", NOT_ELIGIBLE),
-        ("gpt-5-chat-latest", NOT_ELIGIBLE),
-        ("chatgpt-4o-latest", UNCLASSIFIED),
         ("gpt-5.2-codex", NOT_ELIGIBLE),
         ("gpt-5.1-codex-max", NOT_ELIGIBLE),
         ("o3-deep-research", NOT_ELIGIBLE),
         ("gpt-4o-search-preview", NOT_ELIGIBLE),
         ("gpt-5-pro", NOT_ELIGIBLE),
+        ("gpt-realtime-1.5", NOT_ELIGIBLE),
+        # … and what no list names yet: unclassified, never counted in a pool.
+        ("gpt-6.2-sol", UNCLASSIFIED),
+        ("gpt-6.1-sol", UNCLASSIFIED),
+        ("gpt-5.1-mini", UNCLASSIFIED),
+        ("gpt-5-codex-mini", UNCLASSIFIED),
+        ("chatgpt-4o-latest", UNCLASSIFIED),
     ],
 )
 def test_the_shipped_table_classifies_as_the_help_article_does(model: str, pool: str) -> None:
@@ -420,3 +444,80 @@ def test_200k_tokens_of_gpt_5_1_codex_mini_fill_the_small_pool_not_the_large(
     assert report.pools["small"].used == 200_000
     assert report.pools["small"].percent == pytest.approx(8.0)
     assert report.pools["large"].used == 0
+
+
+def _store_today(database_url: str, rows: list[tuple[str, str, str, int]]) -> Store:
+    """A store holding, in today's second hour, (model, key, service tier, tokens) rows."""
+    from usage_tracker.store import writes
+    from usage_tracker.upstream.records import UsageResult
+
+    day = NOW - NOW % DAY
+    results = []
+    for model, key, tier, tokens in rows:
+        values = {"model": model, "api_key_id": key, "service_tier": tier, "project_id": "proj_1"}
+        metrics = {"input_tokens": tokens, "output_tokens": 0, "num_model_requests": 1}
+        dims = tuple(values.get(d) for d in DIMENSIONS)
+        results.append(UsageResult("completions", day + HOUR, day + 2 * HOUR, dims, metrics))
+    store = Store.open(database_url)
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", day + HOUR, day + 2 * HOUR, results, estimate=store.prices.estimate
+        )
+    return store
+
+
+def test_the_pools_follow_openais_lists_not_broad_patterns(database_url: str) -> None:
+    """The outside check's case: gpt-5.6-terra was counted in the large pool and unlisted
+    gpt-5.3-codex and gpt-5-search-api too, so the large pool showed 100 % "exhausted" where
+    OpenAI's own free marking put it at 52 %."""
+    store = _store_today(
+        database_url,
+        [
+            ("gpt-5-2025-08-07", "key_1", "incentivized-tier", 130_000),  # large: 52 %
+            ("gpt-5.6-terra", "key_1", "incentivized-tier", 60_000),  # small
+            ("gpt-5.3-codex", "key_1", "default", 40_000),  # not listed
+            ("gpt-5-search-api", "key_1", "default", 30_000),  # not listed
+            ("gpt-6.2-sol", "key_1", "incentivized-tier", 9_000),  # free, group unknown
+            ("gpt-6.2-sol", "key_1", "default", 1_000),
+        ],
+    )
+    try:
+        report = reports.pool_usage(store, reports.load_names(store), load_pool_table(), NOW)
+    finally:
+        store.close()
+    assert report.table_as_of == "2026-09-28"
+    assert report.pools["large"].used == 130_000
+    assert report.pools["large"].percent == pytest.approx(52.0)
+    assert report.pools["small"].used == 60_000
+    assert report.not_eligible == {"gpt-5.3-codex": 40_000, "gpt-5-search-api": 30_000}
+    assert report.unclassified == {"gpt-6.2-sol": 10_000}
+    assert report.free_group_unknown == {"gpt-6.2-sol": 9_000}
+    assert report.disagreements == []
+
+
+def test_a_member_sees_the_pool_totals_and_their_own_share_only(database_url: str) -> None:
+    from usage_tracker.scope import Scope
+
+    store = _store_today(
+        database_url,
+        [
+            ("gpt-5-mini", "key_mine", "default", 1_000),
+            ("gpt-4.1-mini", "key_theirs", "default", 7_000),
+            ("gpt-7-secret", "key_theirs", "incentivized-tier", 5_000),
+            ("o1-pro", "key_theirs", "default", 3_000),
+        ],
+    )
+    try:
+        names = reports.load_names(store)
+        mine = reports.pool_usage(
+            store, names, load_pool_table(), NOW, scope=Scope(frozenset({"key_mine"}))
+        )
+    finally:
+        store.close()
+    assert mine.pools["small"].used == 8_000  # the organization's pool
+    assert mine.pools["small"].models == {"gpt-5-mini": 1_000}  # only their own models
+    assert mine.pools["small"].people == {"key_mine": 1_000, reports.EVERYONE_ELSE: 7_000}
+    assert mine.unclassified == {}
+    assert mine.not_eligible == {}
+    assert mine.reported_free == {}
+    assert mine.free_group_unknown == {}

@@ -179,8 +179,12 @@ class PoolReport:
     """Per model, every token OpenAI reported under ``incentivized-tier`` in a sharing project,
     whatever the pool table says: what OpenAI itself counts as free."""
     disagreements: list[dict[str, Any]] = field(default_factory=list)
-    """Models OpenAI reported free tokens for that the table counts in no pool (or traffic of a
-    project outside SHARING_PROJECTS): the table, or the setting, needs a look."""
+    """Models OpenAI reported free tokens for that the table says are not eligible (or traffic
+    of a project outside SHARING_PROJECTS): the table, or the setting, needs a look."""
+    free_group_unknown: dict[str, int] = field(default_factory=dict)
+    """Models no list names that OpenAI counted free today (tokens it marked
+    ``incentivized-tier``): counted free by OpenAI, group unknown, in no pool until TIERS_FILE
+    places them."""
 
 
 EVERYONE_ELSE = "everyone else"
@@ -200,8 +204,10 @@ def pool_usage(
     """Today's (UTC) completions usage against the complimentary pools.
 
     Only traffic of ``sharing_projects`` counts (all projects when empty). Unknown models are
-    listed as unclassified and counted in no pool. The pools are the organization's whatever
-    the ``scope``; outside it, people are folded into one "everyone else"."""
+    listed as unclassified and counted in no pool. The pools' figures are the organization's
+    whatever the ``scope``; everything per model (and people outside the scope, folded into
+    one "everyone else") is of the ``scope``'s keys only: a model only one colleague uses
+    would otherwise show that colleague's usage."""
     day_start = align_down(now, "1d")
     sharing = set(sharing_projects)
     if rows is None:
@@ -210,31 +216,43 @@ def pool_usage(
     not_eligible: dict[str, int] = {}
     unclassified: dict[str, int] = {}
     free: dict[str, int] = {}
+    unknown_free: dict[str, int] = {}
     disagree: dict[tuple[str, str], int] = {}
+
+    def add(into: dict[Any, int], key: Any, tokens: int) -> None:
+        into[key] = into.get(key, 0) + tokens
+
     for row in rows:
         tokens = row["input_tokens"] + row["output_tokens"]
-        pool = table.classify(row["model"])
-        if row["service_tier"] == COMPLIMENTARY_TIER:
-            outside = bool(sharing) and row["project_id"] not in sharing
+        model = row["model"]
+        pool = table.classify(model)
+        mine = scope.allows(row["api_key_id"])
+        outside = bool(sharing) and row["project_id"] not in sharing
+        if row["service_tier"] == COMPLIMENTARY_TIER and mine:
             if not outside:
-                free[row["model"]] = free.get(row["model"], 0) + tokens
-            said = "project not in SHARING_PROJECTS" if outside else pool
-            if outside or pool in (NOT_ELIGIBLE, UNCLASSIFIED):
-                disagree[row["model"], said] = disagree.get((row["model"], said), 0) + tokens
+                add(free, model, tokens)
+            if outside:
+                add(disagree, (model, "project not in SHARING_PROJECTS"), tokens)
+            elif pool == NOT_ELIGIBLE:
+                add(disagree, (model, pool), tokens)
+            elif pool == UNCLASSIFIED:
+                add(unknown_free, model, tokens)
         if pool == UNCLASSIFIED:
-            unclassified[row["model"]] = unclassified.get(row["model"], 0) + tokens
+            if mine:
+                add(unclassified, model, tokens)
             continue
-        if pool == NOT_ELIGIBLE or (sharing and row["project_id"] not in sharing):
-            not_eligible[row["model"]] = not_eligible.get(row["model"], 0) + tokens
+        if pool == NOT_ELIGIBLE or outside:
+            if mine:
+                add(not_eligible, model, tokens)
             continue
         status = pools[pool]
         status.used += tokens
         if row["service_tier"] == COMPLIMENTARY_TIER:
             status.reported_complimentary += tokens
-        status.models[row["model"]] = status.models.get(row["model"], 0) + tokens
+        if mine:
+            add(status.models, model, tokens)
         key = row["api_key_id"]
-        person = names.person(key) if scope.allows(key) else EVERYONE_ELSE
-        status.people[person] = status.people.get(person, 0) + tokens
+        add(status.people, names.person(key) if mine else EVERYONE_ELSE, tokens)
     elapsed = max(now - day_start, 60)  # a minute at least: no huge rate just after midnight
     for status in pools.values():
         status.burn_per_hour = status.used * HOUR / elapsed
@@ -257,6 +275,7 @@ def pool_usage(
         unclassified,
         reported_free=free,
         disagreements=disagreements,
+        free_group_unknown=unknown_free,
     )
 
 

@@ -509,6 +509,7 @@ def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
         "unclassified": _ranked(report.unclassified),
         "reported_free": _ranked(report.reported_free),
         "disagreements": report.disagreements,
+        "free_group_unknown": _ranked(report.free_group_unknown),
         "pool_table_error": state.pool_error,
     }
 
