@@ -213,46 +213,13 @@ def pool_usage(
     if rows is None:
         rows = pool_rows(store, now)
     pools = {p: PoolStatus(p, table.limit(usage_tier, p)) for p in POOLS}
-    not_eligible: dict[str, int] = {}
-    unclassified: dict[str, int] = {}
-    free: dict[str, int] = {}
-    unknown_free: dict[str, int] = {}
+    report = PoolReport(day_start, now, usage_tier, table.as_of, pools, {}, {})
     disagree: dict[tuple[str, str], int] = {}
-
-    def add(into: dict[Any, int], key: Any, tokens: int) -> None:
-        into[key] = into.get(key, 0) + tokens
-
     for row in rows:
-        tokens = row["input_tokens"] + row["output_tokens"]
-        model = row["model"]
-        pool = table.classify(model)
-        mine = scope.allows(row["api_key_id"])
         outside = bool(sharing) and row["project_id"] not in sharing
-        if row["service_tier"] == COMPLIMENTARY_TIER and mine:
-            if not outside:
-                add(free, model, tokens)
-            if outside:
-                add(disagree, (model, "project not in SHARING_PROJECTS"), tokens)
-            elif pool == NOT_ELIGIBLE:
-                add(disagree, (model, pool), tokens)
-            elif pool == UNCLASSIFIED:
-                add(unknown_free, model, tokens)
-        if pool == UNCLASSIFIED:
-            if mine:
-                add(unclassified, model, tokens)
-            continue
-        if pool == NOT_ELIGIBLE or outside:
-            if mine:
-                add(not_eligible, model, tokens)
-            continue
-        status = pools[pool]
-        status.used += tokens
-        if row["service_tier"] == COMPLIMENTARY_TIER:
-            status.reported_complimentary += tokens
-        if mine:
-            add(status.models, model, tokens)
-        key = row["api_key_id"]
-        add(status.people, names.person(key) if mine else EVERYONE_ELSE, tokens)
+        mine = scope.allows(row["api_key_id"])
+        pool = table.classify(row["model"])
+        _tally(report, disagree, row, pool, names, mine=mine, outside=outside)
     elapsed = max(now - day_start, 60)  # a minute at least: no huge rate just after midnight
     for status in pools.values():
         status.burn_per_hour = status.used * HOUR / elapsed
@@ -261,22 +228,54 @@ def pool_usage(
         elif status.used:
             at = now + int((status.limit - status.used) * elapsed / status.used)
             status.exhausted_at = at if at < day_start + DAY else None
-    disagreements = [
+    report.disagreements = [
         {"model": model, "table": said, "reported_free": tokens}
         for (model, said), tokens in sorted(disagree.items(), key=lambda kv: -kv[1])
     ]
-    return PoolReport(
-        day_start,
-        now,
-        usage_tier,
-        table.as_of,
-        pools,
-        not_eligible,
-        unclassified,
-        reported_free=free,
-        disagreements=disagreements,
-        free_group_unknown=unknown_free,
-    )
+    return report
+
+
+def _add(into: dict[Any, int], key: Any, tokens: int) -> None:
+    into[key] = into.get(key, 0) + tokens
+
+
+def _tally(
+    report: PoolReport,
+    disagree: dict[tuple[str, str], int],
+    row: Mapping[str, Any],
+    pool: str,
+    names: Names,
+    *,
+    mine: bool,
+    outside: bool,
+) -> None:
+    """One row of today's usage into ``report``: the pools count every row; what is told per
+    model only the ``mine`` ones (the scope's keys)."""
+    tokens = row["input_tokens"] + row["output_tokens"]
+    model = row["model"]
+    free = row["service_tier"] == COMPLIMENTARY_TIER
+    if free and mine:
+        if outside:
+            _add(disagree, (model, "project not in SHARING_PROJECTS"), tokens)
+        else:
+            _add(report.reported_free, model, tokens)
+            if pool == NOT_ELIGIBLE:
+                _add(disagree, (model, pool), tokens)
+            elif pool == UNCLASSIFIED:
+                _add(report.free_group_unknown, model, tokens)
+    if pool in (UNCLASSIFIED, NOT_ELIGIBLE) or outside:
+        if mine:
+            _add(
+                report.unclassified if pool == UNCLASSIFIED else report.not_eligible, model, tokens
+            )
+        return
+    status = report.pools[pool]
+    status.used += tokens
+    if free:
+        status.reported_complimentary += tokens
+    if mine:
+        _add(status.models, model, tokens)
+    _add(status.people, names.person(row["api_key_id"]) if mine else EVERYONE_ELSE, tokens)
 
 
 def pool_rows(store: Store, now: int) -> list[dict[str, Any]]:
