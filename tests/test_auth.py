@@ -46,7 +46,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     Store.open(url).close()
     for email, role in ((ADMIN, "admin"), (VIEWER, "viewer"), (JANE, "member")):
         _add_account(url, email, role)
-    with live_app(url, workdir, auth_mode="password") as live:
+    # The tests' own requests stand for a same-host proxy (one test says HTTPS through it).
+    with live_app(url, workdir, auth_mode="password", trusted_proxies=("127.0.0.1",)) as live:
         yield live
 
 

@@ -1,5 +1,5 @@
 """Who may see what: roles, the signed-in principal, the scope of data it may read, password
-hashes (argon2id), API tokens and login throttling. Pure rules; the web layer applies them and
+hashes (argon2id) and API tokens. Pure rules; the web layer applies them and
 the store keeps the rows.
 
 Roles: ``admin`` (everything, including accounts and tokens), ``viewer`` (all usage, changes
@@ -18,9 +18,6 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from usage_tracker.scope import EVERYTHING, Scope
 
@@ -108,23 +105,3 @@ def spend_verification_time(password: str) -> None:
     """Verify against a throwaway hash, so that an unknown email takes as long as a wrong
     password (no account enumeration by timing)."""
     password_matches(_dummy_hash(), password)
-
-
-class LoginThrottle:
-    """At most ``per_minute`` failed sign-ins a minute per account and per address; past that,
-    even the right password is refused until the window moves on."""
-
-    def __init__(self, per_minute: int = 5) -> None:
-        self._limit = RateLimitItemPerMinute(per_minute)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def allowed(self, email: str, address: str) -> bool:
-        return all(self._limiter.test(self._limit, *key) for key in self._keys(email, address))
-
-    def failed(self, email: str, address: str) -> None:
-        for key in self._keys(email, address):
-            self._limiter.hit(self._limit, *key)
-
-    @staticmethod
-    def _keys(email: str, address: str) -> list[tuple[str, str]]:
-        return [("account", email.lower()), ("address", address)]

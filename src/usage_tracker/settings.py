@@ -78,8 +78,11 @@ class Settings(BaseSettings):
     """Signs CSRF tokens; generated once and kept in the database when not set."""
     session_idle_minutes: int = Field(default=8 * 60, ge=5, le=30 * 24 * 60)
     session_max_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1", "::1")
-    """Addresses or networks (CIDR) of the reverse proxies whose forwarded headers are believed."""
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    """Addresses or networks (CIDR) of the reverse proxies whose forwarded headers are believed.
+    Unset: loopback with AUTH_MODE=header (the signing-in proxy on this host), else none, so
+    that no client chooses its own address with an X-Forwarded-For a same-host proxy passed on
+    (sign-in throttling counts per address)."""
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     """Host names this server answers for (``*.example.com`` allowed); empty means any, except
     with AUTH_MODE=none, which answers only for loopback names and these."""
@@ -148,6 +151,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (try UTC or Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _proxies_by_mode(self) -> Settings:
+        if "trusted_proxies" not in self.model_fields_set and self.auth_mode == "header":
+            # Settings are frozen once built; this is still building them.
+            object.__setattr__(self, "trusted_proxies", ("127.0.0.1", "::1"))
+        return self
 
     @model_validator(mode="after")
     def _auth_where_exposed(self) -> Settings:

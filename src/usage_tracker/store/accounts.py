@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from usage_tracker.auth import digest
 
@@ -195,3 +196,34 @@ def secret(conn: Connection, name: str, generated: str) -> str:
         conn.execute(insert(table).values(name=name, value=generated))
         return generated
     return str(found)
+
+
+# -- sign-in attempts ------------------------------------------------------------------------
+
+
+def count_attempt(conn: Connection, key: str, window_start: int, step: int = 1) -> int:
+    """Add ``step`` to ``key``'s attempts in the window and return the new count, in one
+    statement: parallel sign-ins (other workers, other replicas) each get a different count."""
+    t = schema.login_attempts
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(t)
+        .values(throttle_key=key, window_start=window_start, attempts=step)
+        .on_conflict_do_update(
+            index_elements=["throttle_key", "window_start"],
+            set_={"attempts": t.c.attempts + step},
+        )
+        .returning(t.c.attempts)
+    )
+    return int(conn.execute(statement).scalar_one())
+
+
+def attempts(conn: Connection, key: str, window_start: int) -> int:
+    t = schema.login_attempts
+    query = select(t.c.attempts).where(t.c.throttle_key == key, t.c.window_start == window_start)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def forget_attempts(conn: Connection, before: int) -> None:
+    t = schema.login_attempts
+    conn.execute(delete(t).where(t.c.window_start < before))

@@ -296,6 +296,16 @@ api_tokens = Table(
 )
 """Bearer tokens for scripts; they act with their account's role."""
 
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("throttle_key", String(400), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+)
+"""Sign-in attempts per account or address and minute, where every worker and replica sees
+them: an attempt is counted before its password is checked, and given back when it succeeds."""
+
 app_secrets = Table(
     "app_secrets",
     metadata,

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usage_tracker import __version__
 from usage_tracker.auth import (
-    LoginThrottle,
     digest,
     new_token,
     normal_email,
@@ -123,18 +122,21 @@ def login(
         return _login_page(
             request, error="Enter your email address.", email=email, status=400, next_=next
         )
-    throttle: LoginThrottle = state.throttle
-    if not throttle.allowed(email, address):
+    attempt = state.throttle.attempt(email, address)
+    if attempt is None:
         message = "Too many failed sign-ins; wait a minute and try again."
         return _login_page(request, error=message, email=email, status=429, next_=next)
     with state.store.transaction() as conn:
         account = rows.account(conn, email)
-    if account is None:
+    password_hash = account["password_hash"] if account else None
+    if not password_hash:
+        # No account, or one without a password (OIDC, header): the same argon2 work as a
+        # wrong password, so the answer's time tells nothing.
         spend_verification_time(password)
-    if account is None or not password_matches(account["password_hash"], password):
-        throttle.failed(email, address)
+    if not password_hash or not password_matches(password_hash, password):
         message = "That email and password do not match an account."
         return _login_page(request, error=message, email=email, status=401, next_=next)
+    state.throttle.succeeded(attempt)
     token = secrets.token_urlsafe(32)
     with state.store.transaction() as conn:
         rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), int(time.time()))

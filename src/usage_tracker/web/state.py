@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from usage_tracker.alerts.engine import AlertEngine
-from usage_tracker.auth import LoginThrottle
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
@@ -20,6 +19,7 @@ from usage_tracker.sync import LoopStatus
 from usage_tracker.upstream import AdminClient
 from usage_tracker.web.minute import MinuteGateway
 from usage_tracker.web.results import Results
+from usage_tracker.web.throttle import LoginThrottle
 
 
 @dataclass
@@ -37,7 +37,6 @@ class AppState:
     prices_error: str | None = None
     csrf_key: bytes = b""
     """Derived from SESSION_SECRET (or the secret generated once and kept in the database)."""
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     clock: Callable[[], float] = time.time
     """What "now" is: the wall clock, or a fixed time in tests."""
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -47,9 +46,12 @@ class AppState:
     """Evaluates the alert rules after every sync and delivers what fired."""
     results: Results = field(init=False)
     """Reports computed once per version of the data."""
+    throttle: LoginThrottle = field(init=False)
+    """Failed sign-ins, counted in the database on the wall clock (whatever ``clock`` says)."""
 
     def __post_init__(self) -> None:
         self.results = Results(self.store, self.mappings)
+        self.throttle = LoginThrottle(self.store, time.time)
 
 
 def app_state(request: Request) -> AppState:
