@@ -20,8 +20,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from usage_tracker.store import Store, StoreUnavailableError, writes
-from usage_tracker.upstream import ENDS_SYNC, AdminClient, UpstreamError
-from usage_tracker.upstream.contract import SOURCES, align_down, align_up
+from usage_tracker.upstream import (
+    ENDS_SYNC,
+    AdminClient,
+    RefusedDimensionError,
+    SourceNotAvailableError,
+    UpstreamError,
+)
+from usage_tracker.upstream.contract import LATER_DIMENSIONS, SOURCES, align_down, align_up
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,10 @@ HOUR, DAY = 3600, 86400
 COSTS = "costs"
 ALL = (*SOURCES, COSTS)
 """What a sync copies: every usage source, then daily costs."""
+
+RECHECK_SECONDS = DAY
+"""How long what the API refused (a dimension, a whole source) is taken as its answer before
+asking again."""
 
 Progress = Callable[[str, int, int, int], None]
 """progress(source, done_until, start, end), called after each page is stored."""
@@ -43,6 +53,8 @@ class SourceOutcome:
     fatal: bool = False
     """The admin key was refused, or the URL does not lead to OpenAI: asking again for other
     sources is pointless this run."""
+    unavailable: bool = False
+    """The organization has no such source (404): not an error; asked again daily."""
 
 
 @dataclass
@@ -67,6 +79,47 @@ class SyncWindow:
     """Fetch from this time this run (``sync --since``), even if it is already stored."""
     concurrency: int = 1
     """Sources fetched at once (each one's pages stay in order, so its watermark stays exact)."""
+
+
+class Notes:
+    """What the API refused of each source, as last checked (``upstream_notes``): a refused
+    dimension is left out of ``group_by`` and an unavailable source is not asked for, until
+    RECHECK_SECONDS have passed; then the full request is tried again."""
+
+    def __init__(self, store: Store, now: int) -> None:
+        self.now = now
+        self.rows = store.upstream_notes()
+
+    def _recent(self, source: str, kind: str) -> list[str]:
+        return [
+            r["detail"]
+            for r in self.rows
+            if r["source"] == source
+            and r["kind"] == kind
+            and self.now - r["noted_at"] < RECHECK_SECONDS
+        ]
+
+    def unavailable(self, source: str) -> bool:
+        return bool(self._recent(source, "unavailable"))
+
+    def group_by(self, source: str) -> tuple[str, ...]:
+        refused = set(self._recent(source, "refused_dimension"))
+        return tuple(d for d in SOURCES[source].group_by if d not in refused)
+
+    def noted(self, source: str, kind: str) -> set[str]:
+        return {r["detail"] for r in self.rows if r["source"] == source and r["kind"] == kind}
+
+
+def describe_note(note: dict[str, Any]) -> str:
+    """An ``upstream_notes`` row in words, for health and the CLI."""
+    source, detail = note["source"], note["detail"]
+    if note["kind"] == "refused_dimension":
+        return (
+            f"OpenAI did not accept {detail} for {source}; counting without it (asked again daily)"
+        )
+    if note["kind"] == "unavailable":
+        return f"{source}: not available for this organization (asked again daily)"
+    return f"OpenAI sent a field this version ignores: {source}.{detail}"
 
 
 def sync_once(
@@ -100,12 +153,15 @@ def sync_once(
             ended.set()
 
         writer = _Writer(store, capacity=2 * max(1, window.concurrency))
+        notes = Notes(store, now)
 
         def one(source: str) -> SourceOutcome:
             if ended.is_set():
                 return _record_failure(store, source, window, now, reasons[0])
+            if source != COSTS and notes.unavailable(source):
+                return SourceOutcome(source, unavailable=True)
             outcome = _sync_source(
-                store, client, source, window, now, writer=writer, progress=progress
+                store, client, source, window, now, writer=writer, progress=progress, notes=notes
             )
             if outcome.fatal and outcome.error is not None:
                 reasons.append(outcome.error)
@@ -121,6 +177,7 @@ def sync_once(
         finally:
             writer.close()  # every page handed over is written (or the failure raised) first
         report.outcomes.update(zip(sources, outcomes, strict=True))
+        _note_new_fields(store, client, notes)
         # What the backfills left to sum once (also what a killed one left: readers take the
         # six-hour blocks there until then).
         with store.transaction() as conn:  # the figures stay as they are: no new version
@@ -218,15 +275,15 @@ def _sync_source(
     *,
     writer: _Writer,
     progress: Progress | None,
+    notes: Notes,
 ) -> SourceOutcome:
     """Fetch ``source``'s pages and hand them to ``writer``; the outcome's counts are complete
-    once the writer is closed."""
+    once the writer is closed. A dimension the API refuses is noted and left out (the source is
+    counted without it); a source it does not have (404) is noted, and is no error."""
     outcome = SourceOutcome(source)
     start, backfilling = _start(store, source, window, now)
     end = align_up(now + 1, "1d" if source == COSTS else "1h")
-    pages, write = _reader_and_writer(
-        client, source, start, end, store.prices.estimate, defer_blocks=backfilling
-    )
+    group_by = None if source == COSTS else notes.group_by(source)
 
     def page(lo: int, hi: int, rows: list[Any]) -> tuple[Callable[[Connection], object], Any]:
         def job(conn: Connection) -> None:
@@ -240,22 +297,85 @@ def _sync_source(
 
         return job, then
 
-    try:
-        for lo, hi, rows in pages:
-            writer.put(*page(lo, hi, rows))
-    except UpstreamError as e:
-        outcome.error, outcome.fatal = str(e), isinstance(e, ENDS_SYNC)
-        log.warning("%s: sync stopped: %s", source, e)
+    while True:
+        pages, write = _reader_and_writer(
+            client,
+            source,
+            start,
+            end,
+            store.prices.estimate,
+            defer_blocks=backfilling,
+            group_by=group_by,
+        )
+        try:
+            for lo, hi, rows in pages:
+                writer.put(*page(lo, hi, rows))
+        except RefusedDimensionError as e:
+            refused = _refused(e, group_by or ())
+            if group_by is None or refused is None:
+                outcome.error = str(e)
+                log.warning("%s: sync stopped: %s", source, e)
+                break
+            log.warning(
+                "%s: OpenAI did not accept group_by %s; counting without it", source, refused
+            )
+            writer.put(_note(source, "refused_dimension", refused, now), _nothing)
+            group_by = tuple(d for d in group_by if d != refused)
+            continue
+        except SourceNotAvailableError:
+            outcome.unavailable = True
+            log.info("%s: not available for this organization; asking again in a day", source)
+            writer.put(_note(source, "unavailable", "", now), _nothing)
+        except UpstreamError as e:
+            outcome.error, outcome.fatal = str(e), isinstance(e, ENDS_SYNC)
+            log.warning("%s: sync stopped: %s", source, e)
+        break
+    # Asked in full and answered: what was refused before is accepted now.
+    accepted = notes.noted(source, "refused_dimension").intersection(group_by or ())
+    was_unavailable = "" in notes.noted(source, "unavailable")
 
     def finish(conn: Connection) -> None:
-        complete = outcome.error is None
+        complete = outcome.error is None and not outcome.unavailable
         writes.finish_sync_state(conn, source, now, error=outcome.error, backfill_complete=complete)
+        if complete and was_unavailable:
+            writes.forget_upstream_note(conn, source, "unavailable")
+        for dimension in accepted if complete else ():
+            writes.forget_upstream_note(conn, source, "refused_dimension", dimension)
 
     def logged() -> None:
         log.info("%s: %d pages, %d rows stored", source, outcome.pages, outcome.rows)
 
     writer.put(finish, logged)
     return outcome
+
+
+def _refused(error: RefusedDimensionError, group_by: Sequence[str]) -> str | None:
+    """The dimension to leave out: the one the API named, else the newest one asked for."""
+    if error.dimension is not None:
+        return error.dimension if error.dimension in group_by else None
+    return next((d for d in reversed(LATER_DIMENSIONS) if d in group_by), None)
+
+
+def _note(source: str, kind: str, detail: str, now: int) -> Callable[[Connection], object]:
+    def job(conn: Connection) -> None:
+        writes.note_upstream(conn, source, kind, detail, now)
+
+    return job
+
+
+def _nothing() -> None:
+    pass
+
+
+def _note_new_fields(store: Store, client: AdminClient, notes: Notes) -> None:
+    """Fields the API sent that this version ignores: noted (and logged) once each."""
+    with store.transaction() as conn:
+        for source, fields in sorted(client.new_fields.items()):
+            known = notes.noted(source, "new_field")
+            for name in sorted(fields):
+                if name not in known:
+                    log.info("%s: OpenAI sent a field this version ignores: %s", source, name)
+                writes.note_upstream(conn, source, "new_field", name, notes.now)
 
 
 Page = tuple[int, int, list[Any]]
@@ -270,9 +390,11 @@ def _reader_and_writer(
     estimate: writes.Estimator,
     *,
     defer_blocks: bool = False,
+    group_by: Sequence[str] | None = None,
 ) -> tuple[Iterator[Page], Writer]:
     """Upstream pages as (first bucket start, last bucket end, results), and what stores one
-    (see ``writes.replace_usage`` for ``defer_blocks``)."""
+    (see ``writes.replace_usage`` for ``defer_blocks``); usage grouped by ``group_by`` (every
+    dimension the source has when None)."""
     if source == COSTS:
         cost_pages = (
             (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
@@ -282,7 +404,9 @@ def _reader_and_writer(
         return cost_pages, writes.replace_costs
     usage_pages = (
         (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
-        for b, _cursor in client.usage_pages(source, start, end, bucket_width="1h")
+        for b, _cursor in client.usage_pages(
+            source, start, end, bucket_width="1h", group_by=group_by
+        )
         if b
     )
 
@@ -319,11 +443,19 @@ def sync_recent(
         now = int(time.time()) if now is None else now
         start, end = align_down(now, "1h") - HOUR, align_up(now + 1, "1h")
         complete = {s["source"] for s in store.sync_states() if s["backfill_complete"]}
+        notes = Notes(store, now)
         report = SyncReport()
         for source in (s for s in sources if s in complete):
             outcome = report.outcomes[source] = SourceOutcome(source)
             try:
-                pages, write = _reader_and_writer(client, source, start, end, store.prices.estimate)
+                pages, write = _reader_and_writer(
+                    client,
+                    source,
+                    start,
+                    end,
+                    store.prices.estimate,
+                    group_by=notes.group_by(source),
+                )
                 for lo, hi, rows in pages:
                     with store.transaction() as conn:
                         outcome.rows += write(conn, lo, hi, rows)

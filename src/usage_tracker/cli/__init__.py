@@ -70,6 +70,13 @@ def simulate(
     rows_per_hour: Annotated[
         int, typer.Option(min=1, help="… completion rows an hour on average (with --keys).")
     ] = 60,
+    api_version: Annotated[
+        str,
+        typer.Option(
+            help="Answer as OpenAI's API did in 2026-08 (no api_source, no decisions), as it "
+            "does now (2026-11), or as a newer one (2027-01: a field this version ignores)."
+        ),
+    ] = "2026-11",
     hostile_names: Annotated[
         bool,
         typer.Option(
@@ -85,6 +92,10 @@ def simulate(
 
     from usage_tracker import simulator
 
+    if api_version not in simulator.API_VERSIONS:
+        raise typer.BadParameter(
+            f"choose among {', '.join(simulator.API_VERSIONS)}", param_hint="--api-version"
+        )
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
     unknown = set(kinds) - set(simulator.FAULT_KINDS)
     if unknown or not kinds:
@@ -111,6 +122,7 @@ def simulate(
         late_hours=late_hours,
         size=size,
         hostile_names=hostile_names,
+        api_version=api_version,
     )
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
     typer.echo(f"ground truth: http://{host}:{port}/_simulator/truth?source=…&start_time=…")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .app import FAULT_KINDS, Faults, Simulator
+from .app import API_VERSIONS, CURRENT_API, FAULT_KINDS, Faults, Simulator
 from .org import Organization
 from .scale import Size
 
@@ -23,6 +23,7 @@ def build(
     scope_error_style: str = "2026",
     size: Size | None = None,
     hostile_names: bool = False,
+    api_version: str = CURRENT_API,
 ) -> Simulator:
     """A simulator app over a fresh synthetic organization (of ``size``, for benchmarks; with
     ``hostile_names``, named as a hostile member would name things)."""
@@ -34,10 +35,18 @@ def build(
         size=size,
         hostile_names=hostile_names,
     )
-    return Simulator(org, admin_key=admin_key, faults=faults, scope_error_style=scope_error_style)
+    return Simulator(
+        org,
+        admin_key=admin_key,
+        faults=faults,
+        scope_error_style=scope_error_style,
+        api_version=api_version,
+    )
 
 
 __all__ = [
+    "API_VERSIONS",
+    "CURRENT_API",
     "DEFAULT_ADMIN_KEY",
     "FAULT_KINDS",
     "Faults",

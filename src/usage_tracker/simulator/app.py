@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import re
@@ -29,6 +30,7 @@ from usage_tracker.upstream.contract import (
     COSTS_OBJECT,
     DEFAULT_LIMIT,
     DIMENSIONS,
+    LATER_DIMENSIONS,
     MAX_LIMIT,
     SOURCES,
     WIDTH_SECONDS,
@@ -135,6 +137,14 @@ class Query:
         return raw == "true"
 
 
+API_VERSIONS = ("2026-08", "2026-11", "2027-01")
+"""How the simulator answers: as OpenAI's API did in 2026-08 (no ``api_source`` dimension, no
+Decisions source: 404), as it does now, or as a newer one (results carry a field this version
+does not know)."""
+CURRENT_API = "2026-11"
+LATER_SOURCES = frozenset({"decisions"})
+
+
 class Simulator:
     """ASGI app. ``admin_key`` is accepted; ``revoked_keys`` get 401 saying so; ``sk-proj-…`` keys
     get the missing-scope error (403 with a bare-string ``error`` in the ``"2026"`` style, 401 with
@@ -149,7 +159,11 @@ class Simulator:
         revoked_keys: tuple[str, ...] = ("sk-admin-revoked-simulator",),
         faults: Faults | None = None,
         scope_error_style: str = "2026",
+        api_version: str = CURRENT_API,
     ) -> None:
+        if api_version not in API_VERSIONS:
+            raise ValueError(f"api_version: one of {', '.join(API_VERSIONS)}")
+        self.api_version = api_version
         self.org = org
         self.admin_key = admin_key
         self.revoked_keys = revoked_keys
@@ -302,8 +316,13 @@ class Simulator:
 
     def _usage(self, query: Query, source: str) -> dict[str, Any]:
         spec = SOURCES.get(source)
-        if spec is None:
+        older = self.api_version == "2026-08"
+        if spec is None or (older and source in LATER_SOURCES):
             raise ApiError(404, f"Invalid URL (GET /v1/organization/usage/{source})")
+        if older:  # the API before api_source: neither accepted nor answered
+            spec = dataclasses.replace(
+                spec, group_by=tuple(d for d in spec.group_by if d not in LATER_DIMENSIONS)
+            )
         window = _Window.parse(query, DEFAULT_LIMIT, MAX_LIMIT, ("1m", "1h", "1d"), self.org.now)
         group_by = _group_by(query, spec.group_by)
         filters = _filters(query, spec)
@@ -312,7 +331,11 @@ class Simulator:
             events = [
                 e for e in self.org.events(start, end) if e.source == source and _passes(e, filters)
             ]
-            buckets.append(_bucket(start, end, _usage_results(spec, events, group_by)))
+            results = _usage_results(spec, events, group_by)
+            if self.api_version == "2027-01":
+                for result in results:  # a field no version of ours knows
+                    result["output_reasoning_tokens"] = result.get("output_tokens", 0) // 3
+            buckets.append(_bucket(start, end, results))
         return window.page(buckets)
 
     def _costs(self, query: Query) -> dict[str, Any]:

@@ -200,6 +200,10 @@ class Store:
     def sync_states(self) -> list[Row]:
         return self._all(schema.sync_state)
 
+    def upstream_notes(self) -> list[Row]:
+        """What the API refused or sent unknown, per source (see ``schema.upstream_notes``)."""
+        return self._all(schema.upstream_notes)
+
     def sync_state(self, source: str) -> Row | None:
         return next((s for s in self.sync_states() if s["source"] == source), None)
 

@@ -259,6 +259,18 @@ sync_state = Table(
 )
 """Per source (and ``costs``): everything in [backfill_from, done_until) is stored."""
 
+upstream_notes = Table(
+    "upstream_notes",
+    metadata,
+    Column("source", String(40), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("detail", String(200), primary_key=True),
+    Column("noted_at", BigInteger, nullable=False),
+)
+"""What the upstream API told us about itself, per source, and when it was last checked:
+``refused_dimension`` (a ``group_by`` value it rejected: fetched without it), ``unavailable``
+(404: the organization has no such source), ``new_field`` (a field this version ignores)."""
+
 accounts = Table(
     "accounts",
     metadata,

@@ -271,3 +271,17 @@ def mark_fresh(conn: Connection, source: str, now: int) -> None:
         .where(and_(table.c.source == source, table.c.last_success_at < now))
         .values(last_success_at=now)
     )
+
+
+def note_upstream(conn: Connection, source: str, kind: str, detail: str, now: int) -> None:
+    """Record (or record again, as checked at ``now``) what the API said of ``source``."""
+    table = schema.upstream_notes
+    key = (table.c.source == source) & (table.c.kind == kind) & (table.c.detail == detail)
+    if conn.execute(update(table).where(key).values(noted_at=now)).rowcount == 0:
+        conn.execute(table.insert().values(source=source, kind=kind, detail=detail, noted_at=now))
+
+
+def forget_upstream_note(conn: Connection, source: str, kind: str, detail: str = "") -> None:
+    table = schema.upstream_notes
+    key = (table.c.source == source) & (table.c.kind == kind) & (table.c.detail == detail)
+    conn.execute(table.delete().where(key))

@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -25,7 +26,9 @@ from pydantic import SecretStr
 from .contract import (
     COSTS_GROUP_BY,
     COSTS_MAX_LIMIT,
+    DIMENSIONS,
     MAX_LIMIT,
+    METRICS,
     SOURCES,
     align_down,
     align_up,
@@ -36,7 +39,9 @@ from .errors import (
     NotAdminKeyError,
     NotJsonError,
     RateLimitedError,
+    RefusedDimensionError,
     RevokedAdminKeyError,
+    SourceNotAvailableError,
     UpstreamError,
     UpstreamUnavailableError,
     UpstreamUnreachableError,
@@ -189,6 +194,8 @@ class AdminClient:
         )
         self.requests: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self.new_fields: dict[str, set[str]] = {}
+        """Per usage source, the fields of its results this version does not read (ignored)."""
         self._lock = threading.Lock()
         self._paused_until = 0.0
         self._paused_by = 0
@@ -235,6 +242,9 @@ class AdminClient:
         }
         endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
         for raw in self._paged(source, endpoint, params, page):
+            if new := _new_fields(raw):
+                with self._lock:
+                    self.new_fields.setdefault(source, set()).update(new)
             yield _usage_buckets(source, raw), raw.get("next_page") if raw.get("has_more") else None
 
     def usage_page(
@@ -448,6 +458,10 @@ class AdminClient:
             if "revoked" in message.lower():
                 return RevokedAdminKeyError()
             return InvalidAdminKeyError()
+        if e.status_code == 404 and "/organization/usage/" in str(e.request.url):
+            return SourceNotAvailableError()
+        if e.status_code == 400 and "group_by" in message:
+            return RefusedDimensionError(_named_dimension(message), scrub(message, self._key))
         return BadUpstreamResponseError(
             f"HTTP {e.status_code}: {scrub(message, self._key)}", e.status_code
         )
@@ -463,6 +477,13 @@ class AdminClient:
         return UpstreamUnavailableError(fault.what, attempts, fault.status)
 
 
+def _named_dimension(message: str) -> str | None:
+    """The dimension a 400 about ``group_by`` names ("Invalid value for 'group_by':
+    'api_source'. Supported values are: …"): the first quoted one, if any."""
+    quoted = [q for q in re.findall(r"'([A-Za-z_]+)'", message) if q in DIMENSIONS]
+    return quoted[0] if quoted else None
+
+
 def _error_message(body: object) -> str:
     """The message of an OpenAI error body, whose ``error`` may be an object or a bare string."""
     if isinstance(body, str):
@@ -474,6 +495,22 @@ def _error_message(body: object) -> str:
         if isinstance(inner, Mapping):
             return str(inner.get("message") or "")
     return ""
+
+
+KNOWN_FIELDS = frozenset({"object", *METRICS, *DIMENSIONS})
+"""What a usage result may hold that this version reads; anything else is a new field."""
+
+
+def _new_fields(raw: Mapping[str, Any]) -> set[str]:
+    return {
+        str(field)
+        for bucket in raw.get("data") or ()
+        if isinstance(bucket, Mapping)
+        for result in bucket.get("results") or ()
+        if isinstance(result, Mapping)
+        for field in result
+        if field not in KNOWN_FIELDS
+    }
 
 
 def _usage_buckets(source: str, raw: Mapping[str, Any]) -> list[UsageBucket]:

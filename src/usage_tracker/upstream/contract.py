@@ -33,6 +33,9 @@ DIMENSIONS: Final = (
     "api_source",
 )
 """Every field a usage result can be grouped by, across all sources."""
+LATER_DIMENSIONS: Final = ("api_source",)
+"""Dimensions the API gained after its first release, newest last: an API that refuses a
+``group_by`` without saying which value is taken to refuse the newest of these."""
 
 _TOKEN_METRICS = (
     "input_tokens",

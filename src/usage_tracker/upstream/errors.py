@@ -11,8 +11,10 @@
     ├── RateLimitedError            429 still returned after every retry
     ├── UpstreamUnavailableError    5xx, timeouts, dropped connections after every retry
     │   └── UpstreamUnreachableError  no connection at all: wrong OPENAI_BASE_URL, no network
+    ├── SourceNotAvailableError     404 for a usage source: this organization has none (yet)
     └── BadUpstreamResponseError    a response we cannot read, or a request OpenAI rejected
-        └── NotJsonError            a 2xx page that is not JSON: not OpenAI's API at that URL
+        ├── NotJsonError            a 2xx page that is not JSON: not OpenAI's API at that URL
+        └── RefusedDimensionError   400 for a group_by value: an older API, or one that dropped it
 
 ``ENDS_SYNC`` lists the errors after which a sync stops asking for the other sources: the key
 is refused or the URL does not lead to OpenAI, so every other request would fail the same way.
@@ -130,6 +132,22 @@ class NotJsonError(BadUpstreamResponseError):
             "Check OPENAI_BASE_URL (https://api.openai.com/v1) and whether a proxy or captive "
             "portal stands in between. Stored data is unchanged.",
         )
+
+
+class SourceNotAvailableError(UpstreamError):
+    """404 for an endpoint the contract has: not an error of ours or of the key, a source this
+    organization (or this version of the API) does not offer."""
+
+    def __init__(self) -> None:
+        super().__init__("not available for this organization (404)", status_code=404)
+
+
+class RefusedDimensionError(BadUpstreamResponseError):
+    """OpenAI rejected a ``group_by`` value it used to accept, or does not accept yet."""
+
+    def __init__(self, dimension: str | None, message: str) -> None:
+        UpstreamError.__init__(self, f"OpenAI refused group_by: {message}", status_code=400)
+        self.dimension = dimension
 
 
 ENDS_SYNC = (AdminKeyError, UpstreamUnreachableError, NotJsonError)

@@ -18,6 +18,7 @@ from usage_tracker.reports import ReportError
 from usage_tracker.scope import Scope
 from usage_tracker.store import StoreUnavailableError
 from usage_tracker.store.schema import STORED_AS, from_stored
+from usage_tracker.sync import describe_note
 from usage_tracker.upstream.contract import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -529,9 +530,10 @@ def health_report(state: AppState) -> dict[str, Any]:
     try:
         state.store.ping()
         sync_states = state.store.sync_states()
+        notes = state.store.upstream_notes()
         database: dict[str, Any] = {"ok": True, "backend": state.store.backend, "error": None}
     except StoreUnavailableError as e:
-        sync_states = []
+        sync_states, notes = [], []
         database = {"ok": False, "backend": state.store.backend, "error": str(e)}
     syncs = []
     errors = []
@@ -544,6 +546,7 @@ def health_report(state: AppState) -> dict[str, Any]:
                 "age_seconds": None if last is None else now - last,
                 "backfill_complete": bool(s["backfill_complete"]),
                 "last_error": s["last_error"],
+                "notes": [describe_note(n) for n in notes if n["source"] == s["source"]],
             }
         )
         if s["last_error"]:
@@ -575,6 +578,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         "sync": syncs,
         "sync_error": state.loop.error,
         "upstream_error": upstream_error,
+        "upstream_notes": [describe_note(n) for n in notes],
         "key_mappings_error": mapping_error,
         "pool_table_error": state.pool_error,
         "prices_file_error": state.prices_error,
