@@ -399,6 +399,7 @@ def test_the_cli_sends_a_test_message_and_evaluates_on_demand(tmp_path: Path) ->
         tested = cli("test")
         assert tested.returncode == 0, tested.stderr
         assert tested.stdout.startswith("sent: json://127.0.0.1:")
+        assert "/hook" not in tested.stdout  # a webhook's path is its secret: never shown
         assert [b["title"] for b in hook.bodies] == ["Test alert from the OpenAI Usage Tracker"]
         ran = cli("run")
         assert ran.returncode == 0, ran.stderr
@@ -425,3 +426,34 @@ def test_a_pool_projected_to_run_out_before_the_set_time_warns_once_before_it_do
         assert alert["used_tokens"] < alert["limit_tokens"]  # type: ignore[index,operator]
         assert alert["exhausted_at"] < DAY0 + 23 * HOUR  # type: ignore[index,operator]
         assert str(body["title"]).endswith("pool will run out before 23:00 UTC")
+
+
+def test_debug_logs_and_labels_never_show_a_webhooks_secret_path(tmp_path: Path) -> None:
+    """Apprise's own debug lines held whole webhook URLs (Slack's and Discord's tokens are in
+    the path); a JSON webhook's path and an ntfy topic were shown in labels."""
+    import os
+    import subprocess
+    import sys
+
+    from usage_tracker.alerts.channels import Channel
+
+    with WebhookReceiver() as hook:
+        url = hook.apprise_url + "/SecretPathSentinel"
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+            "ALERT_URLS": url,
+            "LOG_LEVEL": "debug",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "usage_tracker", "alerts", "test"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(hook.bodies) == 1
+    assert "SecretPathSentinel" not in done.stdout + done.stderr
+    assert "SecretTopic" not in Channel("ntfy://ntfy.sh/SecretTopic").label

@@ -154,3 +154,54 @@ def test_health_says_what_the_api_refused_as_a_warning_not_an_error(tmp_path: Pa
     assert decisions["notes"] == [
         "decisions: not available for this organization (asked again daily)"
     ]
+
+
+def test_health_says_rate_limited_while_the_sync_waits_not_after_it_gave_up(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    waiting, release = threading.Event(), threading.Event()
+
+    def sleep(_seconds: float) -> None:
+        waiting.set()
+        release.wait(30)
+
+    sim = simulator.build(seed=7, days=2, clock=lambda: NOW)
+    with BackgroundServer(sim) as upstream:
+        client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY, sleep=sleep)
+        config = load_settings(
+            database_url=f"sqlite:///{tmp_path / 'h.db'}",
+            openai_admin_key=ADMIN_KEY,
+            openai_base_url=upstream.url + "/v1",
+            auth_mode="none",
+        )
+        app = create_app(config, client=client, run_sync=False, clock=lambda: NOW)
+        with BackgroundServer(app) as server:
+            sim.faults.force("429")
+            syncing = threading.Thread(target=client.projects)
+            syncing.start()
+            assert waiting.wait(10)
+            health = httpx2.get(server.url + "/api/health").json()
+            release.set()
+            syncing.join()
+            after = httpx2.get(server.url + "/api/health").json()
+        client.close()
+    assert health["status"] == "degraded"
+    assert health["upstream_error"] == "OpenAI is rate-limiting requests (429); retrying"
+    assert after["upstream_error"] != health["upstream_error"]
+
+
+def test_a_failed_names_refresh_reaches_health() -> None:
+    from usage_tracker.sync import LoopStatus, SyncReport, guarded
+
+    status = LoopStatus()
+    guarded(lambda: SyncReport(names_error="OpenAI's API is unavailable"), status)
+    assert status.error == (
+        "Names of keys, users and projects were not refreshed: OpenAI's API is unavailable"
+    )
+    guarded(SyncReport, status)
+    assert status.error is None

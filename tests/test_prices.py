@@ -149,16 +149,95 @@ def test_the_fast_path_gives_the_librarys_price_of_n_average_requests(
     }
     at = AT - day * 86400
     context = {"service_tier": tier} if tier in ("flex", "priority") else {}
-    if batch == "true":
+    half = batch == "true" and not module._has_variant(model, "processing", "batch")
+    if batch == "true" and not half:
         context["processing"] = "batch"
+    key = tuple(sorted(context.items()))
+    # The library's price on the day the tier's rate is first known to it (before that it
+    # prices tiers at the default rate; see prices._tier_day), half for a Batch rate it lacks.
+    when = module._tier_day(model, key, module._day(at))
     average = module._average_request(row, requests)
-    library = module._library_price(average, model, module._day(at), tuple(sorted(context.items())))
+    library = module._library_price(average, model, when, key)
     fast = Prices().estimate(row, at)
-    linear = module._linear_price(model, module._day(at), tuple(sorted(context.items())))
+    linear = module._linear_price(model, when, key)
     if model in ("gpt-4.1-mini", "gpt-realtime"):  # no long-context tier: the fast path
         assert linear is not None
     if library is None:
         assert fast is None
     else:
         assert fast is not None
-        assert abs(fast - library * requests) < Decimal("0.000001")
+        expected = library * requests * (Decimal("0.5") if half else 1)
+        assert abs(fast - expected) < Decimal("0.000001")
+
+
+def _on(day: str) -> int:
+    return int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("case", "usage", "day", "list_price"),
+    [
+        # Shipped additions for models genai-prices 0.2.3 lacks (OpenAI's model page):
+        # gpt-6.2-sol $2 in + $10 out; gpt-6.2-astra $8 + $40.
+        ("gpt-6.2-sol", row("gpt-6.2-sol"), "2026-12-01", Decimal("12")),
+        ("gpt-6.2-astra", row("gpt-6.2-astra"), "2026-12-01", Decimal("48")),
+        # Over 272K input tokens a request: 2x input, 1.5x output.
+        ("long context", row("gpt-6.2-sol", requests=1), "2026-12-01", Decimal("19")),
+        # Cache writes: $2.50 (30 minutes) and $5.00 (12 hours) instead of the $2 input.
+        (
+            "12-hour cache writes",
+            row(
+                "gpt-6.2-sol",
+                output_tokens=0,
+                input_cache_write_tokens=M,
+                input_cache_write_12h_tokens=M,
+            ),
+            "2026-12-01",
+            Decimal("5"),
+        ),
+        (
+            "30-minute cache writes",
+            row(
+                "gpt-6.2-sol",
+                output_tokens=0,
+                input_cache_write_tokens=M,
+                input_cache_write_30m_tokens=M,
+            ),
+            "2026-12-01",
+            Decimal("2.5"),
+        ),
+        # Ultrafast: 3x through 2027-02-28, then 6x (gpt-5.6-sol: $4 + $20 standard).
+        ("ultrafast", row("gpt-5.6-sol", service_tier="ultrafast"), "2027-02-28", Decimal("72")),
+        (
+            "ultrafast later",
+            row("gpt-5.6-sol", service_tier="ultrafast"),
+            "2027-03-01",
+            Decimal("144"),
+        ),
+        (
+            "6.2 ultrafast",
+            row("gpt-6.2-sol", service_tier="ultrafast"),
+            "2026-12-01",
+            Decimal("36"),
+        ),
+        ("6.2 priority", row("gpt-6.2-sol", service_tier="priority"), "2026-12-01", Decimal("24")),
+        ("6.2 batch", row("gpt-6.2-sol", batch="true"), "2026-12-01", Decimal("6")),
+        # Fine-tuned gpt-4o-mini: cached input $0.15 (the library priced it as uncached, $0.30).
+        (
+            "fine-tuned cached input",
+            row("ft:gpt-4o-mini-2024-07-18:acme::Bx7kQ2", output_tokens=0, input_cached_tokens=M),
+            "2026-12-01",
+            Decimal("0.15"),
+        ),
+        # Batch and Flex before genai-prices verified their rates (2026-10-14 and -12): half
+        # price all the same, as OpenAI billed them (the library priced them at the default).
+        ("batch before", row("gpt-5-nano", batch="true"), "2026-09-01", Decimal("0.225")),
+        ("flex before", row("gpt-5-nano", service_tier="flex"), "2026-09-01", Decimal("0.225")),
+        # A model the library has no Batch rate for: half its standard price.
+        ("batch unknown", row("codex-mini-latest", batch="true"), "2026-11-20", Decimal("3.75")),
+    ],
+)
+def test_the_shipped_additions_price_what_the_library_lacks(
+    case: str, usage: dict[str, object], day: str, list_price: Decimal
+) -> None:
+    assert Prices().estimate(usage, _on(day)) == list_price, case

@@ -8,6 +8,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -521,3 +522,31 @@ def test_a_member_sees_the_pool_totals_and_their_own_share_only(database_url: st
     assert mine.not_eligible == {}
     assert mine.reported_free == {}
     assert mine.free_group_unknown == {}
+
+
+def test_the_estimate_and_the_bill_agree_per_model_within_one_percent(
+    synced: tuple[Store, simulator.Organization],
+) -> None:
+    """The simulator bills as OpenAI does (realtime audio at its own rate, Flex and Batch at
+    half, Priority at its price, line items per modality): list prices must come to the same
+    per model. Before, gpt-realtime was estimated at 3x its bill."""
+    store, _org = synced
+    names = reports.load_names(store)
+    end = NOW - NOW % DAY
+    summary = reports.summary(store, names, end - 60 * DAY, end)
+    compared = 0
+    for model in summary["by"]["model"]:
+        billed, estimated = model["billed_cost"], model["estimated_cost"]
+        if not billed or estimated is None or model["model"] in (None, ""):
+            continue
+        compared += 1
+        # Within 1 %, or the half cent the estimate is rounded to.
+        tolerance = max(Decimal("0.01") * billed, Decimal("0.005"))
+        assert abs(estimated - billed) <= tolerance, model["model"]
+    assert compared >= 15
+    line_items = {r["line_item"] for r in store.cost_totals(end - 60 * DAY, end, ["line_item"])}
+    assert "realtime api | gpt-realtime, audio, input" in line_items
+    billed_models = {r["model"] for r in summary["by"]["model"] if r["billed_cost"]}
+    assert "gpt-realtime" in billed_models
+    assert "ft:gpt-4o-mini-2024-07-18:acme::Bx7kQ2" in billed_models
+    assert not any("|" in str(m) or str(m).startswith("ft-") for m in billed_models)

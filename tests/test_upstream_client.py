@@ -454,3 +454,50 @@ def test_a_90_day_hourly_fetch_with_20_percent_faults_matches_the_truth_exactly(
     assert sum(faults.injected.values()) > 20
     assert set(faults.injected) == set(simulator.FAULT_KINDS)
     assert sum(client.retries.values()) == sum(faults.injected.values())
+
+
+def test_a_failing_upstream_is_said_at_once_and_cleared_by_the_next_success(
+    sim: simulator.Simulator, make_client: Callable[..., AdminClient]
+) -> None:
+    """A 429 left health "ok" for 60-75 s (the time the retries took): the trouble is known
+    from the first fault."""
+    seen: list[str | None] = []
+    client: AdminClient
+
+    def sleep(_seconds: float) -> None:
+        seen.append(client.trouble)  # what health would say while the retry waits
+
+    client = make_client(sleep=sleep)
+    sim.faults.force("429", "500")
+    client.projects()
+    assert seen == [
+        "OpenAI is rate-limiting requests (429); retrying",
+        "OpenAI is failing (HTTP 500); retrying",
+    ]
+    assert client.trouble is None
+
+
+def test_a_run_against_a_failing_upstream_gives_up_within_the_trouble_budget(
+    sim: simulator.Simulator, make_client: Callable[..., AdminClient]
+) -> None:
+    """Every call retried on its own: a pass over 12 sources against an upstream that keeps
+    failing took minutes. Past the budget, each further call gives up at its first fault."""
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    policy = RetryPolicy(max_retries=6, base_delay=1.0, max_delay=8.0, trouble_budget=10.0)
+    client = make_client(retry=policy, sleep=sleep)
+    sim.faults.rate, sim.faults.kinds = 1.0, ("500",)
+    import time as time_module
+
+    real = time_module.monotonic
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time_module, "monotonic", lambda: real() + clock[0])
+        for _ in range(5):
+            with pytest.raises(UpstreamUnavailableError):
+                client.projects()
+    # The first call spends the budget (about 10 s of backoff), the next four one attempt each.
+    assert sim.faults.injected["500"] <= 6 + 4
+    assert client.trouble == "OpenAI is failing (HTTP 500); retrying"

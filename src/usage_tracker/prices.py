@@ -1,5 +1,6 @@
-"""List prices for estimates: pydantic's maintained ``genai-prices`` data, with ``PRICES_FILE``
-able to add or override models.
+"""List prices for estimates: pydantic's maintained ``genai-prices`` data, with the additions
+shipped in ``data/prices.json`` (models it lacks, tiers it does not price) and ``PRICES_FILE``
+on top, able to add or override models.
 
 A stored usage row sums many requests, but the library prices *one* request (long-context
 rates switch on per request): a row is priced as its average request times its request count.
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from usage_tracker.jsonfiles import parse_json_object
 
 COMPLIMENTARY_TIER = "incentivized-tier"
 MILLION = Decimal(1_000_000)
+BATCH_FACTOR = Decimal("0.5")
+"""The Batch API's price against the standard one, for every model that has it."""
 TIERS = ("flex", "priority")
 """Service tiers with prices of their own; every other tier is priced as the default."""
 
@@ -35,26 +39,46 @@ class PricesFileError(ValueError):
     """PRICES_FILE cannot be used; the message names the file, line and column or the model."""
 
 
+Schedule = tuple[tuple[int | None, Decimal], ...]
+"""A tier's factor over time: (last UTC day it applies, as a timestamp, or None: from then on)."""
+
+
 @dataclass(frozen=True)
 class Override:
-    """USD per 1M tokens, from PRICES_FILE."""
+    """A model's prices from the shipped additions or PRICES_FILE, USD per 1M tokens."""
 
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    cache_write: Decimal | None = None
+    """Cache writes (OpenAI's default 30-minute time to live); None: the input rate."""
+    cache_write_12h: Decimal | None = None
+    """12-hour cache writes; None: the 30-minute rate."""
+    long_context: tuple[int, Decimal, Decimal] | None = None
+    """(input tokens per request above which, input factor, output factor)."""
+    tiers: tuple[tuple[str, Schedule], ...] = (("batch", ((None, Decimal("0.5")),)),)
+    """Factors on every rate per service tier (``batch``: the Batch API)."""
 
 
 class Prices:
     def __init__(self, overrides: Mapping[str, Override] | None = None) -> None:
-        self.overrides = dict(overrides or {})
+        shipped, self.tier_factors = _shipped()
+        self.overrides = {**shipped, **(overrides or {})}
         self.as_of = f"genai-prices {version('genai-prices')}"
-        listed = sorted((m, o.input, o.cached_input, o.output) for m, o in self.overrides.items())
-        self.fingerprint = hashlib.sha256(repr((self.as_of, listed)).encode()).hexdigest()[:16]
+        listed = sorted((m, repr(o)) for m, o in self.overrides.items())
+        tiers = sorted(self.tier_factors.items())
+        self.fingerprint = hashlib.sha256(repr((self.as_of, listed, tiers)).encode()).hexdigest()[
+            :16
+        ]
         """Names these prices: stored estimates made with other ones are made again."""
+        self._prefixes = sorted(
+            (m[:-1] for m in self.overrides if m.endswith("*")), key=len, reverse=True
+        )
 
     @classmethod
     def load(cls, path: Path | None) -> Prices:
-        """The library's prices with ``path``'s models on top (none: the library alone)."""
+        """The library's prices with the shipped additions and ``path``'s models on top
+        (none: the library and the additions)."""
         if path is None:
             return cls()
         origin = f"PRICES_FILE {path.name}"
@@ -66,19 +90,13 @@ class Prices:
             data = parse_json_object(text, origin, 'an object {"models": {...}}')
         except ValueError as e:
             raise PricesFileError(str(e)) from None
-        overrides = {}
-        for model, raw in (data.get("models") or {}).items():
-            try:
-                overrides[str(model)] = Override(
-                    Decimal(str(raw["input"])),
-                    Decimal(str(raw.get("cached_input", raw["input"]))),
-                    Decimal(str(raw["output"])),
-                )
-            except (KeyError, TypeError, ArithmeticError):
-                raise PricesFileError(
-                    f'{origin}: model {model!r} needs "input" and "output" (USD per 1M tokens)'
-                ) from None
-        return cls(overrides)
+        return cls(_overrides(data, origin))
+
+    def override(self, model: str) -> Override | None:
+        if model in self.overrides:
+            return self.overrides[model]
+        prefix = next((p for p in self._prefixes if model.startswith(p)), None)
+        return None if prefix is None else self.overrides[prefix + "*"]
 
     def estimate(self, row: Mapping[str, Any], at: int) -> Decimal | None:
         """USD of one stored usage row (many requests) at list price; None when unpriced."""
@@ -86,31 +104,173 @@ class Prices:
         tokens = int(row.get("input_tokens") or 0) + int(row.get("output_tokens") or 0)
         if not model or not tokens or row.get("service_tier") == COMPLIMENTARY_TIER:
             return Decimal(0)
-        if model in self.overrides:
-            return _override_price(self.overrides[model], row)
         requests = max(1, int(row.get("num_model_requests") or 0))
+        if (price := self.override(model)) is not None:
+            return _override_price(price, row, requests, at)
+        tier = str(row.get("service_tier") or "")
+        factor = _factor(dict(self.tier_factors.get(model, ())).get(tier), at)
         context: dict[str, str] = {}
-        if row.get("service_tier") in TIERS:
-            context["service_tier"] = str(row["service_tier"])
+        if tier in TIERS and factor is None:
+            context["service_tier"] = tier
         if row.get("batch") in (True, "true"):
-            context["processing"] = "batch"
-        when, key = _day(at), tuple(sorted(context.items()))
+            if _has_variant(model, "processing", "batch"):
+                context["processing"] = "batch"
+            else:  # a model the library has no Batch rate for: the Batch API's half price
+                factor = (factor or Decimal(1)) * BATCH_FACTOR
+        key = tuple(sorted(context.items()))
+        when = _tier_day(model, key, _day(at))
         linear = _linear_price(model, when, key)
         if linear is not None:
             per_request, per_token = linear
             totals = {k: int(row.get(f) or 0) for k, f in _USAGE_FIELDS.items()}
-            return per_request * requests + sum(
+            price_usd = per_request * requests + sum(
                 (per_token[k] * n for k, n in totals.items() if n), Decimal(0)
             )
-        price = _library_price(_average_request(row, requests), model, when, key)
-        return None if price is None else price * requests
+        else:
+            one = _library_price(_average_request(row, requests), model, when, key)
+            if one is None:
+                return None
+            price_usd = one * requests
+        return price_usd * (factor or 1)
 
 
-def _override_price(price: Override, row: Mapping[str, Any]) -> Decimal:
-    cached = int(row.get("input_cached_tokens") or 0)
-    uncached = int(row.get("input_tokens") or 0) - cached
-    output = int(row.get("output_tokens") or 0)
-    return (uncached * price.input + cached * price.cached_input + output * price.output) / MILLION
+@lru_cache(maxsize=4096)
+def _has_variant(model: str, key: str, value: str) -> bool:
+    found = _library_model(model)
+    variants = getattr(found[1], "price_variants", None) or () if found else ()
+    return any(v.when.get(key) == value for v in variants)
+
+
+@lru_cache(maxsize=4096)
+def _tier_day(model: str, context: tuple[tuple[str, str], ...], when: dt.datetime) -> dt.datetime:
+    """The day to price a tier (Flex, Priority, Batch) on. genai-prices knows each tier's
+    rate only from the day it was verified ("tier history before this verification is not
+    modeled") and prices earlier days at the default rate, which OpenAI never billed Batch or
+    Flex at: before that day, the tier's first known rate is the best estimate."""
+    found = _library_model(model) if context else None
+    if found is None:
+        return when
+    starts = [
+        v.constraint.start_date
+        for v in getattr(found[1], "price_variants", None) or ()
+        if all(v.when.get(k) == value for k, value in context)
+        and getattr(v.constraint, "start_date", None) is not None
+    ]
+    first = min(starts, default=None)
+    if first is None or when.date() >= first:
+        return when
+    return dt.datetime.combine(first, dt.time(), dt.UTC)
+
+
+def _factor(schedule: Schedule | None, at: int) -> Decimal | None:
+    """The factor a tier's schedule gives on ``at``'s UTC day (None: no schedule)."""
+    if schedule is None:
+        return None
+    day = at - at % 86400
+    return next((f for until, f in schedule if until is None or day <= until), schedule[-1][1])
+
+
+def _override_price(price: Override, row: Mapping[str, Any], requests: int, at: int) -> Decimal:
+    def n(field: str) -> int:
+        return int(row.get(field) or 0)
+
+    written = n("input_cache_write_tokens")
+    written_12h = n("input_cache_write_12h_tokens")
+    written_30m = written - written_12h  # the default time to live unless said otherwise
+    cached = n("input_cached_tokens")
+    plain = n("input_tokens") - cached - written
+    write_rate = price.input if price.cache_write is None else price.cache_write
+    write_12h_rate = write_rate if price.cache_write_12h is None else price.cache_write_12h
+    input_side = (
+        plain * price.input
+        + cached * price.cached_input
+        + written_30m * write_rate
+        + written_12h * write_12h_rate
+    )
+    output_side = n("output_tokens") * price.output
+    if price.long_context and n("input_tokens") / requests > price.long_context[0]:
+        input_side *= price.long_context[1]
+        output_side *= price.long_context[2]
+    tiers = dict(price.tiers)
+    factor = Decimal(1)
+    if row.get("batch") in (True, "true"):
+        factor *= _factor(tiers.get("batch"), at) or 1
+    factor *= _factor(tiers.get(str(row.get("service_tier") or "")), at) or 1
+    return (input_side + output_side) * factor / MILLION
+
+
+def _shipped() -> tuple[dict[str, Override], dict[str, tuple[tuple[str, Schedule], ...]]]:
+    """The additions shipped in ``data/prices.json``: models, and tier factors for models the
+    library prices."""
+    text = resources.files("usage_tracker").joinpath("data/prices.json").read_text()
+    data = parse_json_object(text, "data/prices.json")
+    tiers = {
+        model: _tiers(raw, f"data/prices.json: tiers of {model!r}")
+        for model, raw in (data.get("tiers") or {}).items()
+    }
+    return _overrides(data, "data/prices.json"), tiers
+
+
+def _overrides(data: Mapping[str, Any], origin: str) -> dict[str, Override]:
+    overrides = {}
+    for model, raw in (data.get("models") or {}).items():
+        try:
+            overrides[str(model)] = _override(raw, f"{origin}: model {model!r}")
+        except (KeyError, TypeError, ArithmeticError, AttributeError):
+            raise PricesFileError(
+                f'{origin}: model {model!r} needs "input" and "output" (USD per 1M tokens)'
+            ) from None
+    return overrides
+
+
+def _override(raw: Mapping[str, Any], origin: str) -> Override:
+    def money(key: str, default: Any = None) -> Decimal | None:
+        value = raw.get(key, default)
+        return None if value is None else Decimal(str(value))
+
+    long = raw.get("long_context")
+    return Override(
+        Decimal(str(raw["input"])),
+        Decimal(str(raw.get("cached_input", raw["input"]))),
+        Decimal(str(raw["output"])),
+        cache_write=money("cache_write"),
+        cache_write_12h=money("cache_write_12h"),
+        long_context=None
+        if long is None
+        else (
+            int(long["above_input_tokens"]),
+            Decimal(str(long.get("input", 1))),
+            Decimal(str(long.get("output", 1))),
+        ),
+        tiers=_tiers({"batch": 0.5, **(raw.get("tiers") or {})}, origin),
+    )
+
+
+def _tiers(raw: Mapping[str, Any], origin: str) -> tuple[tuple[str, Schedule], ...]:
+    out = []
+    for tier, value in raw.items():
+        entries = value if isinstance(value, list) else [{"factor": value}]
+        schedule = []
+        for entry in entries:
+            try:
+                until = entry.get("until")
+                day = (
+                    None
+                    if until is None
+                    else int(
+                        dt.datetime.combine(
+                            dt.date.fromisoformat(until), dt.time(), dt.UTC
+                        ).timestamp()
+                    )
+                )
+                schedule.append((day, Decimal(str(entry["factor"]))))
+            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
+                raise PricesFileError(
+                    f"{origin}: tier {tier!r} needs a factor, or a list of "
+                    '{"until": "YYYY-MM-DD", "factor": …}'
+                ) from None
+        out.append((str(tier), tuple(schedule)))
+    return tuple(out)
 
 
 _USAGE_FIELDS = {

@@ -33,7 +33,9 @@ def configure_logging(settings: Settings) -> None:
     # The transport and the SDK log whole requests and responses, headers included, at debug;
     # a misbehaving upstream could echo the key in a header. upstream.client logs one line per
     # response instead (method, path, status, time, request id).
-    for noisy in ("httpcore2", "httpcore", "openai"):
+    # Apprise, and the requests/urllib3 it sends with, log whole webhook URLs (Slack's and
+    # Discord's hold their tokens in the path) at debug.
+    for noisy in ("httpcore2", "httpcore", "openai", "apprise", "urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.INFO)
 
 
@@ -54,12 +56,11 @@ def open_store(settings: Settings, prices: Prices | None = None) -> Store:
 def open_client(
     settings: Settings, *, retry: RetryPolicy | None = None, timeout: float | None = None
 ) -> AdminClient:
-    return AdminClient(
-        settings.admin_key(),
-        settings.openai_base_url,
-        timeout=timeout or settings.upstream_timeout_seconds,
-        retry=retry,
-    )
+    timeout = timeout or settings.upstream_timeout_seconds
+    if retry is None:
+        # A failing upstream ends a sync pass in about four request timeouts (30 s at least).
+        retry = RetryPolicy(trouble_budget=max(30.0, 4 * timeout))
+    return AdminClient(settings.admin_key(), settings.openai_base_url, timeout=timeout, retry=retry)
 
 
 def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:

@@ -499,7 +499,11 @@ def guarded(run: Callable[[], SyncReport], status: LoopStatus) -> None:
         return
     for error in report.errors:
         log.warning("sync: %s", error)
-    status.record(None)
+    # The sources' failures are in their own sync state; the names' would be nowhere else.
+    names = report.names_error
+    status.record(
+        f"Names of keys, users and projects were not refreshed: {names}" if names else None
+    )
 
 
 def run_forever(

@@ -17,6 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import apprise
 from apprise.plugins.custom_json import NotifyJSON
 
+PATH_IS_SECRET = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys"})
+"""Schemes whose URL path Apprise shows in its privacy form but that grants access."""
+
 
 def valid_url(url: str) -> bool:
     """Whether Apprise knows ``url``'s service and can use it as given."""
@@ -58,7 +61,12 @@ class Channel:
             plugin = apprise.Apprise.instantiate(self.url)
         if plugin is None:
             return scheme_of(self.url) + "://…"
-        return str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]  # Apprise's own options: noise
+        label = str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]  # Apprise's own options: noise
+        scheme, _, rest = label.partition("://")
+        if scheme in PATH_IS_SECRET and "/" in rest.rstrip("/"):
+            # A webhook's path is often its secret, and an ntfy topic is its password.
+            return f"{scheme}://{rest.split('/', 1)[0]}/…"
+        return label
 
     def send(
         self,

@@ -49,6 +49,7 @@ def _engine() -> Iterator[AlertEngine]:
         store = runtime.open_store(settings)
     except (SettingsError, StoreUnavailableError) as e:
         raise _fail(e) from None
+    runtime.configure_logging(settings)
     try:
         yield engine_for(settings, store)
     finally:

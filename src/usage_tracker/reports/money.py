@@ -42,10 +42,16 @@ def scoped_costs(
 
 
 def model_of_line_item(line_item: str) -> str:
-    """``"gpt-4o-2024-08-06, cached input"`` → ``"gpt-4o-2024-08-06"``; a line item that names
-    no model (``"vector store storage"``) → ``""``."""
-    model, sep, _kind = line_item.partition(", ")
-    return model if sep else ""
+    """The model a Costs API line item bills, as the Usage API names it:
+    ``"gpt-4o-2024-08-06, cached input"`` → ``"gpt-4o-2024-08-06"``; a product prefix goes
+    (``"realtime api | gpt-realtime-1.5, audio, input"``, ``"evals | gpt-4.1, input"``), and a
+    fine-tuned model's ``ft-`` becomes the ``ft:`` of its usage. A line item that names no model
+    (``"vector store storage"``) → ``""``."""
+    _product, _bar, rest = line_item.rpartition(" | ")
+    model, sep, _kind = rest.partition(", ")
+    if not sep:
+        return ""
+    return "ft:" + model.removeprefix("ft-") if model.startswith("ft-") else model
 
 
 def billed_labels(names: Names) -> dict[str, Callable[[Mapping[str, Any]], Any]]:

@@ -122,6 +122,33 @@ PRICES: dict[str, tuple[float, float, float]] = {
     "text-embedding-3-large": (0.13, 0.13, 0.0),
     "omni-moderation-latest": (0.0, 0.0, 0.0),
 }
+TIER_PRICES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "flex": {
+        "gpt-5": (0.625, 0.0625, 5.0),
+        "gpt-5-2025-08-07": (0.625, 0.0625, 5.0),
+        "gpt-5-mini": (0.125, 0.0125, 1.0),
+        "gpt-5-nano": (0.025, 0.0025, 0.2),
+        "o3": (1.0, 0.25, 4.0),
+        "o4-mini": (0.55, 0.1375, 2.2),
+    },
+    "priority": {
+        "gpt-5": (2.5, 0.25, 20.0),
+        "gpt-5-2025-08-07": (2.5, 0.25, 20.0),
+        "gpt-5-mini": (0.45, 0.045, 3.6),
+        "gpt-4.1": (3.5, 0.875, 14.0),
+        "gpt-4.1-mini": (0.7, 0.175, 2.8),
+        "gpt-4.1-nano": (0.2, 0.05, 0.8),
+        "gpt-4o-2024-08-06": (4.25, 2.125, 17.0),
+        "gpt-4o-mini": (0.25, 0.125, 1.0),
+        "o3": (3.5, 0.875, 14.0),
+        "o4-mini": (2.0, 0.5, 8.0),
+    },
+}
+"""OpenAI's Flex and Priority prices (USD per 1M tokens: input, cached input, output) for the
+models that offer them; traffic of another model on those tiers is served (and billed) as
+default."""
+AUDIO_PRICES = {"gpt-realtime": (32.0, 64.0)}
+"""Realtime models' audio tokens (input, output), billed apart from their text tokens."""
 UNIT_PRICES = {
     "gpt-image-1": 0.04,
     "dall-e-3": 0.08,
@@ -647,24 +674,49 @@ def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> 
         "output_image_tokens": 0,
         "num_model_requests": requests,
     }
-    p_in, p_cached, p_out = PRICES[base_model(model)]
-    discount = 0.5 if batch else 1.0
-    costs = (
-        CostLine(
-            f"{model}, input",
-            _micros((uncached + cache_write) / 1e6, p_in * discount),
-            uncached + cache_write,
-            "tokens",
-        ),
-        CostLine(
-            f"{model}, cached input", _micros(cached / 1e6, p_cached * discount), cached, "tokens"
-        ),
-        CostLine(f"{model}, output", _micros(output / 1e6, p_out * discount), output, "tokens"),
-    )
+    if batch or (tier in TIER_PRICES and base_model(model) not in TIER_PRICES[tier]):
+        # The Batch API has no service tier of its own choosing, and OpenAI offers Flex and
+        # Priority for some models only: those requests are served (and billed) as default.
+        tier = "default"
+    costs = _completion_costs(model, tier, batch, metrics)
     dims = _dims(
         **_people(key), model=model, batch=batch, service_tier=tier, api_source=_api_source(key)
     )
     return Event("completions", ts, dims, tuple(metrics.items()), costs, complimentary)
+
+
+def _completion_costs(
+    model: str, tier: str, batch: bool, metrics: dict[str, int]
+) -> tuple[CostLine, ...]:
+    """The line items OpenAI bills a completion with: at the tier's prices (Batch at half),
+    audio tokens of realtime models at their own rates, each modality its own line item."""
+    base = base_model(model)
+    p_in, p_cached, p_out = TIER_PRICES.get(tier, {}).get(base) or PRICES[base]
+    discount = 0.5 if batch else 1.0
+    uncached = metrics["input_uncached_tokens"] + metrics["input_cache_write_tokens"]
+    cached, output = metrics["input_cached_tokens"], metrics["output_tokens"]
+
+    def line(item: str, tokens: int, usd_per_million: float) -> CostLine:
+        return CostLine(item, _micros(tokens / 1e6, usd_per_million * discount), tokens, "tokens")
+
+    if base in AUDIO_PRICES:
+        a_in, a_out = AUDIO_PRICES[base]
+        audio_in, audio_out = metrics["input_audio_tokens"], metrics["output_audio_tokens"]
+        item = f"realtime api | {model}"
+        return (
+            line(f"{item}, text, input", uncached - audio_in, p_in),
+            line(f"{item}, audio, input", audio_in, a_in),
+            line(f"{item}, text, cached input", cached, p_cached),
+            line(f"{item}, text, output", output - audio_out, p_out),
+            line(f"{item}, audio, output", audio_out, a_out),
+        )
+    # Fine-tuned models are billed as "ft-…" where usage says "ft:…".
+    item = "ft-" + model.removeprefix("ft:") if model.startswith("ft:") else model
+    return (
+        line(f"{item}, input", uncached, p_in),
+        line(f"{item}, cached input", cached, p_cached),
+        line(f"{item}, output", output, p_out),
+    )
 
 
 AGENT_KEYS = frozenset({"ingest-service", "ci-bot"})

@@ -81,6 +81,10 @@ class RetryPolicy:
     OPENAI_BASE_URL or no network: say so in seconds instead of backing off for minutes."""
     deadline: float | None = None
     """Seconds one call may take with all its retries; none means only the retries bound it."""
+    trouble_budget: float | None = 60.0
+    """Seconds the upstream may keep failing, across every call of this client, before each
+    call gives up at its first fault (until one succeeds again): a sync pass against a slow or
+    failing upstream ends in about this long, not after every source's every retry."""
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.max_delay, self.base_delay * 2.0**attempt)
@@ -199,6 +203,10 @@ class AdminClient:
         self._lock = threading.Lock()
         self._paused_until = 0.0
         self._paused_by = 0
+        self.trouble: str | None = None
+        """What is going wrong with the upstream right now, in words ("rate-limited (429),
+        retrying"), from the first fault until a call succeeds: health says it at once."""
+        self._trouble_since: float | None = None
         """A 429 holds back every thread using this client, not only the one that got it (which
         waits out the delay itself)."""
 
@@ -386,9 +394,10 @@ class AdminClient:
                 result = self._attempt(endpoint, *args, **kwargs)
             except _Retryable as fault:
                 delay = policy.delay(attempt, fault.retry_after)
+                what = f"cannot connect to {fault.what}" if fault.connect else fault.what
+                self._in_trouble(fault, what)
                 if self._give_up(fault, attempt, time.monotonic() - started + delay):
                     raise self._exhausted(fault, attempt + 1) from None
-                what = f"cannot connect to {fault.what}" if fault.connect else fault.what
                 log.warning("%s: %s; retrying in %.2f s", label, what, delay)
                 with self._lock:
                     self.retries[label] += 1
@@ -398,6 +407,8 @@ class AdminClient:
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
+                with self._lock:
+                    self.trouble, self._trouble_since = None, None
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -408,12 +419,30 @@ class AdminClient:
         if wait > 0 and not mine:
             self._sleep(wait)
 
+    def _in_trouble(self, fault: _Retryable, what: str) -> None:
+        if fault.status == 429:
+            words = "OpenAI is rate-limiting requests (429); retrying"
+        elif fault.connect:
+            words = f"OpenAI is unreachable ({what}); retrying"
+        else:
+            words = f"OpenAI is failing ({what}); retrying"
+        with self._lock:
+            self.trouble = words
+            if self._trouble_since is None:
+                self._trouble_since = time.monotonic()
+
     def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
         policy = self._retry
+        since = self._trouble_since
         return (
             attempt >= (policy.max_connect_retries if fault.connect else policy.max_retries)
             or (fault.retry_after or 0) > policy.max_retry_after
             or (policy.deadline is not None and elapsed_after_delay > policy.deadline)
+            or (
+                policy.trouble_budget is not None
+                and since is not None
+                and time.monotonic() - since > policy.trouble_budget
+            )
         )
 
     def _attempt(self, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -551,7 +551,10 @@ def health_report(state: AppState) -> dict[str, Any]:
         )
         if s["last_error"]:
             errors.append(s["last_error"])
-    upstream_error = errors[0] if errors else None
+    # What is failing right now (a 429 being waited out, a refused connection) before the
+    # sources' own errors, which are written when the sync gives up on them.
+    live = state.client.trouble if state.client is not None else None
+    upstream_error = live or (errors[0] if errors else None)
     if state.client is None:
         upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
     alerts = None
