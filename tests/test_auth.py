@@ -515,3 +515,45 @@ def test_admins_rename_assign_and_merge_people_and_each_change_is_recorded(
                 mei.post("/people/rename", data={"person": "Mei Chen", "new_name": "M"}).status_code
                 == 403
             )
+
+
+def test_a_key_openai_no_longer_lists_can_be_assigned_and_its_person_renamed(
+    tmp_path: Path,
+) -> None:
+    """The People page offered such a key (it has usage) and its forms then refused it."""
+    from usage_tracker.store import writes
+    from usage_tracker.upstream.contract import DIMENSIONS
+    from usage_tracker.upstream.records import UsageResult
+
+    url = f"sqlite:///{tmp_path / 'unlisted.db'}"
+    Store.open(url).close()
+    _add_account(url, ADMIN, "admin")
+    with live_app(url, tmp_path, auth_mode="password") as live, signed_in(live, ADMIN) as admin:
+        hour = live.now - live.now % 3600 - 10 * DAY
+        values = {"api_key_id": "key_unlisted", "model": "text-embedding-3-small"}
+        row = UsageResult(
+            "embeddings",
+            hour,
+            hour + 3600,
+            tuple(values.get(d) for d in DIMENSIONS),
+            {"input_tokens": 1234, "num_model_requests": 1},
+        )
+        store = Store.open(url)
+        with store.transaction() as conn:
+            writes.replace_usage(
+                conn, "embeddings", hour, hour + 3600, [row], estimate=store.prices.estimate
+            )
+        store.close()
+        assert "key_unlisted" in _people(admin)  # offered on the page, as its id
+        csrf = _form_values(admin.get("/people").text)["csrf_token"]
+        renamed = admin.post(
+            "/people/rename",
+            data={"person": "key_unlisted", "new_name": "Old Intern", "csrf_token": csrf},
+        )
+        assert renamed.status_code == 303, renamed.text
+        assigned = admin.post(
+            "/people/assign",
+            data={"key_id": "key_unlisted", "person": "Mei Chen", "csrf_token": csrf},
+        )
+        assert assigned.status_code == 303, assigned.text
+        assert "key_unlisted" in _people(admin)["Mei Chen"]["keys"]

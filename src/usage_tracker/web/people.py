@@ -25,12 +25,17 @@ Name = Annotated[str, Form(min_length=1, max_length=200)]
 Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
+def _window(request: Request) -> tuple[int, int]:
+    """The page's last 30 days, to the end of the current hour."""
+    now = int(app_state(request).clock())
+    end = now - now % 3600 + 3600
+    return end - 30 * DAY, end
+
+
 @router.get("/people", response_class=HTMLResponse)
 def people_page(request: Request, access: Viewer) -> HTMLResponse:
     state = app_state(request)
-    now = int(state.clock())
-    end = now - now % 3600 + 3600
-    found = reports.people(state.store, access.names, end - 30 * DAY, end, scope=access.scope)
+    found = reports.people(state.store, access.names, *_window(request), scope=access.scope)
     with state.store.transaction() as conn:
         changes = rows.recent_changes(conn) if access.who.is_admin else []
     context: dict[str, Any] = {
@@ -48,9 +53,15 @@ def people_page(request: Request, access: Viewer) -> HTMLResponse:
     return templates.TemplateResponse(request, "people.html", context)
 
 
-def _keys_of(access: Access, person: str) -> list[str]:
-    every = set(access.names.keys) | set(access.names.owners)
-    found = sorted(k for k in every if access.names.person(k) == person)
+def _known_keys(request: Request, access: Access) -> set[str]:
+    """Every key the page offers: those OpenAI lists or an admin assigned, and those with
+    usage on the page's days even when OpenAI no longer lists them."""
+    found = reports.people(app_state(request).store, access.names, *_window(request))
+    return {k["id"] for p in found for k in p["keys"]} | set(access.names.owners)
+
+
+def _keys_of(request: Request, access: Access, person: str) -> list[str]:
+    found = sorted(k for k in _known_keys(request, access) if access.names.person(k) == person)
     if not found:
         raise HTTPException(400, f"No key belongs to {person!r}.")
     return found
@@ -86,7 +97,7 @@ def rename(
 ) -> Response:
     """Call a person something else (all their keys follow)."""
     check_csrf(request, who, csrf_token_)
-    keys = _keys_of(access, person)
+    keys = _keys_of(request, access, person)
     email = access.names.email(keys[0])
     detail = f"rename: {person!r} is now {new_name.strip()!r} ({len(keys)} keys)"
     return _change(request, who, keys, new_name, email, detail)
@@ -104,7 +115,7 @@ def assign(
 ) -> Response:
     """Give a key to a person (an existing one or a new one), with their email."""
     check_csrf(request, who, csrf_token_)
-    if key_id not in access.names.keys and key_id not in access.names.owners:
+    if key_id not in _known_keys(request, access):
         raise HTTPException(400, f"There is no key {key_id!r}.")
     address = _email_or_none(email)
     if address is None:  # joining someone already known: their email comes along
@@ -127,7 +138,7 @@ def merge(
     check_csrf(request, who, csrf_token_)
     if person == into:
         raise HTTPException(400, "Choose two different people to merge.")
-    keys = _keys_of(access, person)
-    email = access.names.email(_keys_of(access, into)[0])
+    keys = _keys_of(request, access, person)
+    email = access.names.email(_keys_of(request, access, into)[0])
     detail = f"merge: {person!r} into {into!r} ({len(keys)} keys)"
     return _change(request, who, keys, into, email, detail)
