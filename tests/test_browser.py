@@ -348,3 +348,25 @@ def test_money_in_the_totals_reads_like_money_and_fits_its_card(
     )
     assert overflowing == []
     context.close()
+
+
+def test_long_hostile_names_never_widen_a_page_past_a_phone(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The People page's lists of keys and people grew as wide as their longest name (535 px
+    at 360) with the names an outside check uses; the names show as text, never as markup."""
+    from usage_tracker.simulator.org import HOSTILE_KEY_NAMES
+
+    options = {"hostile_names": True}
+    with live_app(f"sqlite:///{tmp_path / 'h.db'}", tmp_path, simulator_options=options) as live:
+        context = browser.new_context(
+            viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True
+        )
+        page = context.new_page()
+        for path in ("/", "/people"):
+            page.goto(live.url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, path
+            assert page.locator("script:text('alert')").count() == 0
+        assert HOSTILE_KEY_NAMES[10] in page.content().replace("&lt;", "<").replace("&gt;", ">")
+        context.close()
