@@ -369,6 +369,8 @@ def _nothing() -> None:
 
 def _note_new_fields(store: Store, client: AdminClient, notes: Notes) -> None:
     """Fields the API sent that this version ignores: noted (and logged) once each."""
+    if not client.new_fields:
+        return
     with store.transaction() as conn:
         for source, fields in sorted(client.new_fields.items()):
             known = notes.noted(source, "new_field")
