@@ -861,3 +861,21 @@ def test_after_a_sync_the_presets_are_computed_and_a_write_retires_them(
         after = client.get("/api/summary").json()
         assert after["totals"]["input_tokens"] < before
         assert state.results.computed["summary.json"] == computed["summary.json"] + 1
+
+
+def test_a_parameter_given_twice_is_refused_not_silently_the_last(app: LiveApp) -> None:
+    """schemathesis sent start_time a dozen times and got 200 (FastAPI took the last one)."""
+    for path in ("/api/summary", "/api/reconciliation", "/api/usage", "/api/export"):
+        twice = httpx2.get(
+            app.url + path, params=[("start_time", app.now - 86400), ("start_time", 0)]
+        )
+        assert twice.status_code == 400, path
+        assert twice.json()["error"] == {
+            "message": "Invalid value for 'start_time': given more than once.",
+            "param": "start_time",
+        }
+    grouped = httpx2.get(
+        app.url + "/api/usage",
+        params=[("start_time", app.now - 86400), ("group_by", "model"), ("group_by", "project_id")],
+    )
+    assert grouped.status_code == 200  # group_by repeats by design

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -46,12 +47,34 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+@functools.lru_cache(maxsize=128)
+def _single_valued(app: Any, path: str) -> tuple[str, ...]:
+    """The query parameters of ``path`` that OpenAPI says take one value (not an array)."""
+    operation = app.openapi().get("paths", {}).get(path, {}).get("get", {})
+    return tuple(
+        p["name"]
+        for p in operation.get("parameters", ())
+        if p.get("in") == "query" and '"array"' not in json.dumps(p.get("schema", {}))
+    )
+
+
+def once_each(request: Request) -> None:
+    """A parameter given twice where the API takes one value is refused: FastAPI would quietly
+    take the last one, and a script would get figures for a range it did not mean."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", request.url.path)
+    for name in _single_valued(request.app, path):
+        if len(request.query_params.getlist(name)) > 1:
+            raise ReportError(f"Invalid value for '{name}': given more than once.", name)
+
+
 router = APIRouter(
     prefix="/api",
     tags=["api"],
     responses={
         400: {"model": ErrorBody, "description": "A parameter is invalid; `param` names it."}
     },
+    dependencies=[Depends(once_each)],
 )
 
 
