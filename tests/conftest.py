@@ -16,6 +16,10 @@ from usage_tracker import simulator
 from usage_tracker.serving import BackgroundServer
 from usage_tracker.upstream import AdminClient, RetryPolicy
 
+# A checkout's own .env (the README's setup step) must not change what the tests see; the
+# processes the tests start inherit this too.
+os.environ["USAGE_TRACKER_ENV_FILE"] = ""
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "tests" / "upstream"
 SPEC = CONTRACT / "openai-admin-api.yaml"

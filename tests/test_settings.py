@@ -60,3 +60,25 @@ def test_an_error_across_settings_never_shows_the_key() -> None:
         load_settings(openai_admin_key="sk-admin-MustNotLeak0123456789", host="0.0.0.0")
     assert "HOST=0.0.0.0" in str(raised.value)
     assert "MustNotLeak" not in str(raised.value)
+
+
+def test_the_tests_never_read_a_checkouts_env_file_and_the_variable_names_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `cp .env.example .env` made five tests fail: the suite read it."""
+    import os
+
+    from usage_tracker.settings import ENV_FILE_VARIABLE, SettingsError, load_settings
+
+    assert os.environ[ENV_FILE_VARIABLE] == ""  # set by conftest for every test and process
+    env = tmp_path / "settings.env"
+    env.write_text("SYNC_CONCURRENCY=0\n")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("SYNC_CONCURRENCY=0\n")
+    assert load_settings().sync_concurrency != 0  # the .env here is not read
+    monkeypatch.setenv(ENV_FILE_VARIABLE, str(env))
+    with pytest.raises(SettingsError, match="SYNC_CONCURRENCY"):
+        load_settings()
+    monkeypatch.delenv(ENV_FILE_VARIABLE)
+    with pytest.raises(SettingsError, match="SYNC_CONCURRENCY"):
+        load_settings()  # unset: .env, as for everyone else

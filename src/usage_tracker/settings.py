@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -242,13 +243,20 @@ class Settings(BaseSettings):
         return self.openai_admin_key.get_secret_value()
 
 
+ENV_FILE_VARIABLE = "USAGE_TRACKER_ENV_FILE"
+"""Names the file read for settings (``.env`` when unset, none when empty): the test suite
+sets it empty, so that a checkout's own ``.env`` never changes what the tests see."""
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and ``.env``, with ``overrides`` on top.
+    """Settings from the environment and ``.env`` (see :data:`ENV_FILE_VARIABLE`), with
+    ``overrides`` on top.
 
     Raises :class:`SettingsError` naming each bad variable and what it expected.
     """
+    env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as e:
         problems = []
         for error in e.errors():
