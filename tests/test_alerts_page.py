@@ -87,7 +87,7 @@ def test_admins_see_the_rules_and_send_a_test_message_that_arrives(
         assert page.status_code == 200
         assert "org-day" in page.text
         assert "at 80 %, 100 % of $1.00 per UTC day, estimated cost" in page.text
-        assert f"json://alerts:****@127.0.0.1:{hook.port}/hook" in page.text
+        assert f"json://alerts:****@127.0.0.1:{hook.port}/…" in page.text  # the path left out
         assert PASSWORD_IN_URL not in page.text
         before = len(hook.bodies)
         assert admin.post("/alerts/test").status_code == 403  # no CSRF token
