@@ -56,7 +56,7 @@ class Override:
     """12-hour cache writes; None: the 30-minute rate."""
     long_context: tuple[int, Decimal, Decimal] | None = None
     """(input tokens per request above which, input factor, output factor)."""
-    tiers: tuple[tuple[str, Schedule], ...] = (("batch", ((None, Decimal("0.5")),)),)
+    tiers: tuple[tuple[str, Schedule], ...] = (("batch", ((None, BATCH_FACTOR),)),)
     """Factors on every rate per service tier (``batch``: the Batch API)."""
 
 
@@ -134,11 +134,16 @@ class Prices:
         return price_usd * (factor or 1)
 
 
+def _variants(model: str) -> tuple[Any, ...]:
+    """The library's prices of ``model`` for service tiers and Batch, each with the context
+    it applies in (``when``) and, often, the day it applies from (``constraint``)."""
+    found = _library_model(model)
+    return tuple(getattr(found[1], "price_variants", None) or ()) if found else ()
+
+
 @lru_cache(maxsize=4096)
 def _has_variant(model: str, key: str, value: str) -> bool:
-    found = _library_model(model)
-    variants = getattr(found[1], "price_variants", None) or () if found else ()
-    return any(v.when.get(key) == value for v in variants)
+    return any(v.when.get(key) == value for v in _variants(model))
 
 
 @lru_cache(maxsize=4096)
@@ -147,12 +152,9 @@ def _tier_day(model: str, context: tuple[tuple[str, str], ...], when: dt.datetim
     rate only from the day it was verified ("tier history before this verification is not
     modeled") and prices earlier days at the default rate, which OpenAI never billed Batch or
     Flex at: before that day, the tier's first known rate is the best estimate."""
-    found = _library_model(model) if context else None
-    if found is None:
-        return when
     starts = [
         v.constraint.start_date
-        for v in getattr(found[1], "price_variants", None) or ()
+        for v in (_variants(model) if context else ())
         if all(v.when.get(k) == value for k, value in context)
         and getattr(v.constraint, "start_date", None) is not None
     ]
@@ -242,7 +244,7 @@ def _override(raw: Mapping[str, Any], origin: str) -> Override:
             Decimal(str(long.get("input", 1))),
             Decimal(str(long.get("output", 1))),
         ),
-        tiers=_tiers({"batch": 0.5, **(raw.get("tiers") or {})}, origin),
+        tiers=_tiers({"batch": BATCH_FACTOR, **(raw.get("tiers") or {})}, origin),
     )
 
 
