@@ -879,3 +879,63 @@ def test_a_parameter_given_twice_is_refused_not_silently_the_last(app: LiveApp) 
         params=[("start_time", app.now - 86400), ("group_by", "model"), ("group_by", "project_id")],
     )
     assert grouped.status_code == 200  # group_by repeats by design
+
+
+def test_a_model_openai_counted_free_that_no_list_names_is_said_once_on_the_page(
+    tmp_path: Path,
+) -> None:
+    from html.parser import HTMLParser
+
+    from usage_tracker.store import Store, writes
+    from usage_tracker.upstream.contract import DIMENSIONS
+    from usage_tracker.upstream.records import UsageResult
+
+    from .conftest import latest
+
+    now = latest(18)
+    with live_app(f"sqlite:///{tmp_path / 'f.db'}", tmp_path, now=now) as live:
+        hour = now - now % 3600 - 3 * 3600
+        key = live.org.keys[0]
+        values = {"model": "gpt-6.2-sol", "service_tier": "incentivized-tier"}
+        values |= {"api_key_id": key.id, "project_id": key.project_id}
+        row = UsageResult(
+            "completions",
+            hour,
+            hour + 3600,
+            tuple(values.get(d) for d in DIMENSIONS),
+            {"input_tokens": 90_000, "output_tokens": 100, "num_model_requests": 3},
+        )
+        store = Store.open(live.database_url)
+        with store.transaction() as conn:  # this hour's completions: this one row
+            writes.replace_usage(
+                conn, "completions", hour, hour + 3600, [row], estimate=store.prices.estimate
+            )
+        store.close()
+        tiers = httpx2.get(live.url + "/api/tiers").json()
+        page = httpx2.get(live.url + "/").text
+
+    class Banners(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+            self._in = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "p" and "banner" in (dict(attrs).get("class") or ""):
+                self._in = True
+                self.texts.append("")
+
+        def handle_endtag(self, tag: str) -> None:
+            self._in = self._in and tag != "p"
+
+        def handle_data(self, data: str) -> None:
+            if self._in:
+                self.texts[-1] += data
+
+    assert tiers["free_group_unknown"] == [{"name": "gpt-6.2-sol", "tokens": 90_100}]
+    assert {"name": "gpt-6.2-sol", "tokens": 90_100} in tiers["unclassified"]
+    banners = Banners()
+    banners.feed(page)
+    naming = [t for t in banners.texts if "gpt-6.2-sol" in t]
+    assert len(naming) == 1  # said once, as what it is
+    assert naming[0].startswith("Counted free by OpenAI, group unknown: gpt-6.2-sol (90.1K)")
