@@ -195,6 +195,50 @@ def test_health_says_rate_limited_while_the_sync_waits_not_after_it_gave_up(
     assert after["upstream_error"] != health["upstream_error"]
 
 
+def test_a_worker_that_does_not_sync_says_what_the_syncing_one_meets(tmp_path: Path) -> None:
+    """With WORKERS=2 (or replicas) health may be answered by a process whose own client is
+    idle: the syncing process's trouble is shared through the database."""
+    import threading
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    waiting, release = threading.Event(), threading.Event()
+
+    def sleep(_seconds: float) -> None:
+        waiting.set()
+        release.wait(30)
+
+    sim = simulator.build(seed=7, days=2, clock=lambda: NOW)
+    with BackgroundServer(sim) as upstream:
+        config = load_settings(
+            database_url=f"sqlite:///{tmp_path / 'w.db'}",
+            openai_admin_key=ADMIN_KEY,
+            openai_base_url=upstream.url + "/v1",
+            auth_mode="none",
+        )
+        syncing = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY, sleep=sleep)
+        idle = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)
+        first = create_app(config, client=syncing, run_sync=False, clock=lambda: NOW)
+        second = create_app(config, client=idle, run_sync=False, clock=lambda: NOW)
+        with BackgroundServer(first), BackgroundServer(second) as other:
+            sim.faults.force("429")
+            worker = threading.Thread(target=syncing.projects)
+            worker.start()
+            assert waiting.wait(10)
+            during = httpx2.get(other.url + "/api/health").json()
+            release.set()
+            worker.join()
+            after = httpx2.get(other.url + "/api/health").json()
+        syncing.close()
+        idle.close()
+    assert during["upstream_error"] == "OpenAI is rate-limiting requests (429); retrying"
+    assert during["status"] == "degraded"
+    assert during["upstream_notes"] == []  # the trouble is no note about the API's shape
+    assert after["upstream_error"] is None
+    assert after["status"] == "ok"
+
+
 def test_a_failed_names_refresh_reaches_health() -> None:
     from usage_tracker.sync import LoopStatus, SyncReport, guarded
 

@@ -285,3 +285,18 @@ def forget_upstream_note(conn: Connection, source: str, kind: str, detail: str =
     table = schema.upstream_notes
     key = (table.c.source == source) & (table.c.kind == kind) & (table.c.detail == detail)
     conn.execute(table.delete().where(key))
+
+
+TROUBLE = ("upstream", "trouble")
+"""(source, kind) of the note that says what is failing upstream right now."""
+
+
+def note_trouble(conn: Connection, words: str | None, now: int) -> None:
+    """What is failing upstream now (None: nothing), for every process to see."""
+    table = schema.upstream_notes
+    source, kind = TROUBLE
+    conn.execute(table.delete().where((table.c.source == source) & (table.c.kind == kind)))
+    if words is not None:
+        conn.execute(
+            table.insert().values(source=source, kind=kind, detail=words[:200], noted_at=now)
+        )

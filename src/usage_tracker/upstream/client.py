@@ -207,6 +207,9 @@ class AdminClient:
         """What is going wrong with the upstream right now, in words ("rate-limited (429),
         retrying"), from the first fault until a call succeeds: health says it at once."""
         self._trouble_since: float | None = None
+        self.on_trouble: Callable[[str | None], object] | None = None
+        """Told each time ``trouble`` changes (None: cleared), so that other processes (the
+        workers that are not syncing) can say it too."""
         """A 429 holds back every thread using this client, not only the one that got it (which
         waits out the delay itself)."""
 
@@ -407,8 +410,8 @@ class AdminClient:
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
-                with self._lock:
-                    self.trouble, self._trouble_since = None, None
+                if self.trouble is not None:
+                    self._set_trouble(None)
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -426,10 +429,18 @@ class AdminClient:
             words = f"OpenAI is unreachable ({what}); retrying"
         else:
             words = f"OpenAI is failing ({what}); retrying"
+        if words != self.trouble:
+            self._set_trouble(words)
+
+    def _set_trouble(self, words: str | None) -> None:
         with self._lock:
             self.trouble = words
-            if self._trouble_since is None:
+            if words is None:
+                self._trouble_since = None
+            elif self._trouble_since is None:
                 self._trouble_since = time.monotonic()
+        if self.on_trouble is not None:
+            self.on_trouble(words)
 
     def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
         policy = self._retry

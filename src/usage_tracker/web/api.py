@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from usage_tracker.cursors import CursorError
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
 from usage_tracker.scope import Scope
-from usage_tracker.store import StoreUnavailableError
+from usage_tracker.store import StoreUnavailableError, writes
 from usage_tracker.store.schema import STORED_AS, from_stored
 from usage_tracker.sync import describe_note
 from usage_tracker.upstream.contract import (
@@ -547,6 +548,10 @@ def tiers(state: State, access: Viewer) -> dict[str, Any]:
     return tiers_report(state, access, int(state.clock()))
 
 
+def _is_trouble(note: dict[str, Any]) -> bool:
+    return (note["source"], note["kind"]) == writes.TROUBLE
+
+
 def health_report(state: AppState) -> dict[str, Any]:
     """The app's state in words. It needs no sign-in, so it names no file path or secret."""
     now = int(state.clock())
@@ -575,9 +580,15 @@ def health_report(state: AppState) -> dict[str, Any]:
         if s["last_error"]:
             errors.append(s["last_error"])
     # What is failing right now (a 429 being waited out, a refused connection) before the
-    # sources' own errors, which are written when the sync gives up on them.
+    # sources' own errors, which are written when the sync gives up on them: this process's
+    # client, else what the syncing process recorded lately (a worker that does not sync).
     live = state.client.trouble if state.client is not None else None
-    upstream_error = live or (errors[0] if errors else None)
+    shared = next(
+        (n["detail"] for n in notes if _is_trouble(n) and time.time() - n["noted_at"] < 900),
+        None,
+    )
+    upstream_error = live or shared or (errors[0] if errors else None)
+    notes = [n for n in notes if not _is_trouble(n)]
     if state.client is None:
         upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
     alerts = None

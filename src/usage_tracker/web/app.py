@@ -28,7 +28,7 @@ from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
 from usage_tracker.settings import Settings
-from usage_tracker.store import Store, StoreUnavailableError
+from usage_tracker.store import Store, StoreUnavailableError, writes
 from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
 from usage_tracker.web.auth import CurrentUser, SignInRequired
@@ -132,6 +132,8 @@ def create_app(
             clock=clock,
         )
         state.alerts = _alert_engine(state, rules, alert_urls)
+        if upstream is not None:
+            upstream.on_trouble = _share_trouble(store)
         app.state.app_state = state
         thread = None
         if run_sync and upstream is not None:
@@ -211,6 +213,20 @@ def _document_errors_as_served(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _share_trouble(store: Store) -> Callable[[str | None], None]:
+    """What the syncing process's client meets, written where the other workers and replicas
+    read it for their health."""
+
+    def record(words: str | None) -> None:
+        try:
+            with store.transaction() as conn:
+                writes.note_trouble(conn, words, int(time.time()))
+        except StoreUnavailableError:
+            pass  # health says the database's own trouble already
+
+    return record
 
 
 def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
