@@ -4,7 +4,9 @@ as OpenAI's API did in 2026-08 (no api_source dimension, no Decisions source) an
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,9 +158,11 @@ def test_health_says_what_the_api_refused_as_a_warning_not_an_error(tmp_path: Pa
     ]
 
 
-def test_health_says_rate_limited_while_the_sync_waits_not_after_it_gave_up(
-    tmp_path: Path,
-) -> None:
+def _health_during_and_after_a_429(
+    tmp_path: Path, *, workers: int
+) -> tuple[dict[str, object], dict[str, object]]:
+    """``workers`` apps on one database, the first one's client syncing: its next call meets a
+    429 and waits in its retry. The last app's /api/health while it waits, then after."""
     import threading
 
     from usage_tracker.settings import load_settings
@@ -171,67 +175,54 @@ def test_health_says_rate_limited_while_the_sync_waits_not_after_it_gave_up(
         release.wait(30)
 
     sim = simulator.build(seed=7, days=2, clock=lambda: NOW)
-    with BackgroundServer(sim) as upstream:
-        client = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY, sleep=sleep)
+    with BackgroundServer(sim) as upstream, contextlib.ExitStack() as stack:
         config = load_settings(
             database_url=f"sqlite:///{tmp_path / 'h.db'}",
             openai_admin_key=ADMIN_KEY,
             openai_base_url=upstream.url + "/v1",
             auth_mode="none",
         )
-        app = create_app(config, client=client, run_sync=False, clock=lambda: NOW)
-        with BackgroundServer(app) as server:
-            sim.faults.force("429")
-            syncing = threading.Thread(target=client.projects)
-            syncing.start()
-            assert waiting.wait(10)
-            health = httpx2.get(server.url + "/api/health").json()
-            release.set()
-            syncing.join()
-            after = httpx2.get(server.url + "/api/health").json()
-        client.close()
-    assert health["status"] == "degraded"
-    assert health["upstream_error"] == "OpenAI is rate-limiting requests (429); retrying"
-    assert after["upstream_error"] != health["upstream_error"]
+        clients = [
+            stack.enter_context(
+                AdminClient(
+                    ADMIN_KEY,
+                    upstream.url + "/v1",
+                    retry=FAST_RETRY,
+                    sleep=sleep if i == 0 else time.sleep,
+                )
+            )
+            for i in range(workers)
+        ]
+        servers = [
+            stack.enter_context(
+                BackgroundServer(create_app(config, client=c, run_sync=False, clock=lambda: NOW))
+            )
+            for c in clients
+        ]
+        sim.faults.force("429")
+        syncing = threading.Thread(target=clients[0].projects)
+        syncing.start()
+        assert waiting.wait(10)
+        during = httpx2.get(servers[-1].url + "/api/health").json()
+        release.set()
+        syncing.join()
+        after = httpx2.get(servers[-1].url + "/api/health").json()
+    return during, after
+
+
+def test_health_says_rate_limited_while_the_sync_waits_not_after_it_gave_up(
+    tmp_path: Path,
+) -> None:
+    during, after = _health_during_and_after_a_429(tmp_path, workers=1)
+    assert during["status"] == "degraded"
+    assert during["upstream_error"] == "OpenAI is rate-limiting requests (429); retrying"
+    assert after["upstream_error"] != during["upstream_error"]
 
 
 def test_a_worker_that_does_not_sync_says_what_the_syncing_one_meets(tmp_path: Path) -> None:
     """With WORKERS=2 (or replicas) health may be answered by a process whose own client is
     idle: the syncing process's trouble is shared through the database."""
-    import threading
-
-    from usage_tracker.settings import load_settings
-    from usage_tracker.web import create_app
-
-    waiting, release = threading.Event(), threading.Event()
-
-    def sleep(_seconds: float) -> None:
-        waiting.set()
-        release.wait(30)
-
-    sim = simulator.build(seed=7, days=2, clock=lambda: NOW)
-    with BackgroundServer(sim) as upstream:
-        config = load_settings(
-            database_url=f"sqlite:///{tmp_path / 'w.db'}",
-            openai_admin_key=ADMIN_KEY,
-            openai_base_url=upstream.url + "/v1",
-            auth_mode="none",
-        )
-        syncing = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY, sleep=sleep)
-        idle = AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY)
-        first = create_app(config, client=syncing, run_sync=False, clock=lambda: NOW)
-        second = create_app(config, client=idle, run_sync=False, clock=lambda: NOW)
-        with BackgroundServer(first), BackgroundServer(second) as other:
-            sim.faults.force("429")
-            worker = threading.Thread(target=syncing.projects)
-            worker.start()
-            assert waiting.wait(10)
-            during = httpx2.get(other.url + "/api/health").json()
-            release.set()
-            worker.join()
-            after = httpx2.get(other.url + "/api/health").json()
-        syncing.close()
-        idle.close()
+    during, after = _health_during_and_after_a_429(tmp_path, workers=2)
     assert during["upstream_error"] == "OpenAI is rate-limiting requests (429); retrying"
     assert during["status"] == "degraded"
     assert during["upstream_notes"] == []  # the trouble is no note about the API's shape

@@ -273,18 +273,23 @@ def mark_fresh(conn: Connection, source: str, now: int) -> None:
     )
 
 
+def _note_key(source: str, kind: str, detail: str | None = None) -> Any:
+    """The ``upstream_notes`` rows of ``source`` and ``kind`` (of ``detail`` only, if given)."""
+    table = schema.upstream_notes
+    key = (table.c.source == source) & (table.c.kind == kind)
+    return key if detail is None else key & (table.c.detail == detail)
+
+
 def note_upstream(conn: Connection, source: str, kind: str, detail: str, now: int) -> None:
     """Record (or record again, as checked at ``now``) what the API said of ``source``."""
     table = schema.upstream_notes
-    key = (table.c.source == source) & (table.c.kind == kind) & (table.c.detail == detail)
+    key = _note_key(source, kind, detail)
     if conn.execute(update(table).where(key).values(noted_at=now)).rowcount == 0:
         conn.execute(table.insert().values(source=source, kind=kind, detail=detail, noted_at=now))
 
 
 def forget_upstream_note(conn: Connection, source: str, kind: str, detail: str = "") -> None:
-    table = schema.upstream_notes
-    key = (table.c.source == source) & (table.c.kind == kind) & (table.c.detail == detail)
-    conn.execute(table.delete().where(key))
+    conn.execute(schema.upstream_notes.delete().where(_note_key(source, kind, detail)))
 
 
 TROUBLE = ("upstream", "trouble")
@@ -293,10 +298,6 @@ TROUBLE = ("upstream", "trouble")
 
 def note_trouble(conn: Connection, words: str | None, now: int) -> None:
     """What is failing upstream now (None: nothing), for every process to see."""
-    table = schema.upstream_notes
-    source, kind = TROUBLE
-    conn.execute(table.delete().where((table.c.source == source) & (table.c.kind == kind)))
+    conn.execute(schema.upstream_notes.delete().where(_note_key(*TROUBLE)))
     if words is not None:
-        conn.execute(
-            table.insert().values(source=source, kind=kind, detail=words[:200], noted_at=now)
-        )
+        note_upstream(conn, *TROUBLE, words[:200], now)
