@@ -196,9 +196,17 @@ def live_app(
 
 
 @contextmanager
-def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/img/favicon.svg"):  # type: ignore[no-untyped-def]
-    """``usage-tracker serve`` as a real process on a free port, with ``env`` on top of this
-    one's; yields (base URL, path of its combined output). Stopped afterwards."""
+def serve_process(  # type: ignore[no-untyped-def]
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    ready_path: str = "/static/img/favicon.svg",
+    host: str = "127.0.0.1",
+    reach: str = "127.0.0.1",
+):
+    """``usage-tracker serve`` as a real process on a free port of ``host``, with ``env`` on
+    top of this one's; yields (base URL at the address ``reach``, path of its combined output).
+    Stopped afterwards."""
     import socket
     import subprocess
     import sys
@@ -207,7 +215,7 @@ def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log_path = cwd / f"serve-{port}.log"
-    full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}
+    full_env = {**os.environ, **env, "HOST": host, "PORT": str(port)}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "usage_tracker", "serve"],
@@ -216,7 +224,7 @@ def serve_process(env: dict[str, str], cwd: Path, *, ready_path: str = "/static/
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{reach}:{port}"
     try:
         wait_until_up(url + ready_path, proc, log_path.read_text)
         yield url, log_path

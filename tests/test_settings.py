@@ -82,3 +82,12 @@ def test_the_tests_never_read_a_checkouts_env_file_and_the_variable_names_anothe
     monkeypatch.delenv(ENV_FILE_VARIABLE)
     with pytest.raises(SettingsError, match="SYNC_CONCURRENCY"):
         load_settings()  # unset: .env, as for everyone else
+
+
+def test_a_blank_secret_is_not_set() -> None:
+    """``OPENAI_ADMIN_KEY=`` in a compose or env file means no key (serve stored data), not an
+    empty key that fails at start-up."""
+    settings = load_settings(openai_admin_key="", alert_urls=" ", metrics_token="")
+    assert settings.openai_admin_key is None
+    assert settings.alert_urls is None
+    assert settings.metrics_token is None

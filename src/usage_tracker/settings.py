@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     auth_header: str = "X-Forwarded-User"
     admin_emails: Annotated[tuple[str, ...], NoDecode] = ()
     """Emails that are admins whatever their account says (the first admin, in header mode)."""
+    admin_password_file: Path | None = None
+    """With AUTH_MODE=password: a file holding the first admin's password. When no admin can
+    sign in yet, ``serve`` creates the account of the first of ADMIN_EMAILS with it; without
+    it, ``serve`` prints a one-time setup link instead."""
     oidc_default_role: Literal["member", "viewer"] = "member"
     """The role of a signed-in email that has no account (header mode)."""
     session_secret: SecretStr | None = None
@@ -111,6 +115,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
+
+    @field_validator(
+        "openai_admin_key",
+        "alert_urls",
+        "metrics_token",
+        "oidc_client_secret",
+        "session_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``OPENAI_ADMIN_KEY=`` (a blank line in a compose file) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("admin_emails")
     @classmethod
@@ -156,13 +173,19 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _proxies_by_mode(self) -> Settings:
         if "trusted_proxies" not in self.model_fields_set and self.auth_mode == "header":
+            if not self.listens_on_loopback:
+                raise ValueError(
+                    f"AUTH_MODE=header on HOST={self.host} needs TRUSTED_PROXIES: the address "
+                    "or network of the signing-in proxy (in a container, its network, such as "
+                    "172.16.0.0/12); only it may say who is signed in"
+                )
             # Settings are frozen once built; this is still building them.
             object.__setattr__(self, "trusted_proxies", ("127.0.0.1", "::1"))
         return self
 
     @model_validator(mode="after")
     def _auth_where_exposed(self) -> Settings:
-        loopback = self.host in ("127.0.0.1", "localhost", "::1")
+        loopback = self.listens_on_loopback
         if self.auth_mode == "none" and not loopback:
             raise ValueError(
                 f"AUTH_MODE=none is refused on HOST={self.host}: without sign-in the dashboard may "
@@ -193,6 +216,10 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"AUTH_MODE=oidc needs {', '.join(missing)}")
         return self
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
     def _secret_from_file(self, name: str) -> None:
         """``NAME`` from the file in ``NAME_FILE`` when only the file is given."""

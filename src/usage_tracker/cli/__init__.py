@@ -261,6 +261,7 @@ def serve() -> None:
         raise typer.Exit(2) from None
     runtime.configure_logging(settings)
     _check_database(settings)
+    _first_admin(settings)
     if settings.openai_admin_key is None:
         typer.echo("warning: OPENAI_ADMIN_KEY is not set; serving stored data only", err=True)
     try:
@@ -274,6 +275,52 @@ def serve() -> None:
         typer.echo(f"{settings.workers} worker processes")
         target = "usage_tracker.web.app:app_from_environment"
     serving.run(target, settings.host, settings.port, settings.log_level, workers=settings.workers)
+
+
+def _first_admin(settings: Settings) -> None:
+    """With AUTH_MODE=password and no admin who can sign in: the first admin from
+    ADMIN_PASSWORD_FILE, or a one-time setup link, said on standard output (the container's
+    log)."""
+    from usage_tracker import runtime
+    from usage_tracker.store import StoreUnavailableError
+    from usage_tracker.web.accounts import first_admin
+
+    try:
+        store = runtime.open_store(settings)
+        try:
+            lines = first_admin(settings, store)
+        finally:
+            store.close()
+    except (SettingsError, StoreUnavailableError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def healthcheck() -> None:
+    """Ask the server on this machine (PORT) whether it answers and reaches its database: exit 0
+    when it does, 1 otherwise (the Docker image's HEALTHCHECK)."""
+    import http.client
+
+    settings = _settings()
+    exact = [h for h in settings.allowed_hosts if "*" not in h]
+    host = exact[0] if exact else "127.0.0.1"
+    connection = http.client.HTTPConnection("127.0.0.1", settings.port, timeout=5)
+    try:
+        connection.request("GET", "/api/health", headers={"Host": host})
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")[:200]
+    except OSError as e:
+        typer.echo(f"unhealthy: nothing answers on 127.0.0.1:{settings.port} ({e})", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        connection.close()
+    if response.status != 200:
+        typer.echo(f"unhealthy: {response.status} {body}", err=True)
+        raise typer.Exit(1)
+    typer.echo(body)
 
 
 def _check_database(settings: Settings) -> None:

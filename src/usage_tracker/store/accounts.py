@@ -3,9 +3,10 @@ Every function runs on a connection inside :meth:`Store.transaction`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from usage_tracker.auth import digest
@@ -196,6 +197,38 @@ def secret(conn: Connection, name: str, generated: str) -> str:
         conn.execute(insert(table).values(name=name, value=generated))
         return generated
     return str(found)
+
+
+def set_secret(conn: Connection, name: str, value: str | None) -> None:
+    """Store ``value`` as the secret ``name`` (replacing any), or forget it (None)."""
+    table = schema.app_secrets
+    conn.execute(delete(table).where(table.c.name == name))
+    if value is not None:
+        conn.execute(insert(table).values(name=name, value=value))
+
+
+def stored_secret(conn: Connection, name: str) -> str | None:
+    table = schema.app_secrets
+    found = conn.execute(select(table.c.value).where(table.c.name == name)).scalar()
+    return None if found is None else str(found)
+
+
+def secrets_named(conn: Connection, prefix: str) -> list[tuple[str, str]]:
+    """(name, value) of the secrets whose name starts with ``prefix``."""
+    table = schema.app_secrets
+    query = select(table.c.name, table.c.value).where(table.c.name.startswith(prefix))
+    return [(r.name, r.value) for r in conn.execute(query)]
+
+
+def admins_who_can_sign_in(conn: Connection, admin_emails: Iterable[str] = ()) -> int:
+    """Accounts with a password that are admins (by role, or named in ADMIN_EMAILS)."""
+    table = schema.accounts
+    admin = table.c.role == "admin"
+    emails = list(admin_emails)
+    if emails:
+        admin = or_(admin, table.c.email.in_(emails))
+    query = select(func.count()).select_from(table).where(admin, table.c.password_hash.is_not(None))
+    return int(conn.execute(query).scalar_one())
 
 
 # -- sign-in attempts ------------------------------------------------------------------------

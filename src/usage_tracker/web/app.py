@@ -158,13 +158,14 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import alerts, api, metrics, pages, people, security, signin
+    from usage_tracker.web import accounts, alerts, api, metrics, pages, people, security, signin
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(signin.router)
+    app.include_router(accounts.router)
     app.include_router(people.router)
     app.include_router(metrics.router)
     app.include_router(alerts.router)
@@ -280,6 +281,40 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/openapi.json", "/static/", "/metrics"))
 
 
+def _reads_html(request: Request) -> bool:
+    """A person opening a page in a browser (not a script, not a form's answer)."""
+    return (
+        _wants_html(request)
+        and request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+_TITLES = {403: "Not for your role", 404: "Not found", 405: "Not allowed"}
+
+
+def _message_page(request: Request, status: int, message: str) -> Response:
+    """An error as a page with the site's navigation (the JSON body is for scripts)."""
+    from usage_tracker.web.auth import principal
+    from usage_tracker.web.templating import templates
+
+    try:
+        who = principal(request)
+    except (SignInRequired, StoreUnavailableError):
+        who = None
+    if status == 403 and who is not None:
+        message = f"{message} You are signed in as {who.label}, a {who.role}; ask an admin."
+    context = {
+        "request": request,
+        "version": __version__,
+        "who": who,
+        "status": status,
+        "title": _TITLES.get(status, "Cannot show this page"),
+        "message": message,
+    }
+    return templates.TemplateResponse(request, "message.html", context, status_code=status)
+
+
 def _allow(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     """A 405's ``Allow``, with HEAD wherever GET is (the guard answers HEAD as GET)."""
     if headers and "Allow" in headers:
@@ -332,5 +367,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(401, str(exc), None, {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _reads_html(request):
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(_message_page, request, exc.status_code, str(exc.detail))
         return _error(exc.status_code, str(exc.detail), None, _allow(exc.headers))

@@ -321,6 +321,7 @@ def reconciliation_page(
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def docs(request: Request, _who: CurrentUser) -> HTMLResponse:
+def docs(request: Request, who: CurrentUser) -> HTMLResponse:
     """Swagger UI from vendored files (no CDN), started by a static script (strict CSP)."""
-    return templates.TemplateResponse(request, "docs.html", {"request": request})
+    context = {"request": request, "who": who, "version": __version__}
+    return templates.TemplateResponse(request, "docs.html", context)

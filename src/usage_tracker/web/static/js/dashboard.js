@@ -1,27 +1,8 @@
-// Dashboard behaviour on top of server-rendered HTML (chart included): theme, sorting, live
-// refresh.
+// Dashboard behaviour on top of server-rendered HTML (chart included): sorting and live
+// refresh (the theme: theme.js).
 // Everything here is optional: without JavaScript the page still shows every number.
 (() => {
   "use strict";
-
-  const THEME_KEY = "usage-tracker-theme";
-
-  function applyTheme(theme) {
-    document.documentElement.dataset.theme = theme;
-  }
-
-  function setupTheme() {
-    // The system's preference until the user picks a theme here (then that choice is kept).
-    const system = window.matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark";
-    applyTheme(localStorage.getItem(THEME_KEY) || system);
-    const button = document.getElementById("theme-toggle");
-    if (!button) return;
-    button.addEventListener("click", () => {
-      const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
-      localStorage.setItem(THEME_KEY, next);
-      applyTheme(next);
-    });
-  }
 
   const sorts = {}; // the order the user picked per table, kept through the live refresh
 
@@ -135,7 +116,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    setupTheme();
     init();
     setupRefresh();
   });
