@@ -457,3 +457,96 @@ def test_debug_logs_and_labels_never_show_a_webhooks_secret_path(tmp_path: Path)
         assert len(hook.bodies) == 1
     assert "SecretPathSentinel" not in done.stdout + done.stderr
     assert "SecretTopic" not in Channel("ntfy://ntfy.sh/SecretTopic").label
+
+
+def test_an_alert_recorded_with_no_channel_is_sent_once_when_a_channel_is_added(
+    make_org: Callable[..., Org],
+) -> None:
+    """A threshold crossed before any channel existed is recorded 'no channel'; once a channel
+    appears, what still stands is delivered there once, and what passed is not sent late."""
+    org = make_org()
+    pools = pools_crossing_one_threshold_an_hour(org)
+    hours = hours_of_day()
+    silent = org.engine(POOLS_ONLY, [], pools)
+    for t in hours:
+        report = silent.run(t)
+    assert report.why_nothing_was_sent(0) is not None
+    with org.store.transaction() as conn:
+        recorded = alert_rows.recent(conn, 0)
+    assert len(recorded) == 6  # 50/80/100 % of both pools
+    assert all(a["deliveries"] == [] for a in recorded)
+    with WebhookReceiver() as hook:
+        engine = org.engine(POOLS_ONLY, [hook.apprise_url], pools)
+        first = engine.run(hours[-1])
+        again = engine.run(hours[-1])  # and a second replica, or a restart, sends nothing more
+        org.engine(POOLS_ONLY, [hook.apprise_url], pools, store=org.open_store()).run(hours[-1])
+        titles = pool_titles(hook.bodies)
+    # At the day's end each pool stands at 100 %: that is sent, once; 50 and 80 % are
+    # superseded by it and are not sent late.
+    assert sorted(titles) == [
+        "Large pool at 100 % of today's free tokens",
+        "Small pool at 100 % of today's free tokens",
+    ]
+    assert set(titles.values()) == {1}
+    assert (len(first.caught_up), first.sent, len(first.recorded)) == (2, 2, 0)
+    assert (again.caught_up, again.sent) == ([], 0)
+    assert again.why_nothing_was_sent(1) == (
+        "each standing alert was sent before (an alert fires once per threshold and period)"
+    )
+    # The next day nothing stands: a new channel gets nothing from yesterday.
+    with WebhookReceiver() as late:
+        org.engine(POOLS_ONLY, [late.apprise_url], pools).run(hours[-1] + DAY)
+        assert late.bodies == []
+
+
+def test_sync_once_evaluates_the_alerts_and_says_why_alerts_run_sent_nothing(
+    tmp_path: Path,
+) -> None:
+    """What a cron job runs, `sync --once`, evaluates and delivers like the sync loop does."""
+    with BackgroundServer(simulator.build(seed=7, days=5)) as upstream:  # on the wall clock
+        _sync_once_evaluates(tmp_path, upstream.url + "/v1")
+
+
+def _sync_once_evaluates(tmp_path: Path, sim_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(
+        "budgets:\n  - {name: tiny, limit: 0.01, cost: estimated, thresholds: [100]}\n"
+        "spikes: []\npools: {enabled: false}\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cron.db'}",
+        "OPENAI_ADMIN_KEY": ADMIN_KEY,
+        "OPENAI_BASE_URL": sim_url,
+        "ALERTS_FILE": str(rules),
+        "BACKFILL_DAYS": "3",
+    }
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "usage_tracker", *args]
+        return subprocess.run(
+            command,
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    synced = cli("sync", "--once")
+    assert synced.returncode == 0, synced.stderr
+    assert "alerts: 1 new, 0 sent, 0 failed" in synced.stdout
+    ran = cli("alerts", "run")
+    assert "nothing sent: no channel is set" in ran.stdout
+    with WebhookReceiver() as hook:
+        synced = cli("sync", "--once", ALERT_URLS=hook.apprise_url)
+        assert synced.returncode == 0, synced.stderr
+        assert "alerts: 0 new, 1 sent, 0 failed" in synced.stdout
+        assert len(hook.bodies) == 1, hook.bodies
+        ran = cli("alerts", "run", ALERT_URLS=hook.apprise_url)
+        assert "nothing sent: each standing alert was sent before" in ran.stdout
+        assert len(hook.bodies) == 1

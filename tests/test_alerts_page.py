@@ -139,3 +139,98 @@ def test_alert_routes_follow_the_rules_of_every_route(app: LiveApp, tmp_path: Pa
     with httpx2.Client(base_url=app.url) as anonymous:
         assert anonymous.get("/api/alerts").status_code == 401
         assert anonymous.get("/alerts", follow_redirects=False).status_code == 303
+
+
+def test_admins_set_rules_and_channels_on_the_page_and_every_process_uses_them(
+    tmp_path: Path,
+) -> None:
+    """No ALERTS_FILE, no ALERT_URLS: rules and a channel set on the page are stored, audited,
+    used by the serving process and by any other (a replica, `alerts run`), and the channel's
+    secret is never shown again."""
+    from usage_tracker.store import alerts as alert_rows
+    from usage_tracker.store import people as audit
+
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    Store.open(url).close()
+    _add_account(url, ADMIN, "admin")
+    with (
+        WebhookReceiver() as hook,
+        live_app(url, tmp_path, now=latest(18), auth_mode="password") as app,
+        signed_in(app, ADMIN) as admin,
+    ):
+        page = admin.get("/alerts")
+        assert "No channel is set" in page.text
+        form = _form_values(page.text)
+        bad = admin.post(
+            "/alerts/rules",
+            data={
+                "csrf_token": form["csrf_token"],
+                "rules": "budgets:\n  - {name: x, limit: -1}\n",
+            },
+        )
+        assert bad.status_code == 400
+        assert "the rules set on the Alerts page, line 2, column" in bad.text
+        rules = (
+            "budgets:\n  - {name: org-day, limit: 1, period: day, cost: estimated}\nspikes: []\n"
+        )
+        saved = admin.post("/alerts/rules", data={"csrf_token": form["csrf_token"], "rules": rules})
+        assert saved.status_code == 303
+        assert "org-day" in admin.get("/alerts").text
+        secret = f"json://alerts:{PASSWORD_IN_URL}@127.0.0.1:{hook.port}/hook"
+        wrong = admin.post(
+            "/alerts/channels", data={"csrf_token": form["csrf_token"], "url": "nope://x"}
+        )
+        assert wrong.status_code == 400
+        assert "nope://…" in wrong.text
+        added = admin.post(
+            "/alerts/channels", data={"csrf_token": form["csrf_token"], "url": secret}
+        )
+        assert added.status_code == 303
+        page = admin.get("/alerts")
+        assert f"json://alerts:****@127.0.0.1:{hook.port}/…" in page.text
+        assert PASSWORD_IN_URL not in page.text
+        tested = admin.post("/alerts/test", data={"csrf_token": form["csrf_token"]})
+        assert "sent" in tested.text
+        assert hook.bodies[-1]["title"] == "Test alert from the OpenAI Usage Tracker"
+        # Another process (a replica, cron's `sync --once`) reads the same rules and channel.
+        settings = load_settings(database_url=url)
+        store = Store.open(url)
+        with store.transaction() as conn:
+            stored = alert_rows.settings(conn)
+        found_rules, urls = runtime.alert_rules(settings, stored)
+        assert urls == (secret,)
+        assert [b.rule_id for b in found_rules.budgets] == ["org-day"]
+        engine = runtime.alert_engine(
+            settings,
+            store,
+            rules=found_rules,
+            urls=urls,
+            pools=load_pool_table(None),
+            mappings=KeyMappings(tmp_path / "none.json"),
+            clock=lambda: app.now,
+        )
+        assert engine.run().sent == 2  # the budget at 80 % and 100 % of $1 today
+        # Removed on the page, the channel is gone for everyone.
+        channel_id = next(iter(k for k in stored if k.startswith("channel:"))).split(":", 1)[1]
+        removed = admin.post(
+            f"/alerts/channels/{channel_id}/remove", data={"csrf_token": form["csrf_token"]}
+        )
+        assert removed.status_code == 303
+        assert "No channel is set" in admin.get("/alerts").text
+        with store.transaction() as conn:
+            actions = [c["action"] for c in reversed(audit.recent_changes(conn))]
+            assert "channel:" not in str(alert_rows.settings(conn))
+        store.close()
+    assert actions == ["alerts.rules", "alerts.channel.add", "alerts.channel.remove"]
+    assert PASSWORD_IN_URL not in str(actions)
+
+
+def test_with_alerts_file_set_the_page_shows_its_rules_and_refuses_others(app: LiveApp) -> None:
+    with signed_in(app, ADMIN) as admin:
+        page = admin.get("/alerts")
+        assert "which wins over rules set here" in page.text
+        assert 'id="rules-form"' not in page.text
+        refused = admin.post(
+            "/alerts/rules", data={"csrf_token": _form_values(page.text)["csrf_token"], "rules": ""}
+        )
+        assert refused.status_code == 409

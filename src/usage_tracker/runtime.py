@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from usage_tracker.prices import Prices, PricesFileError
@@ -73,14 +73,32 @@ def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:
     )
 
 
-def alert_rules(settings: Settings) -> tuple[AlertRules, tuple[str, ...]]:
-    """ALERTS_FILE and ALERT_URLS, checked (SettingsError names the file, line and column)."""
-    from usage_tracker.alerts.rules import AlertRulesError, load_rules
+STORED_RULES = "the rules set on the Alerts page"
 
+
+def alert_rules(
+    settings: Settings, stored: Mapping[str, str] | None = None
+) -> tuple[AlertRules, tuple[str, ...]]:
+    """The rules: ALERTS_FILE when set, else those set on the Alerts page (``stored``, from
+    :func:`usage_tracker.store.alerts.settings`), else the defaults; the channels: ALERT_URLS
+    and those set on the page. Checked: SettingsError names the file, line and column."""
+    from usage_tracker.alerts.channels import check_urls
+    from usage_tracker.alerts.rules import AlertRulesError, load_rules, parse_rules
+
+    stored = stored or {}
     try:
-        return load_rules(settings.alerts_file), settings.alert_url_list()
+        if settings.alerts_file is None and "rules" in stored:
+            rules = parse_rules(stored["rules"], STORED_RULES)
+        else:
+            rules = load_rules(settings.alerts_file)
     except AlertRulesError as e:
-        raise SettingsError(f"ALERTS_FILE: {e}") from None
+        raise SettingsError(f"ALERTS_FILE: {e}" if settings.alerts_file else str(e)) from None
+    added = [v for k, v in sorted(stored.items()) if k.startswith("channel:")]
+    try:
+        page_urls = check_urls(tuple(added))
+    except ValueError as e:
+        raise SettingsError(f"a channel set on the Alerts page: {e}") from None
+    return rules, tuple(dict.fromkeys([*settings.alert_url_list(), *page_urls]))
 
 
 def alert_engine(

@@ -47,8 +47,35 @@ class EngineStatus:
 @dataclass
 class RunReport:
     recorded: list[str] = field(default_factory=list)
+    """Dedupe keys of the alerts that fired for the first time."""
+    caught_up: list[str] = field(default_factory=list)
+    """Keys of alerts that fired when no channel was set, still stand, and are now sent."""
+    standing: int = 0
+    """Alerts the rules raise now (new or not)."""
     sent: int = 0
     failed: int = 0
+
+    def why_nothing_was_sent(self, channels: int) -> str | None:
+        """In words, why this pass sent nothing (None when it sent something or failed)."""
+        if self.sent or self.failed:
+            return None
+        if not channels:
+            return (
+                "no channel is set (ALERT_URLS, channels in ALERTS_FILE or on the Alerts "
+                "page): alerts are recorded only"
+            )
+        if not self.standing:
+            return "every watched figure is below its threshold"
+        return "each standing alert was sent before (an alert fires once per threshold and period)"
+
+
+def _superseded(firings: Sequence[Firing]) -> set[str]:
+    """Keys of the firings below a higher threshold of their group that stands too."""
+    top: dict[str, float] = {}
+    for f in firings:
+        if f.group:
+            top[f.group] = max(top.get(f.group, f.rank), f.rank)
+    return {f.dedupe_key for f in firings if f.group and f.rank < top[f.group]}
 
 
 class AlertEngine:
@@ -69,6 +96,8 @@ class AlertEngine:
         self.inputs = inputs
         self.clock = clock
         self.status = EngineStatus()
+        self.fingerprint = ""
+        """Of the settings stored on the Alerts page this engine was built with."""
 
     # -- one pass ------------------------------------------------------------------------------
 
@@ -78,7 +107,10 @@ class AlertEngine:
         now = int(self.clock()) if now is None else now
         report = RunReport()
         try:
-            report.recorded = self.record(evaluate(self.rules, self.inputs(), now), now)
+            firings = evaluate(self.rules, self.inputs(), now)
+            report.standing = len(firings)
+            report.recorded = self.record(firings, now)
+            report.caught_up = self.catch_up(firings, now)
             report.sent, report.failed = self.deliver_due(now)
         except Exception as e:
             log.exception("alerts: evaluation failed")
@@ -93,13 +125,10 @@ class AlertEngine:
 
     def record(self, firings: Sequence[Firing], now: int) -> list[str]:
         """Store the firings not stored before; their dedupe keys."""
-        top: dict[str, float] = {}
-        for f in firings:
-            if f.group:
-                top[f.group] = max(top.get(f.group, f.rank), f.rank)
+        lower = _superseded(firings)
         new = []
         for firing in firings:
-            superseded = bool(firing.group) and firing.rank < top[firing.group]
+            superseded = firing.dedupe_key in lower
             deliveries = [] if superseded else self._deliveries(firing)
             with self.store.transaction() as conn:
                 stored = rows.record(conn, _row(firing, superseded), deliveries, now)
@@ -107,6 +136,24 @@ class AlertEngine:
                 new.append(firing.dedupe_key)
                 log.info("alert: %s", firing.title)
         return new
+
+    def catch_up(self, firings: Sequence[Firing], now: int) -> list[str]:
+        """Alerts recorded when they had no channel at all that still stand now: delivered
+        once to the channels there are now (an alert that passed is not sent late)."""
+        lower = _superseded(firings)
+        by_key = {f.dedupe_key: f for f in firings if f.dedupe_key not in lower}
+        with self.store.transaction() as conn:
+            waiting = rows.never_delivered(conn, list(by_key))
+        caught = []
+        for key, alert_id in waiting.items():
+            deliveries = self._deliveries(by_key[key])
+            if not deliveries:
+                continue
+            with self.store.transaction() as conn:
+                if rows.add_deliveries(conn, alert_id, deliveries, now):
+                    caught.append(key)
+                    log.info("alert: %s (fired with no channel; sent now)", by_key[key].title)
+        return caught
 
     def _deliveries(self, firing: Firing) -> list[dict[str, Any]]:
         urls = firing.channels or self.default_urls

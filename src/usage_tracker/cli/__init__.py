@@ -220,8 +220,25 @@ def _sync(
     typer.echo(f"synced: {rows} rows stored, {requests} upstream requests")
     for error in report.errors:
         typer.echo(f"error: {error}", err=True)
-    if report.errors:
+    alerts_failed = _alerts_after_sync(settings, store)
+    if report.errors or alerts_failed:
         raise typer.Exit(1)
+
+
+def _alerts_after_sync(settings: Settings, store: Store) -> bool:
+    """What the sync loop does after each pass, for a sync run by cron: evaluate the alert
+    rules and deliver what is due. True when something failed (said on standard error)."""
+    from usage_tracker.cli.alerts import engine_for
+    from usage_tracker.untrusted import terminal
+
+    engine = engine_for(settings, store)
+    report = engine.run()
+    for key in [*report.recorded, *report.caught_up]:
+        typer.echo(terminal(f"alert: {key}"))
+    typer.echo(f"alerts: {len(report.recorded)} new, {report.sent} sent, {report.failed} failed")
+    if engine.status.error:
+        typer.echo(f"error: {engine.status.error}", err=True)
+    return bool(engine.status.error or report.failed)
 
 
 class _ProgressBars:

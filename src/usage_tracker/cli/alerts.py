@@ -26,9 +26,14 @@ def _fail(message: object) -> typer.Exit:
 
 
 def engine_for(settings: Settings, store: Store) -> AlertEngine:
-    """The alert engine of these settings over ``store``; a bad file is a CLI error."""
+    """The alert engine of these settings and of what the Alerts page stored, over ``store``;
+    a bad file is a CLI error."""
+    from usage_tracker.store import alerts as stored_alerts
+
+    with store.transaction() as conn:
+        stored = stored_alerts.settings(conn)
     try:
-        rules, urls = runtime.alert_rules(settings)
+        rules, urls = runtime.alert_rules(settings, stored)
         pools = load_pool_table(settings.tiers_file)
     except (SettingsError, PoolTableError) as e:
         raise _fail(e) from None
@@ -95,9 +100,15 @@ def run() -> None:
     with _engine() as engine:
         report = engine.run()
         problem = engine.status.error
+        channels = len(engine.default_urls) or len(engine.rules.all_channels())
     for key in report.recorded:
         typer.echo(terminal(f"fired: {key}"))
+    for key in report.caught_up:
+        typer.echo(terminal(f"fired before any channel was set, sent now: {key}"))
     typer.echo(f"{len(report.recorded)} new alert(s), {report.sent} sent, {report.failed} failed")
+    reason = report.why_nothing_was_sent(channels)
+    if reason:
+        typer.echo(f"nothing sent: {reason}")
     if problem:
         raise _fail(problem)
     if report.failed:

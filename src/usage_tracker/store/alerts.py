@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema
@@ -31,9 +31,21 @@ def record(
     alert_id = conn.execute(statement).scalar()
     if alert_id is None:
         return None
-    if deliveries:
-        conn.execute(
-            schema.alert_deliveries.insert(),
+    add_deliveries(conn, int(alert_id), deliveries, now)
+    return int(alert_id)
+
+
+def add_deliveries(
+    conn: Connection, alert_id: int, deliveries: Sequence[dict[str, Any]], now: int
+) -> int:
+    """Pending deliveries of an alert, due now, except to a channel (and recipient) it has one
+    for already (another replica added it first); how many were added."""
+    if not deliveries:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(schema.alert_deliveries)
+        .values(
             [
                 {
                     "alert_id": alert_id,
@@ -44,9 +56,26 @@ def record(
                     **d,
                 }
                 for d in deliveries
-            ],
+            ]
         )
-    return int(alert_id)
+        .on_conflict_do_nothing(index_elements=["alert_id", "channel", "recipient"])
+    )
+    return int(conn.execute(statement).rowcount or 0)
+
+
+def never_delivered(conn: Connection, dedupe_keys: Sequence[str]) -> dict[str, int]:
+    """Of the alerts with these keys, those recorded with no channel at all and not superseded:
+    key → id."""
+    if not dedupe_keys:
+        return {}
+    a, d = schema.alerts_sent, schema.alert_deliveries
+    query = select(a.c.dedupe_key, a.c.id).where(
+        a.c.org == "",
+        a.c.dedupe_key.in_(list(dedupe_keys)),
+        a.c.superseded.is_(False),
+        ~select(d.c.id).where(d.c.alert_id == a.c.id).exists(),
+    )
+    return {str(r.dedupe_key): int(r.id) for r in conn.execute(query)}
 
 
 def due(conn: Connection, now: int, limit: int = 50) -> list[dict[str, Any]]:
@@ -151,3 +180,21 @@ def troubled(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# -- what admins set on the Alerts page ------------------------------------------------------
+
+
+def settings(conn: Connection) -> dict[str, str]:
+    """name → value of every stored alert setting (``rules``, ``channel:…``)."""
+    table = schema.alert_settings
+    return {str(r.name): str(r.value) for r in conn.execute(select(table.c.name, table.c.value))}
+
+
+def set_setting(conn: Connection, name: str, value: str | None, *, actor: str, now: int) -> bool:
+    """Store ``value`` under ``name`` (None removes it); whether anything was there before."""
+    table = schema.alert_settings
+    existed = conn.execute(delete(table).where(table.c.name == name)).rowcount
+    if value is not None:
+        conn.execute(insert(table).values(name=name, value=value, changed_by=actor, changed_at=now))
+    return bool(existed)

@@ -368,6 +368,19 @@ alerts_sent = Table(
 names the rule, the subject, the threshold and the period, is what makes an alert fire once
 whatever the restarts, re-syncs and replicas."""
 
+alert_settings = Table(
+    "alert_settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("changed_by", String(320), nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+)
+"""What admins set on the Alerts page: ``rules`` (the text of an alerts file, YAML) and
+``channel:<sha256 of the URL>`` (an Apprise URL, which holds credentials: never shown, only
+its redacted form). ALERTS_FILE, when set, wins over the stored rules; channels add to
+ALERT_URLS."""
+
 alert_deliveries = Table(
     "alert_deliveries",
     metadata,

@@ -21,13 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__, runtime
 from usage_tracker.alerts.engine import AlertEngine
-from usage_tracker.alerts.rules import AlertRules
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client, sync_window
-from usage_tracker.settings import Settings
+from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store, StoreUnavailableError, writes
 from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
@@ -73,16 +72,21 @@ def _session_secret(settings: Settings, store: Store) -> str:
     return store.secret("session_secret", new_secret())
 
 
-def _alert_engine(state: AppState, rules: AlertRules, urls: tuple[str, ...]) -> AlertEngine:
-    return runtime.alert_engine(
-        state.settings,
-        state.store,
-        rules=rules,
-        urls=urls,
-        pools=state.pools,
-        mappings=state.mappings,
-        clock=state.clock,
-    )
+def _start_alerts(state: AppState) -> AlertEngine:
+    """The alert engine of the rules and channels in force (those stored by the Alerts page
+    too); when the stored ones cannot be read, the file's or the defaults, saying why."""
+    from usage_tracker.store import alerts as alert_rows
+    from usage_tracker.web.alerts import build_engine
+
+    with state.store.transaction() as conn:
+        stored = alert_rows.settings(conn)
+    try:
+        return build_engine(state, stored)
+    except SettingsError as e:
+        log.error("alerts: %s; using ALERTS_FILE or the defaults", e)
+        engine = build_engine(state, {})
+        engine.status.error = str(e)
+        return engine
 
 
 def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
@@ -104,7 +108,7 @@ def create_app(
     (or ``client``) are given, runs the sync loop in a background thread. Raises SettingsError
     when no sign-in mode was chosen."""
     settings.require_auth_mode()
-    rules, alert_urls = runtime.alert_rules(settings)
+    runtime.alert_rules(settings)  # ALERTS_FILE and ALERT_URLS, checked before serving
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,7 +135,7 @@ def create_app(
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
         )
-        state.alerts = _alert_engine(state, rules, alert_urls)
+        state.alerts = _start_alerts(state)
         if upstream is not None:
             upstream.on_trouble = _share_trouble(store)
         app.state.app_state = state
@@ -257,8 +261,11 @@ def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
 
 def _after_sync(state: AppState) -> None:
     """After every sync pass: the alerts, then the presets computed for the new data."""
-    if state.alerts is not None:
-        state.alerts.run()
+    from usage_tracker.web.alerts import current_engine
+
+    engine = current_engine(state)
+    if engine is not None:
+        engine.run()
     from usage_tracker.web.pages import warm
 
     try:
