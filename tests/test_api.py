@@ -795,10 +795,11 @@ def test_the_forecast_equals_a_hand_computation(http: httpx2.Client, app: LiveAp
             return sum((v for (p,), v in rows.items() if project in (None, p)), Decimal(0))
 
         complete = bill(month_start, today)
-        rate = bill(today - 7 * DAY, today) / 7
+        rate = (bill(today - 7 * DAY, today) / 7).quantize(cent)  # as shown: the parts add up
         return {
             "month_to_date": complete + bill(today, app.now + 1),
-            "daily_run_rate": rate.quantize(cent),
+            "before_today": complete,
+            "daily_run_rate": rate,
             "projected_month_end": (complete + rate * days_left).quantize(cent),
         }
 

@@ -60,6 +60,30 @@ def reconciliation_table(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], 
     return [title for _, title in RECONCILIATION_COLUMNS], table
 
 
+def total(values: Sequence[Any]) -> Any:
+    """The sum of a column of numbers (None when any value is something else, or none is)."""
+    numbers = [v for v in values if isinstance(v, int | Decimal) and not isinstance(v, bool)]
+    if not numbers or len(numbers) != len([v for v in values if v is not None]):
+        return None
+    return sum(numbers, Decimal(0) if any(isinstance(v, Decimal) for v in numbers) else 0)
+
+
+def with_total(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], start: int, end: int
+) -> list[list[Any]]:
+    """``rows`` and a last row with each numeric column's total, labelled with the UTC days
+    the figures cover, so that the file says its own period."""
+    import datetime as dt
+
+    def day(ts: int) -> str:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+    first, last = day(start - start % 86400), day(end - 1)
+    label = f"TOTAL, UTC days {first} to {last}" if first != last else f"TOTAL, UTC day {first}"
+    sums = [total([r[i] for r in rows]) for i in range(1, len(header))]
+    return [*map(list, rows), [label, *sums]]
+
+
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Text cells never start a formula (see :mod:`usage_tracker.untrusted`)."""
     out = io.StringIO()

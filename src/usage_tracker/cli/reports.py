@@ -36,7 +36,7 @@ def _day(value: str, option: str) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
 
 
-def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]]]:
+def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]], int, int]:
     if by not in exports.BY:
         raise _fail(f"--by: expected one of {', '.join(exports.BY)}, got {by!r}")
     start, end = _day(since, "--since"), _day(until, "--until") + DAY
@@ -52,7 +52,8 @@ def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]]]
         summary = reports.summary(store, names, start, end)
     finally:
         store.close()
-    return exports.usage_table(by, summary["by"][exports.BY[by]])
+    header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
+    return header, rows, start, end
 
 
 def export(
@@ -68,8 +69,10 @@ def export(
     Excel."""
     if format not in ("csv", "json", "xlsx"):
         raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
-    header, rows = _table(by, since, until)
-    body: str | bytes = exports.render(format, header, rows, by)
+    header, rows, start, end = _table(by, since, until)
+    body: str | bytes = exports.render(
+        format, header, exports.with_total(header, rows, start, end), by
+    )
     if output is None:
         if isinstance(body, bytes):
             sys.stdout.buffer.write(body)
@@ -95,9 +98,11 @@ def report(
     """Print one table with its totals: a Rich table on a terminal, or CSV/JSON."""
     if format not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {format!r}")
-    header, rows = _table(by, since, until)
+    header, rows, start, end = _table(by, since, until)
     if format in ("csv", "json"):
-        sys.stdout.write(exports.render(format, header, rows, by))
+        sys.stdout.write(
+            exports.render(format, header, exports.with_total(header, rows, start, end), by)
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -105,20 +110,13 @@ def report(
     # Names come from strangers: each cell is a Text (no markup read, control characters shown
     # as escapes).
     table = Table(title=f"Usage by {by}, {since} to {until} (UTC)", show_footer=True)
-    totals = [_total([r[i] for r in rows]) for i in range(len(header))]
+    totals = [exports.total([r[i] for r in rows]) for i in range(len(header))]
     for i, name in enumerate(header):
         footer = "total" if i == 0 else _cell(totals[i])
         table.add_column(name, footer=footer, justify="left" if i < 2 else "right")
     for row in rows:
         table.add_row(*(rich_text(_cell(v)) for v in row))
     Console(width=200).print(table)
-
-
-def _total(values: list[Any]) -> Any:
-    numbers = [v for v in values if isinstance(v, int | Decimal) and not isinstance(v, bool)]
-    if not numbers or len(numbers) != len([v for v in values if v is not None]):
-        return None
-    return sum(numbers, Decimal(0) if any(isinstance(v, Decimal) for v in numbers) else 0)
 
 
 def _cell(value: Any) -> str:

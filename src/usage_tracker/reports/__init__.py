@@ -66,6 +66,14 @@ def _label(names: Names, grouping: str, value: Any) -> Any:
     return from_stored(GROUPINGS[grouping], value)
 
 
+def _series(names: Names, stack: str, value: Any) -> str:
+    """A chart series' label: a key by its name and the end of its id (names repeat: three
+    keys may all be called "default")."""
+    if stack == "api_key":
+        return f"{names.key(value or '')} ({value[-4:]})" if value else names.key("")
+    return str(_label(names, stack, value) or "(none)")
+
+
 def _display(names: Names, grouping: str, value: Any) -> str | None:
     lookup = {
         "api_key": names.key,
@@ -339,6 +347,7 @@ def summary(
     with each row: at the list prices of the row's own UTC day."""
     _check_range(start, end)
     narrowed = scope.narrow(where)
+    billed_usd: Decimal | None
     if narrowed is None:
         # Everything, unfiltered: the folded rollups, a few hundred rows per grouping.
         folded = store.folded_totals(start, end, ESTIMATED)
@@ -355,9 +364,11 @@ def summary(
         every_cost = cost_totals(
             store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
         )
-        cost_rows = money.narrowed(every_cost, where)
-        billed = money.billed_by(names, cost_rows)
+        cost_rows = money.narrowed(every_cost, where) if money.billed_known(where) else []
+        billed = money.billed_by(names, cost_rows) if money.billed_known(where) else {}
         billed_usd = sum((r["amount"] for r in cost_rows), Decimal(0))
+        if not money.billed_known(where):
+            billed_usd = None  # the Costs API has no user: a user's bill is not known
         per_project = {}
         for cost in cost_rows:
             project = cost["project_id"]
@@ -424,6 +435,7 @@ def usage_over_time(
     else:
         by = "day" if bucket == "week" else bucket  # days, then added into their weeks
         data = _stacked(
+            names,
             usage_totals(store, names, start, end, [by, stack], where=where, metrics=TOKENS),
             by,
             stack,
@@ -458,18 +470,19 @@ def _top(tokens: Mapping[str, int], series: int) -> list[str]:
 
 
 def _stacked(
-    rows: Iterable[dict[str, Any]], bucket: str, stack: str, series: int
+    names: Names, rows: Iterable[dict[str, Any]], bucket: str, stack: str, series: int
 ) -> dict[str, dict[int, int]]:
     """Folded (time, stack) rows as tokens per time of the biggest series and "other"."""
     rows = list(rows)
     by_series: dict[str, int] = {}
+    labelled = stack == "api_key"  # rows hold the key's id: its series label is made here
     for row in rows:
-        label = str(row[stack] or "(none)")
+        label = _series(names, stack, row[stack]) if labelled else str(row[stack] or "(none)")
         by_series[label] = by_series.get(label, 0) + row["tokens"]
     top = _top(by_series, series)
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     for row in rows:
-        label = str(row[stack] or "(none)")
+        label = _series(names, stack, row[stack]) if labelled else str(row[stack] or "(none)")
         into = data[label if label in top else "other"]
         into[row[bucket]] = into.get(row[bucket], 0) + row["tokens"]
     return data
@@ -481,12 +494,12 @@ def _days_from_folded(
     """Everyone's tokens per day (or week: ``per``): the biggest series over the range from
     the folded totals, their days from the folded days, and "other" as each day's total less
     theirs."""
-    grouping = "api_key" if stack == "person" else "model"
+    grouping = "api_key" if stack in ("person", "api_key") else "model"
     column = GROUPINGS[stack]
     label_of = {}
     by_series: dict[str, int] = {}
     for row in store.folded_totals(start, end, TOKENS, [grouping])[grouping]:
-        label = label_of[row[column]] = str(_label(names, stack, row[column]) or "(none)")
+        label = label_of[row[column]] = _series(names, stack, row[column])
         by_series[label] = by_series.get(label, 0) + row["input_tokens"] + row["output_tokens"]
     top = _top(by_series, series)
     shown = {v: label for v, label in label_of.items() if label in top}

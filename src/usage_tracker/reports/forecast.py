@@ -92,10 +92,13 @@ def forecast(
 
 
 def _figures(entry: Mapping[str, Decimal], run_rate_days: int, days_left: int) -> dict[str, Any]:
-    rate = entry["rate_sum"] / run_rate_days
+    # The projection is made of the figures shown, rounded as shown: they add up as written
+    # ("$X through yesterday + $Y/day x N days").
+    rate = (entry["rate_sum"] / run_rate_days).quantize(CENT)
     return {
         "month_to_date": entry["complete"] + entry["today"],
-        "daily_run_rate": rate.quantize(CENT),
+        "before_today": entry["complete"],
+        "daily_run_rate": rate,
         "projected_month_end": (entry["complete"] + rate * days_left).quantize(CENT),
     }
 

@@ -104,15 +104,23 @@ def billed_by_folded(
 def narrowed(
     cost_rows: Iterable[Mapping[str, Any]], where: Mapping[str, Sequence[str]] | None
 ) -> list[Mapping[str, Any]]:
-    """The cost rows a usage filter (by key and/or model) also applies to."""
+    """The cost rows a usage filter (by key, project and/or model) also applies to. The Costs
+    API knows no user: see :func:`billed_per_user`."""
     keys = set(where["api_key_id"]) if where and "api_key_id" in where else None
+    projects = set(where["project_id"]) if where and "project_id" in where else None
     models = set(where["model"]) if where and "model" in where else None
     return [
         r
         for r in cost_rows
         if (keys is None or r["api_key_id"] in keys)
+        and (projects is None or r["project_id"] in projects)
         and (models is None or model_of_line_item(r["line_item"]) in models)
     ]
+
+
+def billed_known(where: Mapping[str, Sequence[str]] | None) -> bool:
+    """Whether the bill can be narrowed like the usage: not by user (costs have no user)."""
+    return not (where and "user_id" in where)
 
 
 def with_money(

@@ -83,10 +83,22 @@ def reconciliation(
             row["finding"] = "unpriced"
     days = [r for r in days if r["billed"] or r["estimated"]]
     by_model = _per_model(days, threshold)
+    billed_total = sum((r["billed"] for r in by_model), Decimal(0))
+    estimated_total = sum(
+        (r["estimated"] for r in by_model if r["estimated"] is not None), Decimal(0)
+    )
     return {
         "start_time": start,
         "end_time": end,
         "threshold_percent": int(threshold * 100),
+        "totals": {
+            "billed": billed_total,
+            "estimated": estimated_total,
+            "difference": billed_total - estimated_total,
+            "unestimated_billed": sum(
+                (r["billed"] for r in by_model if r["estimated"] is None), Decimal(0)
+            ),
+        },
         "days": days if per_day else [],
         "by_model": by_model,
         "findings": [r for r in by_model if r["finding"]],

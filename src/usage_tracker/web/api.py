@@ -441,7 +441,7 @@ def export(
         header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
     return Response(
-        exports.render(format, header, rows, by),
+        exports.render(format, header, exports.with_total(header, rows, start, end), by),
         media_type=EXPORT_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

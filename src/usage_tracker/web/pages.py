@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -37,11 +38,16 @@ EARLIEST = int(dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp())
 PRESETS = {
     "today": "Today",
     "yesterday": "Yesterday",
-    "7d": "7 days",
-    "30d": "30 days",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
     "mtd": "Month to date",
+    "lastmonth": "Last month",
+    "lastquarter": "Last quarter",
     "custom": "Custom",
 }
+"""Every preset is whole UTC days (today's up to the current hour): costs are billed per UTC
+day, so the money of a range is exactly that of its days."""
+Preset = Literal["today", "yesterday", "7d", "30d", "mtd", "lastmonth", "lastquarter", "custom"]
 Table = Literal["person", "model", "project", "user", "api_key"]
 TABLES: dict[Table, str] = {
     "person": "People",
@@ -71,18 +77,26 @@ router = APIRouter(include_in_schema=False)
 def date_range(
     preset: str, now: int, start: str | None = None, end: str | None = None
 ) -> tuple[int, int]:
-    """[start, end) in whole UTC hours for a preset; ``custom`` takes inclusive dates."""
+    """[start, end) for a preset: whole UTC days, today's up to the end of the current hour;
+    ``custom`` takes inclusive dates."""
     hour_end = now - now % HOUR + HOUR
     today = now - now % DAY
     if preset == "today":
         return today, hour_end
     if preset == "yesterday":
         return today - DAY, today
-    if preset in ("7d", "30d"):
-        return hour_end - int(preset[:-1]) * DAY, hour_end
+    if preset in ("7d", "30d"):  # today and the days before it
+        return today - (int(preset[:-1]) - 1) * DAY, hour_end
+    month = dt.datetime.fromtimestamp(today, dt.UTC).date().replace(day=1)
     if preset == "mtd":
-        first = dt.datetime.fromtimestamp(now, dt.UTC).replace(day=1, hour=0, minute=0, second=0)
-        return int(first.timestamp()), hour_end
+        return _midnight(month), hour_end
+    if preset == "lastmonth":
+        return _midnight((month - dt.timedelta(days=1)).replace(day=1)), _midnight(month)
+    if preset == "lastquarter":
+        this_quarter = month.replace(month=(month.month - 1) // 3 * 3 + 1)
+        previous = (this_quarter - dt.timedelta(days=1)).replace(day=1)
+        previous = previous.replace(month=(previous.month - 1) // 3 * 3 + 1)
+        return _midnight(previous), _midnight(this_quarter)
     try:
         first_day = dt.date.fromisoformat(start or "")
         last_day = dt.date.fromisoformat(end or start or "")
@@ -99,6 +113,61 @@ def date_range(
     if lo < EARLIEST:
         raise ReportError("the custom range starts before 2020, before any usage data", "start")
     return lo, min(hi, hour_end)
+
+
+def no_keys_notice(state: AppState, access: Any) -> str | None:
+    """For a member whose email owns no key: that, and whom to ask (None for anyone else)."""
+    who = access.who
+    if who.role != "member" or access.scope.keys:
+        return None
+    from usage_tracker.store import accounts
+
+    with state.store.transaction() as conn:
+        admins = [a["email"] for a in accounts.accounts(conn) if a["role"] == "admin"]
+    admins = list(dict.fromkeys([*state.settings.admin_emails, *admins]))
+    ask = f"ask an admin ({', '.join(admins[:3])})" if admins else "ask an admin"
+    return (
+        f"No API key is reported as owned by {who.email}, so there is nothing of yours to show "
+        f"yet. A key is yours when OpenAI names your email as its owner, or when an admin "
+        f"assigns it to you on the People page: {ask} to assign your keys."
+    )
+
+
+def _filters(
+    names: Names, key: str | None, project: str | None, user: str | None
+) -> list[tuple[str, str, str, str]]:
+    """The key, project and user drill-downs of a view: (what, its name, parameter, value)."""
+    shown = []
+    if key is not None:
+        shown.append(("key", names.key(key), "key", key))
+    if project is not None:
+        shown.append(("project", names.project(project), "project", project))
+    if user is not None:
+        shown.append(("user", names.user(user), "user", user))
+    return shown
+
+
+def _forecast_of(forecast: dict[str, Any], person: str | None) -> dict[str, Any]:
+    """The organization's figures, or those of the person the page is narrowed to (zero when
+    nothing of theirs was billed this month or lately)."""
+    if person is None:
+        return dict(forecast["organization"])
+    for row in forecast["people"]:
+        if row["name"] == person:
+            return dict(row)
+    zero = Decimal(0)
+    return dict.fromkeys(forecast["organization"], zero)
+
+
+def _midnight(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
+
+
+def billed_days(start: int, end: int) -> tuple[str, str, int]:
+    """The UTC days whose billed cost a range [start, end) shows: (first, last, how many)."""
+    first = start - start % DAY
+    last = (end - 1) - (end - 1) % DAY
+    return utc(first, "%Y-%m-%d"), utc(last, "%Y-%m-%d"), (last - first) // DAY + 1
 
 
 def _other_source(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -118,14 +187,15 @@ def dashboard(
     request: Request,
     state: State,
     access: Viewer,
-    range: Annotated[
-        Literal["today", "yesterday", "7d", "30d", "mtd", "custom"], Query()
-    ] = "today",
+    range: Annotated[Preset, Query()] = "today",
     start: str | None = None,
     end: str | None = None,
-    stack: Literal["person", "model"] = "person",
+    stack: Literal["person", "model", "api_key"] = "person",
     person: str | None = None,
     model: str | None = None,
+    key: str | None = None,
+    project: str | None = None,
+    user: str | None = None,
     expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
@@ -135,8 +205,12 @@ def dashboard(
         lo, hi = date_range("today", now)
         request.state.range_error = str(e)
     names, scope = access.names, access.scope
-    view = View(lo, hi, stack, person, model)
+    view = View(lo, hi, stack, person, model, key, project, user)
     summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
+    forecast = state.results.get(
+        ("forecast", access.version, scope, now - now % DAY),
+        lambda: reports.forecast(state.store, names, now, scope=scope),
+    )
     health = health_report(state)
     synced = [s["last_success_at"] for s in health["sync"] if s["last_success_at"]]
     context: dict[str, Any] = {
@@ -150,19 +224,20 @@ def dashboard(
         "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
         "start": lo,
         "end": hi,
+        "billed_days": billed_days(lo, hi),
         "stack": stack,
         "person": person,
         "model": model,
+        "filters": _filters(access.names, key, project, user),
+        "no_keys": no_keys_notice(state, access),
         "summary": summary,
         "chart_svg": chart_svg,
         "legend": legend,
         "chart_bucket": reports.chart_bucket(lo, hi),
         "pools": tiers_report(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
-        "forecast": state.results.get(
-            ("forecast", access.version, scope, now - now % DAY),
-            lambda: reports.forecast(state.store, names, now, scope=scope),
-        ),
+        "forecast": forecast,
+        "forecast_of": _forecast_of(forecast, person),
         "month_trend": (
             reports.daily_billed(state.store, names, now, person, scope=scope) if person else []
         ),
@@ -212,6 +287,7 @@ def _page_link(context: dict[str, Any], *, expanded: list[str], anchor: str) -> 
         ("stack", context["stack"]),
     ]
     query += [(k, context[k]) for k in ("person", "model") if context[k]]
+    query += [(param, value) for _, _, param, value in context["filters"]]
     query += [("all", key) for key in expanded]
     return f"?{urlencode(query)}#{anchor}"
 
@@ -225,6 +301,27 @@ class View:
     stack: str = "person"
     person: str | None = None
     model: str | None = None
+    key: str | None = None
+    project: str | None = None
+    user: str | None = None
+
+    def where(self, state: AppState, names: Names) -> dict[str, list[str]]:
+        """The usage filter of this view's drill-downs."""
+        where: dict[str, list[str]] = {}
+        if self.person:
+            keys = reports.keys_of_person(state.store, names, self.lo, self.hi, self.person)
+            if self.person == names.person(""):
+                keys.append("")  # "(no key)": the costs no key carries
+            where["api_key_id"] = keys or ["-"]
+        if self.key is not None:
+            where["api_key_id"] = [k for k in where.get("api_key_id", [self.key]) if k == self.key]
+        if self.model:
+            where["model"] = [self.model]
+        if self.project is not None:
+            where["project_id"] = [self.project]
+        if self.user is not None:
+            where["user_id"] = [self.user]
+        return where
 
 
 Figures = tuple[dict[str, Any], tuple[Markup, list[charts.Legend]], list[dict[str, Any]]]
@@ -238,12 +335,7 @@ def page_figures(
     provisional = provisional_from(state)
 
     def figures() -> Figures:
-        where: dict[str, list[str]] = {}
-        if view.person:
-            keys = reports.keys_of_person(state.store, names, view.lo, view.hi, view.person)
-            where["api_key_id"] = keys or ["-"]
-        if view.model:
-            where["model"] = [view.model]
+        where = view.where(state, names)
         summary = reports.summary(
             state.store,
             names,
@@ -265,7 +357,7 @@ def page_figures(
     return state.results.get(("page", version, scope, view, provisional), figures)
 
 
-WARMED = ("today", "yesterday", "7d", "30d", "mtd")
+WARMED = ("today", "yesterday", "7d", "30d", "mtd", "lastmonth")
 
 
 def warm(state: AppState) -> None:
@@ -299,15 +391,19 @@ def reconciliation_page(
     request: Request,
     state: State,
     access: Viewer,
+    range: Annotated[Preset, Query()] = "30d",
     start: str | None = None,
     end: str | None = None,
 ) -> HTMLResponse:
-    """Billed against estimated cost per model and per day (default: the last 30 days)."""
+    """Billed against estimated cost per model and per day (default: the last 30 UTC days,
+    today's included: the dashboard's "Last 30 days")."""
     now = int(state.clock())
+    if start and "range" not in request.query_params:
+        range = "custom"
     try:
-        lo, hi = date_range("custom", now, start, end) if start else (None, None)
+        lo, hi = date_range(range, now, start, end)
     except ReportError as e:
-        lo, hi = None, None
+        lo, hi = date_range("30d", now)
         request.state.range_error = str(e)
     report = reconciliation_report(state, access, lo, hi)
     context = {
@@ -315,6 +411,10 @@ def reconciliation_page(
         "version": __version__,
         "who": access.who,
         "report": report,
+        "presets": PRESETS,
+        "preset": range,
+        "custom_start": utc(report["start_time"], "%Y-%m-%d"),
+        "custom_end": utc(report["end_time"] - DAY, "%Y-%m-%d"),
         "range_error": getattr(request.state, "range_error", None),
     }
     return templates.TemplateResponse(request, "reconciliation.html", context)

@@ -9,15 +9,17 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usage_tracker import __version__, reports
 from usage_tracker.auth import normal_email
+from usage_tracker.reports import ReportError
 from usage_tracker.store import people as rows
 from usage_tracker.web.auth import Access, Admin, Viewer, check_csrf, csrf_token
+from usage_tracker.web.pages import PRESETS, Preset, billed_days, date_range, no_keys_notice
 from usage_tracker.web.state import app_state
-from usage_tracker.web.templating import templates
+from usage_tracker.web.templating import templates, utc
 
 DAY = 86400
 router = APIRouter(include_in_schema=False)
@@ -26,16 +28,34 @@ Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 def _window(request: Request) -> tuple[int, int]:
-    """The page's last 30 days, to the end of the current hour."""
-    now = int(app_state(request).clock())
-    end = now - now % 3600 + 3600
-    return end - 30 * DAY, end
+    """The last 30 UTC days (the forms' choices: every key used lately)."""
+    return date_range("30d", int(app_state(request).clock()))
 
 
 @router.get("/people", response_class=HTMLResponse)
-def people_page(request: Request, access: Viewer) -> HTMLResponse:
+def people_page(
+    request: Request,
+    access: Viewer,
+    range: Annotated[Preset, Query()] = "30d",
+    start: str | None = None,
+    end: str | None = None,
+) -> HTMLResponse:
+    """Each person with their keys, tokens and cost over a range (default: the last 30 days)."""
     state = app_state(request)
-    found = reports.people(state.store, access.names, *_window(request), scope=access.scope)
+    now = int(state.clock())
+    range_error = None
+    try:
+        lo, hi = date_range(range, now, start, end)
+    except ReportError as e:
+        range, range_error = "30d", str(e)
+        lo, hi = date_range("30d", now)
+    found = reports.people(state.store, access.names, lo, hi, scope=access.scope)
+    summary = reports.summary(state.store, access.names, lo, hi, scope=access.scope)
+    money = {r["person"]: r for r in summary["by"]["person"]}
+    for person in found:
+        row = money.get(person["person"], {})
+        person["billed_cost"] = row.get("billed_cost")
+        person["estimated_cost"] = row.get("estimated_cost")
     with state.store.transaction() as conn:
         changes = rows.recent_changes(conn) if access.who.is_admin else []
     context: dict[str, Any] = {
@@ -43,6 +63,20 @@ def people_page(request: Request, access: Viewer) -> HTMLResponse:
         "version": __version__,
         "who": access.who,
         "csrf": csrf_token(request, access.who),
+        "presets": PRESETS,
+        "preset": range,
+        "custom_start": start or utc(lo, "%Y-%m-%d"),
+        "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
+        "start": lo,
+        "end": hi,
+        "billed_days": billed_days(lo, hi),
+        "range_error": range_error,
+        "totals": {
+            "tokens": sum(p["tokens"] for p in found),
+            "billed": summary["billed_usd"],
+            "estimated": summary["estimated_usd"],
+        },
+        "no_keys": no_keys_notice(state, access),
         "people": found,
         "keys": sorted(
             ((k["id"], f"{k['name']} ({p['person']})") for p in found for k in p["keys"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
@@ -30,6 +31,18 @@ templates.env.globals["static"] = lambda path: f"/static/{path}"
 templates.env.filters["utc"] = utc
 templates.env.filters["compact"] = compact
 templates.env.filters["thousands"] = lambda n: f"{n:,}"
-templates.env.filters["usd"] = lambda d: (
-    "—" if d is None else f"{'-' if d < 0 else ''}${abs(d):,.2f}"
-)
+
+
+def usd(amount: Any) -> str:
+    """Dollars to the cent; an amount that rounds to nothing but is not zero is ``<$0.01``
+    (a few tokens are not free)."""
+    if amount is None:
+        return "—"
+    sign = "-" if amount < 0 else ""
+    shown = f"{abs(amount):,.2f}"
+    if amount and shown == "0.00":
+        return f"{sign}<$0.01"
+    return f"{sign}${shown}"
+
+
+templates.env.filters["usd"] = usd
