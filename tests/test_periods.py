@@ -107,9 +107,11 @@ def test_people_have_a_cost_and_a_range_and_last_month_takes_one_click(
         (v for (key,), v in app.org.cost_truth(lo, hi, ["api_key_id"]).items() if key in keys),
         Decimal(0),
     )
-    assert billed == usd(truth) and truth > 0
+    assert billed == usd(truth)
+    assert truth > 0
     total = re.search(r'<tr class="total">.*?data-label="Billed">([^<]+)<', page, re.S)
-    assert total and total.group(1) == usd(_bill(app, lo, hi))
+    assert total
+    assert total.group(1) == usd(_bill(app, lo, hi))
 
 
 def test_every_export_ends_with_its_totals_and_its_period(
@@ -156,7 +158,9 @@ def test_the_no_key_row_and_key_project_and_user_rows_drill_down_to_their_own_mo
 ) -> None:
     lo, hi = date_range("30d", app.now)
     page = http.get("/", params={"range": "30d"}).text
-    assert "?range=30d" in page and "&amp;key=" in page and "&amp;project=" in page
+    assert "?range=30d" in page
+    assert "&amp;key=" in page
+    assert "&amp;project=" in page
     no_key = http.get("/", params={"range": "30d", "person": "(no key)"}).text
     keyless = sum(
         (v for (key,), v in app.org.cost_truth(lo, hi, ["api_key_id"]).items() if not key),
