@@ -359,7 +359,10 @@ def test_no_sign_in_is_refused_off_loopback() -> None:
         load_settings(host="0.0.0.0", auth_mode="none")
     with pytest.raises(SettingsError, match="AUTH_MODE=header"):
         load_settings(host="0.0.0.0")
-    assert load_settings(host="0.0.0.0", auth_mode="header").auth_mode == "header"
+    with pytest.raises(SettingsError, match="needs TRUSTED_PROXIES"):
+        load_settings(host="0.0.0.0", auth_mode="header")  # no proxy named: nobody signs in
+    behind = load_settings(host="0.0.0.0", auth_mode="header", trusted_proxies="10.0.0.2")
+    assert behind.auth_mode == "header"
 
 
 def test_an_upstream_outage_on_the_minute_path_is_a_clear_502(

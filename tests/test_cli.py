@@ -92,6 +92,9 @@ def test_a_refused_key_fails_the_sync_clearly_without_echoing_it(
     done = _run("sync", "--once", env=env, cwd=tmp_path)
     assert done.returncode == 1
     assert "rejected the admin key" in done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1, said  # one message, naming the sources it stopped
+    assert "sources: names, completions" in said[0]
     assert key not in done.stderr + done.stdout
     assert key[-6:] not in done.stderr + done.stdout
 
@@ -406,3 +409,26 @@ def test_pools_check_lists_the_models_the_table_does_not_classify(tmp_path: Path
     assert stale.returncode == 1
     assert "gpt-from-the-future-9\t12,345 tokens" in stale.stdout
     assert "gpt-4.1\t" not in stale.stdout
+
+
+def test_every_commands_help_reads_as_plain_text() -> None:
+    """No ``<bool>`` beside a flag, no reST backticks: what a person reads in --help."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from usage_tracker.cli import app
+
+    def commands(group: Any, path: list[str]) -> list[list[str]]:
+        found = [path]
+        if hasattr(group, "commands"):  # a group (Typer's own copy of click's)
+            for name, sub in group.commands.items():
+                found += commands(sub, [*path, name])
+        return found
+
+    every = commands(get_command(app), [])
+    assert len(every) > 15
+    for path in every:
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=100)
+        assert shown.exit_code == 0, (path, shown.output)
+        assert "<bool>" not in shown.output, path
+        assert "``" not in shown.output, path

@@ -23,6 +23,7 @@ app = typer.Typer(
     help="OpenAI Usage Tracker: who used what in a shared OpenAI organization.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -151,7 +152,8 @@ def _date(value: str | None) -> int | None:
 def sync(
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit.")] = False,
     since: Annotated[
-        str | None, typer.Option(help="Fetch from this UTC date (YYYY-MM-DD) this run.")
+        str | None,
+        typer.Option(metavar="YYYY-MM-DD", help="Fetch from this UTC date this run."),
     ] = None,
 ) -> None:
     """Copy usage, costs and names from OpenAI into the database (every SYNC_INTERVAL_SECONDS,
@@ -218,11 +220,30 @@ def _sync(
     rows = sum(o.rows for o in report.outcomes.values())
     requests = sum(client.requests.values())
     typer.echo(f"synced: {rows} rows stored, {requests} upstream requests")
-    for error in report.errors:
-        typer.echo(f"error: {error}", err=True)
+    for line in _grouped(report.errors):
+        typer.echo(f"error: {line}", err=True)
     alerts_failed = _alerts_after_sync(settings, store)
     if report.errors or alerts_failed:
         raise typer.Exit(1)
+
+
+def _grouped(errors: list[str]) -> list[str]:
+    """``source: message`` errors, one line per message: a refused key is one line naming
+    every source it stopped, not one line per source."""
+    sources: dict[str, list[str]] = {}
+    for error in errors:
+        source, _, message = error.partition(": ")
+        if not message:
+            source, message = "", error
+        sources.setdefault(message, []).append(source)
+    lines = []
+    for message, where in sources.items():
+        named = [s for s in where if s]
+        if len(named) > 1:
+            lines.append(f"{message} ({len(named)} sources: {', '.join(named)})")
+        else:
+            lines.append(f"{named[0]}: {message}" if named else message)
+    return lines
 
 
 def _alerts_after_sync(settings: Settings, store: Store) -> bool:

@@ -95,8 +95,8 @@ def test() -> None:
 
 @alerts.command("run")
 def run() -> None:
-    """Evaluate the rules now against the database and deliver what is due (what ``serve``
-    and ``sync`` do after every sync)."""
+    """Evaluate the rules now against the database and deliver what is due (what serve and
+    sync do after every sync), and say why nothing was sent when nothing was."""
     with _engine() as engine:
         report = engine.run()
         problem = engine.status.error

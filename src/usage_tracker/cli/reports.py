@@ -18,9 +18,9 @@ from usage_tracker.store import StoreUnavailableError
 from usage_tracker.untrusted import rich_text
 
 DAY = 86400
-By = Annotated[str, typer.Option(help="person, key, user, project or model.")]
-Since = Annotated[str, typer.Option(help="First UTC day, YYYY-MM-DD.")]
-Until = Annotated[str, typer.Option(help="Last UTC day (included), YYYY-MM-DD.")]
+By = Annotated[str, typer.Option(metavar="BY", help="person, key, user, project or model.")]
+Since = Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First UTC day.")]
+Until = Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="Last UTC day (included).")]
 
 
 def _fail(message: str) -> typer.Exit:

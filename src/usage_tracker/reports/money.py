@@ -118,6 +118,13 @@ def narrowed(
     ]
 
 
+def shown_estimate(estimate: Decimal) -> Decimal:
+    """An estimate to the cent; one that would round to nothing though it is not zero keeps
+    its digits (to a millionth of a dollar), so that it reads "<$0.01", not "$0.00"."""
+    cents = estimate.quantize(CENT)
+    return cents if cents or not estimate else estimate.quantize(Decimal("0.000001"))
+
+
 def billed_known(where: Mapping[str, Sequence[str]] | None) -> bool:
     """Whether the bill can be narrowed like the usage: not by user (costs have no user)."""
     return not (where and "user_id" in where)
@@ -141,7 +148,7 @@ def with_money(
         # tokens all without a list price: None as well, never a silent $0.
         unpriced, estimate = row.pop("unpriced_tokens"), row.pop("estimated_usd")
         estimable = row["tokens"] and unpriced < row["tokens"]
-        row["estimated_cost"] = estimate.quantize(CENT) if estimable else None
+        row["estimated_cost"] = shown_estimate(estimate) if estimable else None
     zero = dict.fromkeys(metrics, 0)
     for label, amount in (known or {}).items():
         if label not in seen and amount:
