@@ -195,3 +195,23 @@ def test_the_wheel_served_as_the_image_serves_it_lets_the_first_admin_in(
     )
     assert stopped.returncode == 1
     assert "nothing answers" in stopped.stderr
+
+
+def test_compose_runs_the_image_on_sqlite_or_beside_postgresql() -> None:
+    """What can be checked without Docker: the services, the secret, the volume, the profile."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    tracker = compose["services"]["tracker"]
+    assert tracker["build"] == "."
+    assert tracker["environment"]["AUTH_MODE"] == "password"
+    assert tracker["environment"]["OPENAI_ADMIN_KEY_FILE"] == "/run/secrets/openai-admin-key"
+    assert "OPENAI_ADMIN_KEY" not in tracker["environment"]  # a secret file, never a variable
+    assert tracker["volumes"] == ["tracker-data:/data"]
+    assert tracker["environment"]["DATABASE_URL"].endswith(":-sqlite:////data/usage-tracker.db}")
+    postgres = compose["services"]["postgres"]
+    assert postgres["profiles"] == ["postgres"]
+    assert tracker["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    assert "ports" not in postgres  # reachable only by the tracker
+    env = image_environment()
+    assert env["DATABASE_URL"] == "sqlite:////data/usage-tracker.db"

@@ -177,6 +177,22 @@ def test_the_no_key_row_and_key_project_and_user_rows_drill_down_to_their_own_mo
     by_project = http.get("/", params={"range": "30d", "project": project.id}).text
     truth = app.org.cost_truth(lo, hi, ["project_id"]).get((project.id,), Decimal(0))
     assert _figure(by_project, "kpi-billed") == usd(truth)
+    from usage_tracker.reports.money import model_of_line_item
+
+    unnamed = sum(
+        (
+            v
+            for (item,), v in app.org.cost_truth(lo, hi, ["line_item"]).items()
+            if not model_of_line_item(item)
+        ),
+        Decimal(0),
+    )
+    assert unnamed > 0
+    models = http.get("/", params={"range": "30d", "all": "model"}).text
+    assert "&amp;model=&amp;" in models  # the Models table's "(none)" row links
+    no_model = http.get("/", params={"range": "30d", "model": ""}).text
+    assert _figure(no_model, "kpi-billed") == usd(unnamed)
+    assert "model: <strong>(none)</strong>" in no_model
     user = next(iter(app.org.users))
     by_user = http.get("/", params={"range": "30d", "user": user.id}).text
     assert _figure(by_user, "kpi-billed") == "—"  # the Costs API has no user

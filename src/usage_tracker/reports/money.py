@@ -114,7 +114,7 @@ def narrowed(
         for r in cost_rows
         if (keys is None or r["api_key_id"] in keys)
         and (projects is None or r["project_id"] in projects)
-        and (models is None or model_of_line_item(r["line_item"]) in models)
+        and (models is None or (model_of_line_item(r["line_item"]) or "") in models)
     ]
 
 

@@ -286,7 +286,7 @@ def _page_link(context: dict[str, Any], *, expanded: list[str], anchor: str) -> 
         ("end", context["custom_end"]),
         ("stack", context["stack"]),
     ]
-    query += [(k, context[k]) for k in ("person", "model") if context[k]]
+    query += [(k, context[k]) for k in ("person", "model") if context[k] is not None]
     query += [(param, value) for _, _, param, value in context["filters"]]
     query += [("all", key) for key in expanded]
     return f"?{urlencode(query)}#{anchor}"
@@ -315,7 +315,7 @@ class View:
             where["api_key_id"] = keys or ["-"]
         if self.key is not None:
             where["api_key_id"] = [k for k in where.get("api_key_id", [self.key]) if k == self.key]
-        if self.model:
+        if self.model is not None:  # "": the usage and costs that name no model
             where["model"] = [self.model]
         if self.project is not None:
             where["project_id"] = [self.project]
