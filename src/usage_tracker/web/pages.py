@@ -147,6 +147,30 @@ def _filters(
     return shown
 
 
+def picked_range(
+    preset: str, now: int, start: str | None, end: str | None, *, fallback: str
+) -> dict[str, Any]:
+    """What a page with the range selector shows of its range: [``start``, ``end``) of the
+    preset (the ``fallback`` one, with ``range_error`` saying why, when the dates are wrong),
+    the selector's state and the UTC days billed."""
+    error = None
+    try:
+        lo, hi = date_range(preset, now, start, end)
+    except ReportError as e:
+        lo, hi = date_range(fallback, now)
+        error = str(e)
+    return {
+        "presets": PRESETS,
+        "preset": preset,
+        "custom_start": start or utc(lo, "%Y-%m-%d"),
+        "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
+        "start": lo,
+        "end": hi,
+        "billed_days": billed_days(lo, hi),
+        "range_error": error,
+    }
+
+
 def _forecast_of(forecast: dict[str, Any], person: str | None) -> dict[str, Any]:
     """The organization's figures, or those of the person the page is narrowed to (zero when
     nothing of theirs was billed this month or lately)."""
@@ -199,11 +223,8 @@ def dashboard(
     expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
-    try:
-        lo, hi = date_range(range, now, start, end)
-    except ReportError as e:
-        lo, hi = date_range("today", now)
-        request.state.range_error = str(e)
+    picked = picked_range(range, now, start, end, fallback="today")
+    lo, hi = picked["start"], picked["end"]
     names, scope = access.names, access.scope
     view = View(lo, hi, stack, person, model, key, project, user)
     summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
@@ -218,13 +239,7 @@ def dashboard(
         "who": access.who,
         "csrf": csrf_token(request, access.who),
         "version": __version__,
-        "presets": PRESETS,
-        "preset": range,
-        "custom_start": start or utc(lo, "%Y-%m-%d"),
-        "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
-        "start": lo,
-        "end": hi,
-        "billed_days": billed_days(lo, hi),
+        **picked,
         "stack": stack,
         "person": person,
         "model": model,
@@ -244,7 +259,6 @@ def dashboard(
         "health": health,
         "data_as_of": min(synced) if synced else None,
         "refresh_seconds": state.settings.refresh_seconds,
-        "range_error": getattr(request.state, "range_error", None),
         "now": now,
     }
     # The tables are most of the page: rendered once per version of the data and view.
@@ -400,22 +414,14 @@ def reconciliation_page(
     now = int(state.clock())
     if start and "range" not in request.query_params:
         range = "custom"
-    try:
-        lo, hi = date_range(range, now, start, end)
-    except ReportError as e:
-        lo, hi = date_range("30d", now)
-        request.state.range_error = str(e)
-    report = reconciliation_report(state, access, lo, hi)
+    picked = picked_range(range, now, start, end, fallback="30d")
+    report = reconciliation_report(state, access, picked["start"], picked["end"])
     context = {
         "request": request,
         "version": __version__,
         "who": access.who,
         "report": report,
-        "presets": PRESETS,
-        "preset": range,
-        "custom_start": utc(report["start_time"], "%Y-%m-%d"),
-        "custom_end": utc(report["end_time"] - DAY, "%Y-%m-%d"),
-        "range_error": getattr(request.state, "range_error", None),
+        **picked,
     }
     return templates.TemplateResponse(request, "reconciliation.html", context)
 

@@ -14,12 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usage_tracker import __version__, reports
 from usage_tracker.auth import normal_email
-from usage_tracker.reports import ReportError
 from usage_tracker.store import people as rows
 from usage_tracker.web.auth import Access, Admin, Viewer, check_csrf, csrf_token
-from usage_tracker.web.pages import PRESETS, Preset, billed_days, date_range, no_keys_notice
+from usage_tracker.web.pages import Preset, date_range, no_keys_notice, picked_range
 from usage_tracker.web.state import app_state
-from usage_tracker.web.templating import templates, utc
+from usage_tracker.web.templating import templates
 
 DAY = 86400
 router = APIRouter(include_in_schema=False)
@@ -42,13 +41,8 @@ def people_page(
 ) -> HTMLResponse:
     """Each person with their keys, tokens and cost over a range (default: the last 30 days)."""
     state = app_state(request)
-    now = int(state.clock())
-    range_error = None
-    try:
-        lo, hi = date_range(range, now, start, end)
-    except ReportError as e:
-        range, range_error = "30d", str(e)
-        lo, hi = date_range("30d", now)
+    picked = picked_range(range, int(state.clock()), start, end, fallback="30d")
+    lo, hi = picked["start"], picked["end"]
     found = reports.people(state.store, access.names, lo, hi, scope=access.scope)
     summary = reports.summary(state.store, access.names, lo, hi, scope=access.scope)
     money = {r["person"]: r for r in summary["by"]["person"]}
@@ -63,14 +57,7 @@ def people_page(
         "version": __version__,
         "who": access.who,
         "csrf": csrf_token(request, access.who),
-        "presets": PRESETS,
-        "preset": range,
-        "custom_start": start or utc(lo, "%Y-%m-%d"),
-        "custom_end": end or utc(hi - 1, "%Y-%m-%d"),
-        "start": lo,
-        "end": hi,
-        "billed_days": billed_days(lo, hi),
-        "range_error": range_error,
+        **picked,
         "totals": {
             "tokens": sum(p["tokens"] for p in found),
             "billed": summary["billed_usd"],
