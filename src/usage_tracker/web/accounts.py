@@ -25,7 +25,7 @@ from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows
 from usage_tracker.store import people as audit
-from usage_tracker.web.auth import Admin, check_csrf, csrf_token
+from usage_tracker.web.auth import Admin, CsrfForm, check_csrf, csrf_token
 from usage_tracker.web.signin import set_session_cookie
 from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
@@ -240,7 +240,7 @@ def save_account(
     email: Annotated[str, Form(max_length=320)],
     role: Annotated[str, Form(max_length=20)],
     name: Annotated[str, Form(max_length=200)] = "",
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """Add an account, or change an account's role (and name when one is given)."""
     check_csrf(request, who, csrf_token_)
@@ -282,7 +282,7 @@ def password_link(
     request: Request,
     who: Admin,
     email: str,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """A new one-time link with which ``email`` chooses a password (a forgotten one, say)."""
     check_csrf(request, who, csrf_token_)
@@ -301,7 +301,7 @@ def remove_account(
     request: Request,
     who: Admin,
     email: str,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """Remove the account: its sessions end and its tokens are revoked."""
     check_csrf(request, who, csrf_token_)

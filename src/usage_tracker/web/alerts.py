@@ -22,7 +22,7 @@ from usage_tracker.alerts.rules import AlertRulesError, describe_rules, parse_ru
 from usage_tracker.settings import SettingsError
 from usage_tracker.store import alerts as rows
 from usage_tracker.store import people as audit
-from usage_tracker.web.auth import Admin, check_csrf, csrf_token
+from usage_tracker.web.auth import Admin, CsrfForm, check_csrf, csrf_token
 from usage_tracker.web.state import AppState, app_state
 from usage_tracker.web.templating import templates
 
@@ -154,7 +154,7 @@ def alerts_page(request: Request, who: Admin) -> HTMLResponse:
 def send_test(
     request: Request,
     who: Admin,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> HTMLResponse:
     """A test message to every default channel, with each one's result on the page."""
     check_csrf(request, who, csrf_token_)
@@ -167,7 +167,7 @@ def save_rules(
     request: Request,
     who: Admin,
     rules: Annotated[str, Form(max_length=100_000)] = "",
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """The rules, in the format of an alerts file (YAML); empty: the defaults again."""
     check_csrf(request, who, csrf_token_)
@@ -195,7 +195,7 @@ def add_channel(
     request: Request,
     who: Admin,
     url: Annotated[str, Form(max_length=4000)],
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """A channel every alert goes to: an Apprise URL (never shown again, only redacted)."""
     check_csrf(request, who, csrf_token_)
@@ -221,7 +221,7 @@ def remove_channel(
     request: Request,
     who: Admin,
     channel_id: str,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     check_csrf(request, who, csrf_token_)
     now = int(time.time())

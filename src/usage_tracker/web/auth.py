@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Form, HTTPException, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -224,6 +224,8 @@ async def _admin(who: Annotated[Principal, Depends(_signed_in)]) -> Principal:
     return who
 
 
+CsrfForm = Annotated[str, Form(alias="csrf_token", max_length=200)]
+"""A state-changing form's CSRF token field (checked with :func:`check_csrf`)."""
 CurrentUser = Annotated[Principal, Depends(_signed_in)]
 """Anyone signed in."""
 Viewer = Annotated[Access, Depends(_viewer)]

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from usage_tracker import __version__, reports
 from usage_tracker.auth import normal_email
 from usage_tracker.store import people as rows
-from usage_tracker.web.auth import Access, Admin, Viewer, check_csrf, csrf_token
+from usage_tracker.web.auth import Access, Admin, CsrfForm, Viewer, check_csrf, csrf_token
 from usage_tracker.web.pages import Preset, date_range, no_keys_notice, picked_range
 from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
@@ -23,7 +23,6 @@ from usage_tracker.web.templating import templates
 DAY = 86400
 router = APIRouter(include_in_schema=False)
 Name = Annotated[str, Form(min_length=1, max_length=200)]
-Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 def _window(request: Request) -> tuple[int, int]:
@@ -114,7 +113,7 @@ def rename(
     access: Viewer,
     person: Name,
     new_name: Name,
-    csrf_token_: Csrf = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """Call a person something else (all their keys follow)."""
     check_csrf(request, who, csrf_token_)
@@ -132,7 +131,7 @@ def assign(
     key_id: Annotated[str, Form(min_length=1, max_length=200)],
     person: Name,
     email: Annotated[str, Form(max_length=320)] = "",
-    csrf_token_: Csrf = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """Give a key to a person (an existing one or a new one), with their email."""
     check_csrf(request, who, csrf_token_)
@@ -153,7 +152,7 @@ def merge(
     access: Viewer,
     person: Name,
     into: Name,
-    csrf_token_: Csrf = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     """Make two people one: every key of ``person`` goes to ``into``."""
     check_csrf(request, who, csrf_token_)

@@ -26,6 +26,7 @@ from usage_tracker.store import accounts as rows
 from usage_tracker.web.auth import (
     SESSION_COOKIE,
     Admin,
+    CsrfForm,
     CurrentUser,
     check_csrf,
     csrf_token,
@@ -150,7 +151,7 @@ def login(
 def logout(
     request: Request,
     who: CurrentUser,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
     everywhere: Annotated[bool, Form()] = False,
 ) -> Response:
     """Sign out here, or (``everywhere``) end every session of this account."""
@@ -198,7 +199,7 @@ def create_token(
     who: Admin,
     email: Annotated[str, Form(max_length=320)],
     name: Annotated[str, Form(max_length=200)] = "",
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> HTMLResponse:
     check_csrf(request, who, csrf_token_)
     token = issue_token(app_state(request), email, name or None)
@@ -226,7 +227,7 @@ def revoke_token(
     request: Request,
     who: Admin,
     token_id: int,
-    csrf_token_: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
 ) -> Response:
     check_csrf(request, who, csrf_token_)
     with app_state(request).store.transaction() as conn:
