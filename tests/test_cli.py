@@ -355,7 +355,10 @@ def test_sync_against_an_unreachable_upstream_fails_in_seconds_with_a_message(
     done = _run("sync", "--once", env=env, cwd=tmp_path)
     took = time.monotonic() - started
     assert done.returncode == 1
-    assert "error: names: Cannot connect to 127.0.0.1 (3 attempts)" in done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1, said  # one line for the one cause, naming every source it stopped
+    assert said[0].startswith("error: Cannot connect to 127.0.0.1 (3 attempts)")
+    assert "sources: names, completions" in said[0]
     assert "Traceback" not in done.stderr
     print(f"unreachable upstream: sync --once gave up after {took:.1f} s")
 

@@ -43,6 +43,15 @@ def _range(app: LiveApp) -> dict[str, int]:
     return {"start_time": end - 30 * DAY, "end_time": end}
 
 
+def _without_total(rows: list[Any], first: str, app: LiveApp) -> list[Any]:
+    """The rows above the totals row every export ends with (it names its UTC days)."""
+    since, until = _days(app)
+    *body, total = rows
+    label = total[first] if isinstance(total, dict) else total[0]
+    assert label == f"TOTAL, UTC days {since} to {until}"
+    return body
+
+
 @pytest.mark.parametrize("by", sorted(GROUPINGS))
 def test_csv_and_xlsx_rows_equal_the_summary(app: LiveApp, by: str) -> None:
     params = _range(app)
@@ -57,7 +66,7 @@ def test_csv_and_xlsx_rows_equal_the_summary(app: LiveApp, by: str) -> None:
     got_csv = httpx2.get(app.url + "/api/export", params={**params, "by": by, "format": "csv"})
     assert got_csv.headers["content-type"].startswith("text/csv")
     assert f'filename="usage-{by}-' in got_csv.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(got_csv.text)))
+    rows = _without_total(list(csv.DictReader(io.StringIO(got_csv.text))), by, app)
     assert {
         r[by]: (int(r["tokens"]), Decimal(r["billed USD"]) if r["billed USD"] else None)
         for r in rows
@@ -69,7 +78,9 @@ def test_csv_and_xlsx_rows_equal_the_summary(app: LiveApp, by: str) -> None:
     cells = [
         dict(zip(header, (c.value for c in row), strict=True)) for row in sheet.iter_rows(min_row=2)
     ]
-    assert sum(r["tokens"] for r in cells) == summary["totals"]["tokens"]
+    total = cells[-1]
+    cells = _without_total(cells, by, app)
+    assert sum(r["tokens"] for r in cells) == summary["totals"]["tokens"] == total["tokens"]
     if by != "user":
         billed = sum(Decimal(str(r["billed USD"] or 0)) for r in cells)
         assert billed == pytest.approx(Decimal(summary["billed_usd"]), abs=Decimal("0.01"))
@@ -77,7 +88,9 @@ def test_csv_and_xlsx_rows_equal_the_summary(app: LiveApp, by: str) -> None:
 
 def test_the_reconciliation_exports_too(app: LiveApp) -> None:
     params = {**_range(app), "by": "reconciliation", "format": "json"}
-    rows = httpx2.get(app.url + "/api/export", params=params).json()
+    rows = _without_total(
+        httpx2.get(app.url + "/api/export", params=params).json(), "day (UTC)", app
+    )
     body = httpx2.get(app.url + "/api/reconciliation", params=_range(app)).json()
     assert len(rows) == len(body["days"])
     assert sum(Decimal(r["billed USD"]) for r in rows) == sum(
@@ -92,10 +105,14 @@ def test_a_members_export_holds_only_their_keys(tmp_path: Path) -> None:
     Store.open(url).close()
     _add_account(url, JANE, "member")
     with live_app(url, tmp_path, auth_mode="password") as live, signed_in(live, JANE) as jane:
-        rows = list(
-            csv.DictReader(
-                io.StringIO(jane.get("/api/export", params={**_range(live), "by": "key"}).text)
-            )
+        rows = _without_total(
+            list(
+                csv.DictReader(
+                    io.StringIO(jane.get("/api/export", params={**_range(live), "by": "key"}).text)
+                )
+            ),
+            "key",
+            live,
         )
         mine = {k.id for k in live.org.keys if getattr(k, "owner_email", "") == JANE}
         assert rows
@@ -128,7 +145,7 @@ def test_the_cli_exports_to_stdout_and_to_a_file(app: LiveApp, tmp_path: Path) -
     summary = httpx2.get(app.url + "/api/summary", params=_range(app)).json()
     done = _cli(app, tmp_path, "export", "--since", since, "--until", until, "--by", "project")
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(io.StringIO(done.stdout.decode())))
+    rows = _without_total(list(csv.DictReader(io.StringIO(done.stdout.decode()))), "project", app)
     assert sum(int(r["tokens"]) for r in rows) == summary["totals"]["tokens"]
     target = tmp_path / "people.xlsx"
     args = ["--since", since, "--until", until, "--format", "xlsx", "--output", str(target)]
@@ -138,7 +155,7 @@ def test_the_cli_exports_to_stdout_and_to_a_file(app: LiveApp, tmp_path: Path) -
     assert sheet is not None
     assert sheet["A1"].value == "person"
     as_json = _cli(app, tmp_path, "export", "--since", since, "--until", until, "--format", "json")
-    records: list[dict[str, Any]] = json.loads(as_json.stdout)
+    records: list[dict[str, Any]] = _without_total(json.loads(as_json.stdout), "person", app)
     assert sum(r["tokens"] for r in records) == summary["totals"]["tokens"]
     assert Decimal(sum(Decimal(r["billed USD"]) for r in records)) == Decimal(summary["billed_usd"])
 
