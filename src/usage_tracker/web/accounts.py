@@ -10,7 +10,6 @@ be used to sign in. Every change is written to the audit log.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,7 +25,7 @@ from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows
 from usage_tracker.store import people as audit
 from usage_tracker.web.auth import Admin, CsrfForm, check_csrf, csrf_token
-from usage_tracker.web.signin import set_session_cookie
+from usage_tracker.web.signin import set_session_cookie, start_session
 from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
 
@@ -189,8 +188,7 @@ def setup(
             return _page(request, "setup.html", 404, error=_GONE, link=None)
         else:
             audit.record(conn, chosen, "account.password", f"{chosen} (link)", now)
-        session = secrets.token_urlsafe(32)
-        rows.create_session(conn, digest(session), chosen, secrets.token_urlsafe(24), now)
+        session = start_session(conn, chosen, now)
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, session)
     return response

@@ -21,11 +21,11 @@ from joserfc.errors import JoseError
 from starlette.middleware.sessions import SessionMiddleware
 
 from usage_tracker import __version__
-from usage_tracker.auth import digest, normal_email
+from usage_tracker.auth import normal_email
 from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.auth import SESSION_COOKIE
-from usage_tracker.web.signin import safe_next, set_session_cookie
+from usage_tracker.web.signin import safe_next, set_session_cookie, start_session
 from usage_tracker.web.state import app_state
 from usage_tracker.web.templating import templates
 
@@ -118,13 +118,12 @@ def _sign_in(request: Request, email: str, name: object) -> Response:
     state = app_state(request)
     settings = state.settings
     now = int(time.time())
-    token = secrets.token_urlsafe(32)
     with state.store.transaction() as conn:
         if rows.account(conn, email) is None:
             role = "admin" if email in settings.admin_emails else settings.oidc_default_role
             shown = str(name) if isinstance(name, str) and name.strip() else None
             rows.save_account(conn, email, role=role, name=shown, password_hash=None, now=now)
-        rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), now)
+        token = start_session(conn, email, now)
     target = safe_next(request.session.pop("next", "/"))
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, token)

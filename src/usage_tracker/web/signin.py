@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection
 
 from usage_tracker import __version__
 from usage_tracker.auth import (
@@ -95,6 +96,14 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
     _set_cookie(request, response, SESSION_COOKIE, token)
 
 
+def start_session(conn: Connection, email: str, now: int) -> str:
+    """A new session of ``email`` (its SHA-256 and CSRF token stored); the token for the cookie
+    (:func:`set_session_cookie`)."""
+    token = secrets.token_urlsafe(32)
+    rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), now)
+    return token
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
     return _login_page(request)
@@ -138,9 +147,8 @@ def login(
         message = "That email and password do not match an account."
         return _login_page(request, error=message, email=email, status=401, next_=next)
     state.throttle.succeeded(attempt)
-    token = secrets.token_urlsafe(32)
     with state.store.transaction() as conn:
-        rows.create_session(conn, digest(token), email, secrets.token_urlsafe(24), int(time.time()))
+        token = start_session(conn, email, int(time.time()))
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_COOKIE, path="/")
