@@ -84,16 +84,17 @@ def alert_rules(
     and those set on the page. Checked: SettingsError names the file, line and column."""
     from usage_tracker.alerts.channels import check_urls
     from usage_tracker.alerts.rules import AlertRulesError, load_rules, parse_rules
+    from usage_tracker.store.alerts import CHANNEL, RULES
 
     stored = stored or {}
     try:
-        if settings.alerts_file is None and "rules" in stored:
-            rules = parse_rules(stored["rules"], STORED_RULES)
+        if settings.alerts_file is None and RULES in stored:
+            rules = parse_rules(stored[RULES], STORED_RULES)
         else:
             rules = load_rules(settings.alerts_file)
     except AlertRulesError as e:
         raise SettingsError(f"ALERTS_FILE: {e}" if settings.alerts_file else str(e)) from None
-    added = [v for k, v in sorted(stored.items()) if k.startswith("channel:")]
+    added = [v for k, v in sorted(stored.items()) if k.startswith(CHANNEL)]
     try:
         page_urls = check_urls(tuple(added))
     except ValueError as e:

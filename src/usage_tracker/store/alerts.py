@@ -185,6 +185,12 @@ def troubled(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
 # -- what admins set on the Alerts page ------------------------------------------------------
 
 
+RULES = "rules"
+"""The alert setting that holds the rules' text."""
+CHANNEL = "channel:"
+"""The prefix of each alert setting that holds a channel's URL (then the URL's SHA-256)."""
+
+
 def settings(conn: Connection) -> dict[str, str]:
     """name → value of every stored alert setting (``rules``, ``channel:…``)."""
     table = schema.alert_settings

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 DAY = 86400
 router = APIRouter()
 pages = APIRouter(include_in_schema=False)
-CHANNEL = "channel:"
 
 
 def _fingerprint(stored: Mapping[str, str]) -> str:
@@ -96,7 +95,7 @@ def alerts_report(request: Request) -> dict[str, Any]:
         alert.pop("payload", None)
     with state.store.transaction() as conn:
         stored = rows.settings(conn)
-    added = {Channel(v).id for k, v in stored.items() if k.startswith(CHANNEL)}
+    added = {Channel(v).id for k, v in stored.items() if k.startswith(rows.CHANNEL)}
     return {
         "health": engine.health(),
         "channels": [
@@ -108,7 +107,7 @@ def alerts_report(request: Request) -> dict[str, Any]:
             for u in engine.default_urls
         ],
         "rules_file": str(state.settings.alerts_file) if state.settings.alerts_file else None,
-        "rules_text": stored.get("rules"),
+        "rules_text": stored.get(rows.RULES),
         "rules": describe_rules(engine.rules),
         "now": preview,
         "recent": recent,
@@ -184,7 +183,7 @@ def save_rules(
             return _page(request, who, error=str(e), rules_text=text)
     now = int(time.time())
     with state.store.transaction() as conn:
-        rows.set_setting(conn, "rules", text if text.strip() else None, actor=who.email, now=now)
+        rows.set_setting(conn, rows.RULES, text if text.strip() else None, actor=who.email, now=now)
         detail = f"{len(text.splitlines())} lines" if text.strip() else "the defaults again"
         audit.record(conn, who.email, "alerts.rules", detail, now)
     return RedirectResponse("/alerts", status_code=303)
@@ -211,7 +210,7 @@ def add_channel(
     channel = Channel(url)
     now = int(time.time())
     with app_state(request).store.transaction() as conn:
-        rows.set_setting(conn, CHANNEL + channel.id, url, actor=who.email, now=now)
+        rows.set_setting(conn, rows.CHANNEL + channel.id, url, actor=who.email, now=now)
         audit.record(conn, who.email, "alerts.channel.add", channel.label, now)
     return RedirectResponse("/alerts#channels", status_code=303)
 
@@ -226,9 +225,9 @@ def remove_channel(
     check_csrf(request, who, csrf_token_)
     now = int(time.time())
     with app_state(request).store.transaction() as conn:
-        url = rows.settings(conn).get(CHANNEL + channel_id)
+        url = rows.settings(conn).get(rows.CHANNEL + channel_id)
         if url is None:
             raise HTTPException(404, "No such channel set on this page.")
-        rows.set_setting(conn, CHANNEL + channel_id, None, actor=who.email, now=now)
+        rows.set_setting(conn, rows.CHANNEL + channel_id, None, actor=who.email, now=now)
         audit.record(conn, who.email, "alerts.channel.remove", Channel(url).label, now)
     return RedirectResponse("/alerts#channels", status_code=303)
