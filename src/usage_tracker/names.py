@@ -101,6 +101,16 @@ class Names:
     mapping: Mapping[str, str]
     owners: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """key id → {"person", "email"}: the People page's assignments."""
+    connections: Mapping[str, str] = field(default_factory=dict)
+    """connection name → its provider (``openai``, ``anthropic``)."""
+
+    def connection(self, key_id: str) -> str | None:
+        """The connection a key belongs to (None: no key, or a key never listed)."""
+        connection = self.keys.get(key_id, {}).get("connection") if key_id else None
+        return str(connection) if connection else None
+
+    def provider(self, connection: str | None) -> str | None:
+        return self.connections.get(connection) if connection else None
 
     def person(self, key_id: str) -> str:
         """Who a key stands for: the People page, else the mapping file, else its owner's

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from usage_tracker.store import Store, StoreUnavailableError, writes
+from usage_tracker.store.schema import DEFAULT_CONNECTION
 from usage_tracker.upstream import (
     ENDS_SYNC,
     AdminClient,
@@ -86,9 +87,9 @@ class Notes:
     dimension is left out of ``group_by`` and an unavailable source is not asked for, until
     RECHECK_SECONDS have passed; then the full request is tried again."""
 
-    def __init__(self, store: Store, now: int) -> None:
+    def __init__(self, store: Store, now: int, connection: str = DEFAULT_CONNECTION) -> None:
         self.now = now
-        self.rows = store.upstream_notes()
+        self.rows = [r for r in store.upstream_notes() if r["connection"] == connection]
 
     def _recent(self, source: str, kind: str) -> list[str]:
         return [
@@ -130,19 +131,23 @@ def sync_once(
     now: int | None = None,
     sources: Sequence[str] = ALL,
     progress: Progress | None = None,
+    connection: str = DEFAULT_CONNECTION,
 ) -> SyncReport:
-    """One bounded pass over names and every source. Returns at once (``skipped``) when another
-    process holds the sync lock. Upstream faults are recorded per source, never raised."""
+    """One bounded pass over ``connection``'s names and every source. Returns at once
+    (``skipped``) when another process holds the sync lock. Upstream faults are recorded per
+    source, never raised."""
     window = window or SyncWindow()
     with store.sync_lock() as held:
         if not held:
             log.info("another process is syncing; skipping this run")
             return SyncReport(skipped=True)
         now = int(time.time()) if now is None else now
+        with store.transaction() as conn:
+            writes.add_connection(conn, connection, client.provider, now)
         report = SyncReport()
         fatal: str | None = None
         try:
-            refresh_names(store, client, now, concurrency=window.concurrency)
+            refresh_names(store, client, now, concurrency=window.concurrency, connection=connection)
         except UpstreamError as e:
             report.names_error = str(e)
             fatal = str(e) if isinstance(e, ENDS_SYNC) else None
@@ -153,15 +158,25 @@ def sync_once(
             ended.set()
 
         writer = _Writer(store, capacity=2 * max(1, window.concurrency))
-        notes = Notes(store, now)
+        notes = Notes(store, now, connection)
 
         def one(source: str) -> SourceOutcome:
             if ended.is_set():
-                return _record_failure(store, source, window, now, reasons[0])
+                return _record_failure(
+                    store, source, window, now, reasons[0], connection=connection
+                )
             if source != COSTS and notes.unavailable(source):
                 return SourceOutcome(source, unavailable=True)
             outcome = _sync_source(
-                store, client, source, window, now, writer=writer, progress=progress, notes=notes
+                store,
+                client,
+                source,
+                window,
+                now,
+                connection=connection,
+                writer=writer,
+                progress=progress,
+                notes=notes,
             )
             if outcome.fatal and outcome.error is not None:
                 reasons.append(outcome.error)
@@ -177,7 +192,7 @@ def sync_once(
         finally:
             writer.close()  # every page handed over is written (or the failure raised) first
         report.outcomes.update(zip(sources, outcomes, strict=True))
-        _note_new_fields(store, client, notes)
+        _note_new_fields(store, client, connection, notes)
         # What the backfills left to sum once (also what a killed one left: readers take the
         # six-hour blocks there until then).
         with store.transaction() as conn:  # the figures stay as they are: no new version
@@ -185,7 +200,14 @@ def sync_once(
         return report
 
 
-def refresh_names(store: Store, client: AdminClient, now: int, *, concurrency: int = 1) -> None:
+def refresh_names(
+    store: Store,
+    client: AdminClient,
+    now: int,
+    *,
+    concurrency: int = 1,
+    connection: str = DEFAULT_CONNECTION,
+) -> None:
     """Projects (archived too), every project's keys and the users, upserted: rows of keys and
     projects deleted upstream stay, so history keeps its names. The keys of ``concurrency``
     projects (and the users) are asked for at once."""
@@ -197,18 +219,20 @@ def refresh_names(store: Store, client: AdminClient, now: int, *, concurrency: i
         ]
         users = users_.result()
     with store.transaction() as conn:
-        writes.upsert_projects(conn, projects, now)
-        writes.upsert_api_keys(conn, keys, now)
-        writes.upsert_users(conn, users, now)
+        writes.upsert_projects(conn, connection, projects, now)
+        writes.upsert_api_keys(conn, connection, keys, now)
+        writes.upsert_users(conn, connection, users, now)
 
 
-def _start(store: Store, source: str, window: SyncWindow, now: int) -> tuple[int, bool]:
+def _start(
+    store: Store, connection: str, source: str, window: SyncWindow, now: int
+) -> tuple[int, bool]:
     """Record the attempt; the time this run fetches from, and whether it backfills."""
     grain = "1d" if source == COSTS else "1h"
     backfill_from = align_down(now, "1d") - window.backfill_days * DAY
     with store.transaction() as conn:
-        writes.start_sync_state(conn, source, backfill_from, now)
-    state = store.sync_state(source)
+        writes.start_sync_state(conn, connection, source, backfill_from, now)
+    state = store.sync_state(source, connection)
     assert state is not None
     resume = int(state["done_until"])
     if window.since is not None:
@@ -273,6 +297,7 @@ def _sync_source(
     window: SyncWindow,
     now: int,
     *,
+    connection: str,
     writer: _Writer,
     progress: Progress | None,
     notes: Notes,
@@ -281,14 +306,14 @@ def _sync_source(
     once the writer is closed. A dimension the API refuses is noted and left out (the source is
     counted without it); a source it does not have (404) is noted, and is no error."""
     outcome = SourceOutcome(source)
-    start, backfilling = _start(store, source, window, now)
+    start, backfilling = _start(store, connection, source, window, now)
     end = align_up(now + 1, "1d" if source == COSTS else "1h")
     group_by = None if source == COSTS else notes.group_by(source)
 
     def page(lo: int, hi: int, rows: list[Any]) -> tuple[Callable[[Connection], object], Any]:
         def job(conn: Connection) -> None:
             outcome.rows += write(conn, lo, hi, rows)
-            writes.advance_sync_state(conn, source, hi)
+            writes.advance_sync_state(conn, connection, source, hi)
 
         def then() -> None:
             outcome.pages += 1
@@ -304,6 +329,7 @@ def _sync_source(
             start,
             end,
             store.prices.estimate,
+            connection=connection,
             defer_blocks=backfilling,
             group_by=group_by,
         )
@@ -319,13 +345,13 @@ def _sync_source(
             log.warning(
                 "%s: OpenAI did not accept group_by %s; counting without it", source, refused
             )
-            writer.put(_note(source, "refused_dimension", refused, now), _nothing)
+            writer.put(_note(connection, source, "refused_dimension", refused, now), _nothing)
             group_by = tuple(d for d in group_by if d != refused)
             continue
         except SourceNotAvailableError:
             outcome.unavailable = True
             log.info("%s: not available for this organization; asking again in a day", source)
-            writer.put(_note(source, "unavailable", "", now), _nothing)
+            writer.put(_note(connection, source, "unavailable", "", now), _nothing)
         except UpstreamError as e:
             outcome.error, outcome.fatal = str(e), isinstance(e, ENDS_SYNC)
             log.warning("%s: sync stopped: %s", source, e)
@@ -336,11 +362,13 @@ def _sync_source(
 
     def finish(conn: Connection) -> None:
         complete = outcome.error is None and not outcome.unavailable
-        writes.finish_sync_state(conn, source, now, error=outcome.error, backfill_complete=complete)
+        writes.finish_sync_state(
+            conn, connection, source, now, error=outcome.error, backfill_complete=complete
+        )
         if complete and was_unavailable:
-            writes.forget_upstream_note(conn, source, "unavailable")
+            writes.forget_upstream_note(conn, connection, source, "unavailable")
         for dimension in accepted if complete else ():
-            writes.forget_upstream_note(conn, source, "refused_dimension", dimension)
+            writes.forget_upstream_note(conn, connection, source, "refused_dimension", dimension)
 
     def logged() -> None:
         log.info("%s: %d pages, %d rows stored", source, outcome.pages, outcome.rows)
@@ -356,9 +384,11 @@ def _refused(error: RefusedDimensionError, group_by: Sequence[str]) -> str | Non
     return next((d for d in reversed(LATER_DIMENSIONS) if d in group_by), None)
 
 
-def _note(source: str, kind: str, detail: str, now: int) -> Callable[[Connection], object]:
+def _note(
+    connection: str, source: str, kind: str, detail: str, now: int
+) -> Callable[[Connection], object]:
     def job(conn: Connection) -> None:
-        writes.note_upstream(conn, source, kind, detail, now)
+        writes.note_upstream(conn, source, kind, detail, now, connection=connection)
 
     return job
 
@@ -367,7 +397,7 @@ def _nothing() -> None:
     pass
 
 
-def _note_new_fields(store: Store, client: AdminClient, notes: Notes) -> None:
+def _note_new_fields(store: Store, client: AdminClient, connection: str, notes: Notes) -> None:
     """Fields the API sent that this version ignores: noted (and logged) once each."""
     if not client.new_fields:
         return
@@ -377,7 +407,9 @@ def _note_new_fields(store: Store, client: AdminClient, notes: Notes) -> None:
             for name in sorted(fields):
                 if name not in known:
                     log.info("%s: OpenAI sent a field this version ignores: %s", source, name)
-                writes.note_upstream(conn, source, "new_field", name, notes.now)
+                writes.note_upstream(
+                    conn, source, "new_field", name, notes.now, connection=connection
+                )
 
 
 Page = tuple[int, int, list[Any]]
@@ -391,6 +423,7 @@ def _reader_and_writer(
     end: int,
     estimate: writes.Estimator,
     *,
+    connection: str,
     defer_blocks: bool = False,
     group_by: Sequence[str] | None = None,
 ) -> tuple[Iterator[Page], Writer]:
@@ -403,7 +436,11 @@ def _reader_and_writer(
             for b in client.cost_pages(start, end)
             if b
         )
-        return cost_pages, writes.replace_costs
+
+        def write_costs(conn: Connection, lo: int, hi: int, rows: list[Any]) -> int:
+            return writes.replace_costs(conn, lo, hi, rows, connection=connection)
+
+        return cost_pages, write_costs
     usage_pages = (
         (b[0].start_time, b[-1].end_time, [r for x in b for r in x.results])
         for b, _cursor in client.usage_pages(
@@ -414,18 +451,27 @@ def _reader_and_writer(
 
     def write(conn: Connection, lo: int, hi: int, rows: list[Any]) -> int:
         return writes.replace_usage(
-            conn, source, lo, hi, rows, estimate=estimate, defer_blocks=defer_blocks
+            conn,
+            source,
+            lo,
+            hi,
+            rows,
+            estimate=estimate,
+            connection=connection,
+            defer_blocks=defer_blocks,
         )
 
     return usage_pages, write
 
 
 def _record_failure(
-    store: Store, source: str, window: SyncWindow, now: int, error: str
+    store: Store, source: str, window: SyncWindow, now: int, error: str, *, connection: str
 ) -> SourceOutcome:
-    _start(store, source, window, now)
+    _start(store, connection, source, window, now)
     with store.transaction() as conn:
-        writes.finish_sync_state(conn, source, now, error=error, backfill_complete=False)
+        writes.finish_sync_state(
+            conn, connection, source, now, error=error, backfill_complete=False
+        )
     return SourceOutcome(source, error=error)
 
 
@@ -435,6 +481,7 @@ def sync_recent(
     *,
     now: int | None = None,
     sources: Sequence[str] = tuple(SOURCES),
+    connection: str = DEFAULT_CONNECTION,
 ) -> SyncReport:
     """Re-fetch the previous and the current hour of every usage source: one request each, so
     that today's figures stay about a minute behind OpenAI between full syncs. Sources whose
@@ -444,8 +491,12 @@ def sync_recent(
             return SyncReport(skipped=True)
         now = int(time.time()) if now is None else now
         start, end = align_down(now, "1h") - HOUR, align_up(now + 1, "1h")
-        complete = {s["source"] for s in store.sync_states() if s["backfill_complete"]}
-        notes = Notes(store, now)
+        complete = {
+            s["source"]
+            for s in store.sync_states()
+            if s["backfill_complete"] and s["connection"] == connection
+        }
+        notes = Notes(store, now, connection)
         report = SyncReport()
         for source in (s for s in sources if s in complete):
             outcome = report.outcomes[source] = SourceOutcome(source)
@@ -456,12 +507,13 @@ def sync_recent(
                     start,
                     end,
                     store.prices.estimate,
+                    connection=connection,
                     group_by=notes.group_by(source),
                 )
                 for lo, hi, rows in pages:
                     with store.transaction() as conn:
                         outcome.rows += write(conn, lo, hi, rows)
-                        writes.mark_fresh(conn, source, now)
+                        writes.mark_fresh(conn, connection, source, now)
                     outcome.pages += 1
             except UpstreamError as e:
                 outcome.error = str(e)

@@ -18,13 +18,13 @@ The file's shape (every section optional)::
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from usage_tracker.jsonfiles import DocumentError, parse_document, read_document, validated
 
 from .channels import check_urls
 
@@ -213,70 +213,30 @@ def load_rules(path: Path | None) -> AlertRules:
     """The rules in ``path`` (YAML, or JSON when it ends in .json), or the defaults."""
     if path is None:
         return DEFAULT_RULES
-    origin = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AlertRulesError(f"{origin}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise AlertRulesError(f"{origin}: not UTF-8 text") from None
-    return parse_rules(text, origin, json_syntax=path.suffix.lower() == ".json")
+        text, data = read_document(path)
+    except DocumentError as e:
+        raise AlertRulesError(str(e)) from None
+    return _rules(data, text, str(path))
 
 
 def parse_rules(text: str, origin: str, *, json_syntax: bool = False) -> AlertRules:
-    data = _load_json(text, origin) if json_syntax else _load_yaml(text, origin)
+    try:
+        data = parse_document(text, origin, json_syntax=json_syntax)
+    except DocumentError as e:
+        raise AlertRulesError(str(e)) from None
+    return _rules(data, text, origin)
+
+
+def _rules(data: Any, text: str, origin: str) -> AlertRules:
     if data is None:
         return DEFAULT_RULES
     if not isinstance(data, dict):
         raise AlertRulesError(f"{origin}, line 1, column 1: expected a mapping of sections")
     try:
-        return AlertRules.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        path = [p for p in first["loc"] if not isinstance(p, str) or not p.startswith("function")]
-        where = _position(text, path)
-        field = ".".join(str(p) for p in path) or "(top)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise AlertRulesError(f"{origin}{where}: {field}: {message}") from None
-
-
-def _load_json(text: str, origin: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AlertRulesError(f"{origin}, line {e.lineno}, column {e.colno}: {e.msg}") from None
-
-
-def _load_yaml(text: str, origin: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise AlertRulesError(f"{origin}{where}: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise AlertRulesError(f"{origin}: {e}") from None
-
-
-def _position(text: str, path: list[Any]) -> str:
-    """ ", line L, column C" of the value at ``path`` in the document (JSON is YAML too), or
-    of the deepest part of it that exists; empty when the text cannot be walked."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return ""
-    for part in path:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        if child is None:
-            break
-        node = child
-    if node is None:
-        return ""
-    return f", line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+        return validated(AlertRules, data, text, origin)
+    except DocumentError as e:
+        raise AlertRulesError(str(e)) from None
 
 
 def describe_rules(rules: AlertRules) -> list[dict[str, str]]:

@@ -55,6 +55,7 @@ def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
         projects={p["id"]: p for p in store.projects()},
         mapping=mapping or {},
         owners=store.key_owners(),
+        connections=store.connections(),
     )
 
 

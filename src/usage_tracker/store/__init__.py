@@ -197,6 +197,10 @@ class Store:
         with self._reading() as conn:
             return people.key_owners(conn)
 
+    def connections(self) -> dict[str, str]:
+        """Every connection with stored rows: name → provider."""
+        return {r["name"]: r["provider"] for r in self._all(schema.connections)}
+
     def sync_states(self) -> list[Row]:
         return self._all(schema.sync_state)
 
@@ -204,8 +208,15 @@ class Store:
         """What the API refused or sent unknown, per source (see ``schema.upstream_notes``)."""
         return self._all(schema.upstream_notes)
 
-    def sync_state(self, source: str) -> Row | None:
-        return next((s for s in self.sync_states() if s["source"] == source), None)
+    def sync_state(self, source: str, connection: str = schema.DEFAULT_CONNECTION) -> Row | None:
+        return next(
+            (
+                s
+                for s in self.sync_states()
+                if s["source"] == source and s["connection"] == connection
+            ),
+            None,
+        )
 
     def row_count(self, table: str) -> int:
         with self._reading() as conn:

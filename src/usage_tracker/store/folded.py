@@ -56,11 +56,14 @@ Totals = dict[tuple[Any, ...], list[Any]]
 # -- writes -----------------------------------------------------------------------------------
 
 
-def add_source_hours(conn: Connection, source: str, lo: int, hi: int, sign: int) -> None:
-    """Add (``sign`` 1) or take away (-1) the hourly rows of ``source`` in [lo, hi) (six-hour
-    aligned) to the six-hour blocks."""
+def add_source_hours(
+    conn: Connection, source: str, lo: int, hi: int, sign: int, *, connection: str
+) -> None:
+    """Add (``sign`` 1) or take away (-1) the hourly rows of ``connection``'s ``source`` in
+    [lo, hi) (six-hour aligned) to the six-hour blocks."""
+    bounds = {"connection": connection, "source": source, "lo": lo, "hi": hi, "sign": sign}
     for statement in _source_hours_statements(conn.dialect.name):
-        conn.execute(statement, {"source": source, "lo": lo, "hi": hi, "sign": sign})
+        conn.execute(statement, bounds)
 
 
 @cache
@@ -77,15 +80,17 @@ def _source_hours_statements(dialect: str) -> list[Any]:
                 block,
                 literal(grouping),
                 hourly.c[column],
+                hourly.c.connection,
                 # As stored (an estimate is scaled): no type may touch the sign.
                 *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in SUMMED),
             )
             .where(
+                hourly.c.connection == bindparam("connection"),
                 hourly.c.source == bindparam("source"),
                 hourly.c.bucket_start >= bindparam("lo"),
                 hourly.c.bucket_start < bindparam("hi"),
             )
-            .group_by(block, hourly.c[column])
+            .group_by(block, hourly.c[column], hourly.c.connection)
         )
         statements.append(_upsert_adding(dialect, folded, summed))
     return statements
@@ -156,9 +161,8 @@ def settle_blocks(conn: Connection) -> bool:
 @cache
 def _block_statements(name: str) -> list[tuple[int, Any, Any]]:
     table = schema.metadata.tables[name]
-    summed = [
-        c.name for c in table.columns if c.name not in ("hours", "start", "grouping", "value")
-    ]
+    keys = ("hours", "start", "grouping", "value", "connection")
+    summed = [c.name for c in table.columns if c.name not in keys]
     lengths = schema.BLOCK_HOURS if table is schema.usage_folded else schema.BLOCK_HOURS[1:]
     pairs = list(itertools.pairwise(lengths))
     if table is schema.usage_folded:
@@ -178,12 +182,13 @@ def _block_statements(name: str) -> list[tuple[int, Any, Any]]:
                 start,
                 table.c.grouping,
                 table.c.value,
+                table.c.connection,
                 *(func.sum(table.c[m]) for m in summed),
             )
             .where(table.c.hours == shorter, table.c.start >= first, table.c.start < last)
-            .group_by(start, table.c.grouping, table.c.value)
+            .group_by(start, table.c.grouping, table.c.value, table.c.connection)
         )
-        columns = ["hours", "start", "grouping", "value", *summed]
+        columns = [*keys, *summed]
         out.append(
             (
                 length,
@@ -211,14 +216,14 @@ def refold_costs(conn: Connection, day_lo: int, day_hi: int) -> None:
                 costs.c.day,
                 literal(grouping),
                 costs.c[column],
+                costs.c.connection,
                 func.sum(costs.c.amount),
             )
             .where(costs.c.day >= day_lo, costs.c.day < day_hi)
-            .group_by(costs.c.day, costs.c[column])
+            .group_by(costs.c.day, costs.c[column], costs.c.connection)
         )
-        conn.execute(
-            insert(folded).from_select(["hours", "start", "grouping", "value", "amount"], query)
-        )
+        columns = ["hours", "start", "grouping", "value", "connection", "amount"]
+        conn.execute(insert(folded).from_select(columns, query))
     rebuild_blocks(conn, folded, day_lo, day_hi)
 
 

@@ -17,7 +17,7 @@ from . import folded, schema
 
 DAY = 86400
 TIME_KEYS = ("hour", "day")
-GROUPABLE = (*schema.USAGE_DIMENSIONS, "source", *TIME_KEYS)
+GROUPABLE = ("connection", *schema.USAGE_DIMENSIONS, "source", *TIME_KEYS)
 
 Row = dict[str, Any]
 

@@ -81,10 +81,21 @@ class Scaled(TypeDecorator[Decimal]):
         return None if value is None else Decimal(int(value)) / self._unit
 
 
+DEFAULT_CONNECTION = "openai"
+"""The connection of an installation with one OpenAI admin key (OPENAI_ADMIN_KEY), and of every
+row stored before connections existed."""
+
+
+def _connection(primary_key: bool = True) -> Column[Any]:
+    """The connection a row came from: the outermost part of every stored key."""
+    return Column("connection", String(100), primary_key=primary_key)
+
+
 def _usage_table(name: str, time_column: str) -> Table:
     return Table(
         name,
         metadata,
+        _connection(),
         Column("source", String(40), primary_key=True),
         Column(time_column, BigInteger, primary_key=True),
         *(Column(d, String(200), primary_key=True) for d in USAGE_DIMENSIONS),
@@ -116,6 +127,7 @@ Index("ix_usage_daily_key_day", usage_daily.c.api_key_id, usage_daily.c.day)
 Index("ix_usage_daily_model_day", usage_daily.c.model, usage_daily.c.day)
 
 FOLDED = {
+    "connection": "connection",
     "api_key": "api_key_id",
     "user": "user_id",
     "project": "project_id",
@@ -137,12 +149,14 @@ them, a row per week and key instead of seven."""
 
 
 def _block_key(value_length: int) -> list[Column[Any]]:
-    """A folded row's key: the block (its length in hours, its start), a grouping, a value."""
+    """A folded row's key: the block (its length in hours, its start), a grouping, a value, and
+    the connection (last: reads across every connection find their blocks by the rest)."""
     return [
         Column("hours", Integer, primary_key=True),
         Column("start", BigInteger, primary_key=True),
         Column("grouping", String(20), primary_key=True),
         Column("value", String(value_length), primary_key=True),
+        _connection(),
     ]
 
 
@@ -166,7 +180,12 @@ Index(
     usage_folded.c.start,
 )
 
-COSTS_FOLDED = {"api_key": "api_key_id", "project": "project_id", "line_item": "line_item"}
+COSTS_FOLDED = {
+    "connection": "connection",
+    "api_key": "api_key_id",
+    "project": "project_id",
+    "line_item": "line_item",
+}
 """The groupings of billed cost kept folded (the summary's per key, project and model)."""
 
 costs_folded = Table(
@@ -197,6 +216,7 @@ again (a first backfill sums them once at its end; readers take six-hour blocks 
 costs = Table(
     "costs",
     metadata,
+    _connection(),
     Column("day", BigInteger, primary_key=True),
     Column("project_id", String(200), primary_key=True),
     Column("line_item", String(300), primary_key=True),
@@ -210,6 +230,7 @@ costs = Table(
 projects = Table(
     "projects",
     metadata,
+    _connection(),
     Column("id", String(200), primary_key=True),
     Column("name", Text),
     Column("created_at", BigInteger),
@@ -221,6 +242,7 @@ projects = Table(
 api_keys = Table(
     "api_keys",
     metadata,
+    _connection(),
     Column("id", String(200), primary_key=True),
     Column("project_id", String(200), nullable=False),
     Column("name", Text),
@@ -238,6 +260,7 @@ api_keys = Table(
 users = Table(
     "users",
     metadata,
+    _connection(),
     Column("id", String(200), primary_key=True),
     Column("name", Text),
     Column("email", Text),
@@ -248,6 +271,7 @@ users = Table(
 sync_state = Table(
     "sync_state",
     metadata,
+    _connection(),
     Column("source", String(40), primary_key=True),
     Column("backfill_from", BigInteger, nullable=False),
     Column("done_until", BigInteger, nullable=False),
@@ -257,19 +281,31 @@ sync_state = Table(
     Column("last_error", Text),
     Column("runs", Integer, nullable=False, server_default="0"),
 )
-"""Per source (and ``costs``): everything in [backfill_from, done_until) is stored."""
+"""Per connection and source (and ``costs``): everything in [backfill_from, done_until) is
+stored."""
 
 upstream_notes = Table(
     "upstream_notes",
     metadata,
+    _connection(),
     Column("source", String(40), primary_key=True),
     Column("kind", String(40), primary_key=True),
     Column("detail", String(200), primary_key=True),
     Column("noted_at", BigInteger, nullable=False),
 )
-"""What the upstream API told us about itself, per source, and when it was last checked:
+"""What a connection's provider told us about itself, per source, and when it was last checked:
 ``refused_dimension`` (a ``group_by`` value it rejected: fetched without it), ``unavailable``
 (404: the organization has no such source), ``new_field`` (a field this version ignores)."""
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("provider", String(40), nullable=False),
+    Column("first_seen_at", BigInteger, nullable=False),
+)
+"""Every connection whose rows are stored (its identity: a name, and its provider), kept after
+it leaves the settings, so that its history keeps its provider."""
 
 accounts = Table(
     "accounts",

@@ -19,9 +19,14 @@ DAY = 86400
 ZERO = Decimal(0)
 
 
-def usage_row(result: UsageResult) -> dict[str, Any]:
-    """The stored row of one upstream result: absent dimensions as "", absent counters as 0."""
-    row: dict[str, Any] = {"source": result.source, "bucket_start": result.start_time}
+def usage_row(result: UsageResult, connection: str) -> dict[str, Any]:
+    """The stored row of one upstream result of ``connection``: absent dimensions as "",
+    absent counters as 0."""
+    row: dict[str, Any] = {
+        "connection": connection,
+        "source": result.source,
+        "bucket_start": result.start_time,
+    }
     for name, value in zip(DIMENSIONS, result.dimensions, strict=True):
         row[schema.STORED_AS[name]] = schema.to_stored(value)
     for metric in METRICS:
@@ -41,15 +46,23 @@ def replace_usage(
     results: Iterable[UsageResult],
     *,
     estimate: Estimator,
+    connection: str = schema.DEFAULT_CONNECTION,
     defer_blocks: bool = False,
 ) -> int:
-    """Make the stored hours of ``source`` in [start, end) exactly ``results``, each with its
-    estimate; refresh the daily and folded rollups of the days they touch (the folded blocks
-    longer than six hours left to ``folded.settle_blocks`` when ``defer_blocks``). Call inside a
-    transaction. Returns the rows written."""
-    rows = [usage_row(r) for r in results]
+    """Make the stored hours of ``connection``'s ``source`` in [start, end) exactly
+    ``results``, each with its estimate; refresh the daily and folded rollups of the days they
+    touch (the folded blocks longer than six hours left to ``folded.settle_blocks`` when
+    ``defer_blocks``). Call inside a transaction. Returns the rows written."""
+    rows = [usage_row(r, connection) for r in results]
     return rewrite_usage(
-        conn, source, start, end, rows, estimate=estimate, defer_blocks=defer_blocks
+        conn,
+        source,
+        start,
+        end,
+        rows,
+        estimate=estimate,
+        connection=connection,
+        defer_blocks=defer_blocks,
     )
 
 
@@ -61,6 +74,7 @@ def rewrite_usage(
     rows: list[dict[str, Any]],
     *,
     estimate: Estimator,
+    connection: str = schema.DEFAULT_CONNECTION,
     held: bool = True,
     defer_blocks: bool = False,
 ) -> int:
@@ -71,15 +85,15 @@ def rewrite_usage(
     day_hi = end if end % DAY == 0 else end - end % DAY + DAY
     lo, hi = folded.quarters(start, end)
     table = schema.usage
+    mine = (table.c.connection == connection) & (table.c.source == source)
     before = select(table.c.bucket_start).where(
-        table.c.source == source, table.c.bucket_start >= lo, table.c.bucket_start < hi
+        mine, table.c.bucket_start >= lo, table.c.bucket_start < hi
     )
     if held and conn.execute(before.limit(1)).first() is not None:
-        folded.add_source_hours(conn, source, lo, hi, -1)  # what they held before goes
+        # what they held before goes
+        folded.add_source_hours(conn, source, lo, hi, -1, connection=connection)
     conn.execute(
-        delete(table).where(
-            table.c.source == source, table.c.bucket_start >= start, table.c.bucket_start < end
-        )
+        delete(table).where(mine, table.c.bucket_start >= start, table.c.bucket_start < end)
     )
     for row in rows:
         usd = estimate(row, row["bucket_start"])
@@ -87,8 +101,8 @@ def rewrite_usage(
         row["estimated_usd"], row["unpriced_tokens"] = (ZERO, tokens) if usd is None else (usd, 0)
     if rows:
         conn.execute(insert(table), rows)
-    _rebuild_daily(conn, source, day_lo, day_hi)
-    folded.add_source_hours(conn, source, lo, hi, 1)
+    _rebuild_daily(conn, connection, source, day_lo, day_hi)
+    folded.add_source_hours(conn, source, lo, hi, 1, connection=connection)
     if defer_blocks:
         folded.defer_blocks(conn, lo, hi)
     else:
@@ -102,18 +116,31 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
     table, total = schema.usage, 0
     for derived in (schema.usage_daily, schema.usage_folded):
         conn.execute(delete(derived))  # built again below, from nothing
-    spans = select(table.c.source, func.min(table.c.bucket_start), func.max(table.c.bucket_start))
-    for row in conn.execute(spans.group_by(table.c.source)).all():
-        source, first, last = str(row[0]), int(row[1]), int(row[2])
+    spans = select(
+        table.c.connection,
+        table.c.source,
+        func.min(table.c.bucket_start),
+        func.max(table.c.bucket_start),
+    )
+    for row in conn.execute(spans.group_by(table.c.connection, table.c.source)).all():
+        connection, source, first, last = str(row[0]), str(row[1]), int(row[2]), int(row[3])
         for lo in range(first - first % DAY, last + 1, chunk):
             query = select(table).where(
+                table.c.connection == connection,
                 table.c.source == source,
                 table.c.bucket_start >= lo,
                 table.c.bucket_start < lo + chunk,
             )
             rows = [dict(r) for r in conn.execute(query).mappings()]
             total += rewrite_usage(
-                conn, source, lo, lo + chunk, rows, estimate=estimate, held=False
+                conn,
+                source,
+                lo,
+                lo + chunk,
+                rows,
+                estimate=estimate,
+                connection=connection,
+                held=False,
             )
     days = conn.execute(select(func.min(schema.costs.c.day), func.max(schema.costs.c.day))).one()
     if days[0] is not None:
@@ -141,36 +168,63 @@ def _sums(table: Table) -> list[Any]:
     return [func.sum(table.c[m]).label(m) for m in (*METRICS, *schema.ESTIMATES)]
 
 
-def _rebuild_daily(conn: Connection, source: str, day_start: int, day_end: int) -> None:
+def _rebuild_daily(
+    conn: Connection, connection: str, source: str, day_start: int, day_end: int
+) -> None:
     hourly, daily = schema.usage, schema.usage_daily
     conn.execute(
         delete(daily).where(
-            daily.c.source == source, daily.c.day >= day_start, daily.c.day < day_end
+            daily.c.connection == connection,
+            daily.c.source == source,
+            daily.c.day >= day_start,
+            daily.c.day < day_end,
         )
     )
     day = (hourly.c.bucket_start - hourly.c.bucket_start % DAY).label("day")
     dims = [hourly.c[d] for d in schema.USAGE_DIMENSIONS]
-    summed = select(literal(source).label("source"), day, *dims, *_sums(hourly)).where(
+    keys = (literal(connection).label("connection"), literal(source).label("source"))
+    summed = select(*keys, day, *dims, *_sums(hourly)).where(
+        hourly.c.connection == connection,
         hourly.c.source == source,
         hourly.c.bucket_start >= day_start,
         hourly.c.bucket_start < day_end,
     )
     summed = summed.group_by(day, *dims)
-    columns = ["source", "day", *schema.USAGE_DIMENSIONS, *METRICS, *schema.ESTIMATES]
+    columns = [
+        "connection",
+        "source",
+        "day",
+        *schema.USAGE_DIMENSIONS,
+        *METRICS,
+        *schema.ESTIMATES,
+    ]
     conn.execute(insert(daily).from_select(columns, summed))
 
 
-def replace_costs(conn: Connection, start: int, end: int, results: Iterable[CostResult]) -> int:
-    """Make the stored cost days in [start, end) exactly ``results`` (summed per key)."""
+def replace_costs(
+    conn: Connection,
+    start: int,
+    end: int,
+    results: Iterable[CostResult],
+    *,
+    connection: str = schema.DEFAULT_CONNECTION,
+) -> int:
+    """Make the stored cost days of ``connection`` in [start, end) exactly ``results`` (summed
+    per key)."""
     bump_version(conn)
     table = schema.costs
-    conn.execute(delete(table).where(table.c.day >= start, table.c.day < end))
+    conn.execute(
+        delete(table).where(
+            table.c.connection == connection, table.c.day >= start, table.c.day < end
+        )
+    )
     rows: dict[tuple[int, str, str, str], dict[str, Any]] = {}
     for r in results:
         key = (r.start_time, r.project_id or "", r.line_item or "", r.api_key_id or "")
         row = rows.get(key)
         if row is None:
             rows[key] = {
+                "connection": connection,
                 "day": key[0],
                 "project_id": key[1],
                 "line_item": key[2],
@@ -201,30 +255,55 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> N
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes), list(rows))
 
 
-def _seen(items: Iterable[Project | ApiKey | User], seen_at: int) -> list[dict[str, Any]]:
-    # The records' fields are the tables' columns, plus when the row was last seen upstream.
-    return [{**asdict(item), "last_seen_at": seen_at} for item in items]
+def _seen(
+    items: Iterable[Project | ApiKey | User], connection: str, seen_at: int
+) -> list[dict[str, Any]]:
+    # The records' fields are the tables' columns, plus their connection and when the row was
+    # last seen upstream.
+    return [{"connection": connection, **asdict(item), "last_seen_at": seen_at} for item in items]
 
 
-def upsert_projects(conn: Connection, items: Iterable[Project], seen_at: int) -> None:
-    _upsert(conn, schema.projects, _seen(items, seen_at))
+def upsert_projects(
+    conn: Connection, connection: str, items: Iterable[Project], seen_at: int
+) -> None:
+    _upsert(conn, schema.projects, _seen(items, connection, seen_at))
 
 
-def upsert_api_keys(conn: Connection, items: Iterable[ApiKey], seen_at: int) -> None:
-    _upsert(conn, schema.api_keys, _seen(items, seen_at))
+def upsert_api_keys(
+    conn: Connection, connection: str, items: Iterable[ApiKey], seen_at: int
+) -> None:
+    _upsert(conn, schema.api_keys, _seen(items, connection, seen_at))
 
 
-def upsert_users(conn: Connection, items: Iterable[User], seen_at: int) -> None:
-    _upsert(conn, schema.users, _seen(items, seen_at))
+def upsert_users(conn: Connection, connection: str, items: Iterable[User], seen_at: int) -> None:
+    _upsert(conn, schema.users, _seen(items, connection, seen_at))
 
 
-def start_sync_state(conn: Connection, source: str, backfill_from: int, now: int) -> None:
-    """Create the state of ``source`` on its first run, and record an attempt."""
+def add_connection(conn: Connection, name: str, provider: str, now: int) -> None:
+    """Record that rows of the connection ``name`` (of ``provider``) are stored from now on;
+    a connection already recorded stays as it is."""
+    table = schema.connections
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(name=name, provider=provider, first_seen_at=now)
+    conn.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+
+
+def _state(connection: str, source: str) -> Any:
     table = schema.sync_state
-    exists = conn.execute(select(table.c.source).where(table.c.source == source)).first()
+    return (table.c.connection == connection) & (table.c.source == source)
+
+
+def start_sync_state(
+    conn: Connection, connection: str, source: str, backfill_from: int, now: int
+) -> None:
+    """Create the state of ``connection``'s ``source`` on its first run, and record an
+    attempt."""
+    table = schema.sync_state
+    exists = conn.execute(select(table.c.source).where(_state(connection, source))).first()
     if exists is None:
         conn.execute(
             insert(table).values(
+                connection=connection,
                 source=source,
                 backfill_from=backfill_from,
                 done_until=backfill_from,
@@ -236,22 +315,28 @@ def start_sync_state(conn: Connection, source: str, backfill_from: int, now: int
     else:
         conn.execute(
             update(table)
-            .where(table.c.source == source)
+            .where(_state(connection, source))
             .values(last_attempt_at=now, runs=table.c.runs + 1)
         )
 
 
-def advance_sync_state(conn: Connection, source: str, done_until: int) -> None:
+def advance_sync_state(conn: Connection, connection: str, source: str, done_until: int) -> None:
     table = schema.sync_state
     conn.execute(
         update(table)
-        .where(and_(table.c.source == source, table.c.done_until < done_until))
+        .where(and_(_state(connection, source), table.c.done_until < done_until))
         .values(done_until=done_until)
     )
 
 
 def finish_sync_state(
-    conn: Connection, source: str, now: int, *, error: str | None, backfill_complete: bool
+    conn: Connection,
+    connection: str,
+    source: str,
+    now: int,
+    *,
+    error: str | None,
+    backfill_complete: bool,
 ) -> None:
     table = schema.sync_state
     values: dict[str, Any] = {"last_error": error}
@@ -259,45 +344,55 @@ def finish_sync_state(
         values["last_success_at"] = now
     if backfill_complete:
         values["backfill_complete"] = True
-    conn.execute(update(table).where(table.c.source == source).values(**values))
+    conn.execute(update(table).where(_state(connection, source)).values(**values))
 
 
-def mark_fresh(conn: Connection, source: str, now: int) -> None:
+def mark_fresh(conn: Connection, connection: str, source: str, now: int) -> None:
     """The recent hours of ``source`` were just re-fetched: its data is current as of ``now``.
     The last full sync's error, if any, stays until the next full sync."""
     table = schema.sync_state
     conn.execute(
         update(table)
-        .where(and_(table.c.source == source, table.c.last_success_at < now))
+        .where(and_(_state(connection, source), table.c.last_success_at < now))
         .values(last_success_at=now)
     )
 
 
-def _note_key(source: str, kind: str, detail: str | None = None) -> Any:
-    """The ``upstream_notes`` rows of ``source`` and ``kind`` (of ``detail`` only, if given)."""
+def _note_key(connection: str, source: str, kind: str, detail: str | None = None) -> Any:
+    """The ``upstream_notes`` rows of ``connection``'s ``source`` and ``kind`` (of ``detail``
+    only, if given)."""
     table = schema.upstream_notes
-    key = (table.c.source == source) & (table.c.kind == kind)
+    key = (table.c.connection == connection) & (table.c.source == source) & (table.c.kind == kind)
     return key if detail is None else key & (table.c.detail == detail)
 
 
-def note_upstream(conn: Connection, source: str, kind: str, detail: str, now: int) -> None:
+def note_upstream(
+    conn: Connection, source: str, kind: str, detail: str, now: int, *, connection: str
+) -> None:
     """Record (or record again, as checked at ``now``) what the API said of ``source``."""
     table = schema.upstream_notes
-    key = _note_key(source, kind, detail)
+    key = _note_key(connection, source, kind, detail)
     if conn.execute(update(table).where(key).values(noted_at=now)).rowcount == 0:
-        conn.execute(table.insert().values(source=source, kind=kind, detail=detail, noted_at=now))
+        conn.execute(
+            table.insert().values(
+                connection=connection, source=source, kind=kind, detail=detail, noted_at=now
+            )
+        )
 
 
-def forget_upstream_note(conn: Connection, source: str, kind: str, detail: str = "") -> None:
-    conn.execute(schema.upstream_notes.delete().where(_note_key(source, kind, detail)))
+def forget_upstream_note(
+    conn: Connection, connection: str, source: str, kind: str, detail: str = ""
+) -> None:
+    conn.execute(schema.upstream_notes.delete().where(_note_key(connection, source, kind, detail)))
 
 
 TROUBLE = ("upstream", "trouble")
-"""(source, kind) of the note that says what is failing upstream right now."""
+"""(source, kind) of the note that says what is failing at a connection's provider right now."""
 
 
-def note_trouble(conn: Connection, words: str | None, now: int) -> None:
-    """What is failing upstream now (None: nothing), for every process to see."""
-    conn.execute(schema.upstream_notes.delete().where(_note_key(*TROUBLE)))
+def note_trouble(conn: Connection, connection: str, words: str | None, now: int) -> None:
+    """What is failing at ``connection``'s provider now (None: nothing), for every process to
+    see."""
+    conn.execute(schema.upstream_notes.delete().where(_note_key(connection, *TROUBLE)))
     if words is not None:
-        note_upstream(conn, *TROUBLE, words[:200], now)
+        note_upstream(conn, *TROUBLE, words[:200], now, connection=connection)

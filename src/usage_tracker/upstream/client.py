@@ -167,6 +167,8 @@ class AdminClient:
     ``retries`` count attempts per endpoint (``"completions"``, ``"costs"``, ``"projects"``…).
     """
 
+    provider = "openai"
+
     def __init__(
         self,
         admin_key: SecretStr | str,

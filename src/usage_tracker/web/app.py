@@ -220,14 +220,14 @@ def _document_errors_as_served(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _share_trouble(store: Store) -> Callable[[str | None], None]:
-    """What the syncing process's client meets, written where the other workers and replicas
-    read it for their health."""
+def _share_trouble(store: Store, connection: str) -> Callable[[str | None], None]:
+    """What the syncing process's client of ``connection`` meets, written where the other
+    workers and replicas read it for their health."""
 
     def record(words: str | None) -> None:
         try:
             with store.transaction() as conn:
-                writes.note_trouble(conn, words, int(time.time()))
+                writes.note_trouble(conn, connection, words, int(time.time()))
         except StoreUnavailableError:
             pass  # health says the database's own trouble already
 
