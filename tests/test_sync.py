@@ -46,14 +46,22 @@ def _stored_value(value: object) -> object:
 
 
 def assert_store_matches_truth(
-    store: Store, org: simulator.Organization, start: int, end: int, *, costs: bool = True
+    store: Store,
+    org: simulator.Organization,
+    start: int,
+    end: int,
+    *,
+    costs: bool = True,
+    connection: str | None = None,
 ) -> None:
     """Every source, grouped by every dimension it has, and costs by every cost dimension,
-    equal the simulator's truth over [start, end)."""
+    equal the simulator's truth over [start, end) (of the rows of ``connection`` alone, when
+    given)."""
+    where = None if connection is None else {"connection": [connection]}
     for name, source in SOURCES.items():
         columns = [STORED_AS[d] for d in source.group_by]
         rows = store.usage_totals(
-            start, end + 3600, columns, sources=[name], metrics=source.metrics
+            start, end + 3600, columns, sources=[name], metrics=source.metrics, where=where
         )
         got = {tuple(r[c] for c in columns): {m: r[m] for m in source.metrics} for r in rows}
         truth = {
@@ -65,7 +73,7 @@ def assert_store_matches_truth(
     if not costs:
         return
     group = ["project_id", "line_item", "api_key_id"]
-    cost_rows = store.cost_totals(start - start % DAY, end + DAY, group)
+    cost_rows = store.cost_totals(start - start % DAY, end + DAY, group, where=where)
     got_costs = {tuple(r[g] for g in group): r["amount"] for r in cost_rows}
     truth_costs = {
         tuple(v or "" for v in k): v

@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from usage_tracker.connections import Connection, load_connections
 from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
-from usage_tracker.sync import SyncWindow
+from usage_tracker.sync import Feed, SyncWindow
 from usage_tracker.upstream import AdminClient, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,63 @@ def open_store(settings: Settings, prices: Prices | None = None) -> Store:
     return Store.open(settings.database_url, prices or load_prices(settings)[0])
 
 
+def connections(settings: Settings) -> list[Connection]:
+    """Every connection of the settings (SettingsError naming what cannot be used)."""
+    return load_connections(settings)
+
+
+def primary(settings: Settings) -> Connection:
+    """The first OpenAI connection: the one ``/api/usage`` answers for unless told which."""
+    found = next((c for c in connections(settings) if c.provider == "openai"), None)
+    if found is None:
+        settings.admin_key()  # raises, saying which settings give a key
+        raise SettingsError("no OpenAI connection is configured")
+    return found
+
+
 def open_client(
-    settings: Settings, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    settings: Settings,
+    *,
+    connection: Connection | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
 ) -> AdminClient:
+    """The client of ``connection`` (the primary one when None)."""
+    connection = connection or primary(settings)
     timeout = timeout or settings.upstream_timeout_seconds
     if retry is None:
         # A failing upstream ends a sync pass in about four request timeouts (30 s at least).
         retry = RetryPolicy(trouble_budget=max(30.0, 4 * timeout))
-    return AdminClient(settings.admin_key(), settings.openai_base_url, timeout=timeout, retry=retry)
+    return AdminClient(connection.key, connection.base_url, timeout=timeout, retry=retry)
 
 
-def sync_window(settings: Settings, since: int | None = None) -> SyncWindow:
+def feeds(
+    settings: Settings,
+    *,
+    since: int | None = None,
+    clients: Mapping[str, AdminClient] | None = None,
+) -> list[Feed]:
+    """What the sync reads: every connection with its client (those of ``clients`` where
+    given, else one opened here) and its window."""
+    found = connections(settings)
+    if not found:
+        settings.admin_key()  # raises, saying which settings give a key
+    clients = clients or {}
+    return [
+        Feed(
+            c.name,
+            clients.get(c.name) or open_client(settings, connection=c),
+            sync_window(settings, since, connection=c),
+        )
+        for c in found
+    ]
+
+
+def sync_window(
+    settings: Settings, since: int | None = None, *, connection: Connection | None = None
+) -> SyncWindow:
     return SyncWindow(
-        backfill_days=settings.backfill_days,
+        backfill_days=settings.backfill_days if connection is None else connection.backfill_days,
         lookback_hours=settings.sync_lookback_hours,
         costs_lookback_days=settings.costs_lookback_days,
         since=since,

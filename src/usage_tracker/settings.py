@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     openai_admin_key: SecretStr | None = None
     openai_admin_key_file: Path | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    connections_file: Path | None = None
+    """More organizations to read (YAML or JSON; see usage_tracker.connections): each a name,
+    a provider, where its admin key is, and its own settings."""
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     database_url: str = "sqlite:///usage-tracker.db"
@@ -265,7 +268,8 @@ class Settings(BaseSettings):
         if self.openai_admin_key is None or not self.openai_admin_key.get_secret_value():
             raise SettingsError(
                 "OPENAI_ADMIN_KEY is not set: give an organization admin key (sk-admin-…) in "
-                "OPENAI_ADMIN_KEY or a file holding it in OPENAI_ADMIN_KEY_FILE."
+                "OPENAI_ADMIN_KEY or a file holding it in OPENAI_ADMIN_KEY_FILE (or name the "
+                "organizations to read in CONNECTIONS_FILE)."
             )
         return self.openai_admin_key.get_secret_value()
 

@@ -62,11 +62,12 @@ class SourceOutcome:
 class SyncReport:
     skipped: bool = False
     outcomes: dict[str, SourceOutcome] = field(default_factory=dict)
+    """Per source; per ``connection/source`` in the report of several connections."""
     names_error: str | None = None
 
     @property
     def errors(self) -> list[str]:
-        found = [f"{o.source}: {o.error}" for o in self.outcomes.values() if o.error]
+        found = [f"{key}: {o.error}" for key, o in self.outcomes.items() if o.error]
         return ([f"names: {self.names_error}"] if self.names_error else []) + found
 
 
@@ -80,6 +81,40 @@ class SyncWindow:
     """Fetch from this time this run (``sync --since``), even if it is already stored."""
     concurrency: int = 1
     """Sources fetched at once (each one's pages stay in order, so its watermark stays exact)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One connection as the sync reads it: its name, its provider's client, its window."""
+
+    connection: str
+    client: AdminClient
+    window: SyncWindow = field(default_factory=SyncWindow)
+
+
+def sync_each(
+    store: Store,
+    feeds: Sequence[Feed],
+    run: Callable[[Feed], SyncReport],
+) -> SyncReport:
+    """``run`` (a full or a recent pass) for every connection, one after the other: a failing
+    one is recorded in its own sync state and never stops the next. One connection's report is
+    returned as it is; several are merged, each outcome under ``connection/source``."""
+    if len(feeds) == 1:
+        return run(feeds[0])
+    merged = SyncReport()
+    names = []
+    for feed in feeds:
+        report = run(feed)
+        if report.skipped:
+            merged.skipped = True  # another process syncs: it will do the rest
+            break
+        for source, outcome in report.outcomes.items():
+            merged.outcomes[f"{feed.connection}/{source}"] = outcome
+        if report.names_error:
+            names.append(f"{feed.connection}: {report.names_error}")
+    merged.names_error = "; ".join(names) or None
+    return merged
 
 
 class Notes:

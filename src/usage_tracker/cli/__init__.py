@@ -16,8 +16,7 @@ from usage_tracker.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from usage_tracker.store import Store
-    from usage_tracker.sync import SyncWindow
-    from usage_tracker.upstream import AdminClient
+    from usage_tracker.sync import Feed, Progress, SyncReport
 
 app = typer.Typer(
     help="OpenAI Usage Tracker: who used what in a shared OpenAI organization.",
@@ -156,8 +155,9 @@ def sync(
         typer.Option(metavar="YYYY-MM-DD", help="Fetch from this UTC date this run."),
     ] = None,
 ) -> None:
-    """Copy usage, costs and names from OpenAI into the database (every SYNC_INTERVAL_SECONDS,
-    and the last two hours every RECENT_SYNC_SECONDS in between)."""
+    """Copy usage, costs and names from every connection (OPENAI_ADMIN_KEY's, CONNECTIONS_FILE's)
+    into the database (every SYNC_INTERVAL_SECONDS, and the last two hours every
+    RECENT_SYNC_SECONDS in between)."""
     from usage_tracker import runtime
     from usage_tracker.store import StoreUnavailableError
 
@@ -165,28 +165,47 @@ def sync(
     settings = _settings()
     runtime.configure_logging(settings)
     try:
-        client = runtime.open_client(settings)
+        feeds = runtime.feeds(settings, since=start)
     except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     try:
-        store = runtime.open_store(settings)
-    except StoreUnavailableError as e:
-        client.close()
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        _sync(store, client, runtime.sync_window(settings, start), settings, once=once)
+        try:
+            store = runtime.open_store(settings)
+        except StoreUnavailableError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            _sync(store, feeds, settings, once=once)
+        finally:
+            store.close()
     finally:
-        client.close()
-        store.close()
+        for feed in feeds:
+            feed.client.close()
 
 
-def _sync(
-    store: Store, client: AdminClient, window: SyncWindow, settings: Settings, *, once: bool
-) -> None:
+def _sync(store: Store, feeds: list[Feed], settings: Settings, *, once: bool) -> None:
     from usage_tracker.store import StoreUnavailableError
-    from usage_tracker.sync import run_forever, sync_once, sync_recent
+    from usage_tracker.sync import run_forever, sync_each, sync_once, sync_recent
+
+    def full(progress: Progress | None = None) -> SyncReport:
+        def one(feed: Feed) -> SyncReport:
+            shown = progress
+            if progress is not None and len(feeds) > 1:
+                # a bar per connection and source
+                def shown(source: str, *at: int, name: str = feed.connection) -> None:
+                    progress(f"{name}/{source}", *at)
+
+            return sync_once(
+                store, feed.client, window=feed.window, connection=feed.connection, progress=shown
+            )
+
+        return sync_each(store, feeds, one)
+
+    def recent() -> SyncReport:
+        return sync_each(
+            store, feeds, lambda f: sync_recent(store, f.client, connection=f.connection)
+        )
 
     if not once:
         from usage_tracker.cli.alerts import engine_for
@@ -196,12 +215,10 @@ def _sync(
         typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
         try:
             run_forever(
-                lambda: sync_once(store, client, window=window),
+                full,
                 settings.sync_interval_seconds,
                 stopping,
-                recent=(lambda: sync_recent(store, client))
-                if settings.recent_sync_seconds
-                else None,
+                recent=recent if settings.recent_sync_seconds else None,
                 recent_seconds=settings.recent_sync_seconds,
                 after=engine.run,
             )
@@ -210,7 +227,7 @@ def _sync(
         return
     try:
         with _ProgressBars() as bars:
-            report = sync_once(store, client, window=window, progress=bars.update)
+            report = full(bars.update)
     except StoreUnavailableError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -218,7 +235,7 @@ def _sync(
         typer.echo("another process is syncing this database; nothing done")
         return
     rows = sum(o.rows for o in report.outcomes.values())
-    requests = sum(client.requests.values())
+    requests = sum(sum(f.client.requests.values()) for f in feeds)
     typer.echo(f"synced: {rows} rows stored, {requests} upstream requests")
     for line in _grouped(report.errors):
         typer.echo(f"error: {line}", err=True)

@@ -178,9 +178,16 @@ class Store:
         with self._reading() as conn_:
             return queries.data_version(conn_)[0]
 
-    def cost_totals(self, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
+    def cost_totals(
+        self,
+        start: int,
+        end: int,
+        group_by: Sequence[str] = (),
+        *,
+        where: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[Row]:
         with self._reading() as conn:
-            return queries.cost_totals(conn, start, end, group_by)
+            return queries.cost_totals(conn, start, end, group_by, where=where)
 
     def api_keys(self) -> list[Row]:
         return self._all(schema.api_keys)

@@ -100,14 +100,23 @@ def data_version(conn: Connection) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def cost_totals(conn: Connection, start: int, end: int, group_by: Sequence[str] = ()) -> list[Row]:
-    """Billed amounts in [start, end) (whole days) per ``group_by`` among project_id, line_item,
-    api_key_id and day."""
+def cost_totals(
+    conn: Connection,
+    start: int,
+    end: int,
+    group_by: Sequence[str] = (),
+    *,
+    where: Mapping[str, Sequence[str]] | None = None,
+) -> list[Row]:
+    """Billed amounts in [start, end) (whole days) per ``group_by`` among connection,
+    project_id, line_item, api_key_id and day; ``where`` restricts those columns to values."""
     table = schema.costs
     keys = [table.c[g].label(g) for g in group_by]
     query = select(*keys, func.sum(table.c.amount).label("amount")).where(
         table.c.day >= start, table.c.day < end
     )
+    for column, values in (where or {}).items():
+        query = query.where(table.c[column].in_(list(values)))
     if keys:
         query = query.group_by(*keys)
     return [dict(row._mapping) for row in conn.execute(query)]

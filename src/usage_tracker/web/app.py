@@ -25,10 +25,11 @@ from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.reports import ReportError
-from usage_tracker.runtime import open_client, sync_window
+from usage_tracker.runtime import open_client
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store, StoreUnavailableError, writes
-from usage_tracker.sync import SyncReport, run_forever, sync_once, sync_recent
+from usage_tracker.store.schema import DEFAULT_CONNECTION
+from usage_tracker.sync import Feed, SyncReport, run_forever, sync_each, sync_once, sync_recent
 from usage_tracker.upstream import AdminClient
 from usage_tracker.web.auth import CurrentUser, SignInRequired
 from usage_tracker.web.minute import (
@@ -90,11 +91,42 @@ def _start_alerts(state: AppState) -> AlertEngine:
 
 
 def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
-    """The client of the 1m path: a short deadline and one retry, so that a slow OpenAI never
-    holds the app's workers for long (the sync's client may wait minutes on purpose)."""
-    if settings.openai_admin_key is None:
+    """The client of the 1m path (the primary connection's): a short deadline and one retry,
+    so that a slow OpenAI never holds the app's workers for long (the sync's client may wait
+    minutes on purpose)."""
+    if not any(c.provider == "openai" for c in runtime.connections(settings)):
         return client
     return open_client(settings, retry=MINUTE_RETRY, timeout=MINUTE_TIMEOUT_SECONDS)
+
+
+def _primary_key(settings: Settings) -> str | None:
+    """The primary connection's admin key (what page cursors are signed with), if any."""
+    if not any(c.provider == "openai" for c in runtime.connections(settings)):
+        return None
+    return runtime.primary(settings).key.get_secret_value()
+
+
+def _feeds(settings: Settings, clients: Mapping[str, AdminClient]) -> list[Feed]:
+    """What the sync loop reads: each connection's client with its window."""
+    connections = {c.name: c for c in runtime.connections(settings)}
+    return [
+        Feed(name, client, runtime.sync_window(settings, connection=connections.get(name)))
+        for name, client in clients.items()
+    ]
+
+
+def _clients(settings: Settings, client: AdminClient | None) -> dict[str, AdminClient]:
+    """A client per connection; ``client`` (a test's) stands for the primary connection's."""
+    connections = runtime.connections(settings)
+    primary = next((c.name for c in connections if c.provider == "openai"), None)
+    if client is not None and primary is None:
+        return {DEFAULT_CONNECTION: client}
+    return {
+        c.name: client
+        if client is not None and c.name == primary
+        else open_client(settings, connection=c)
+        for c in connections
+    }
 
 
 def create_app(
@@ -109,17 +141,16 @@ def create_app(
     when no sign-in mode was chosen."""
     settings.require_auth_mode()
     runtime.alert_rules(settings)  # ALERTS_FILE and ALERT_URLS, checked before serving
+    runtime.connections(settings)  # CONNECTIONS_FILE and the keys it names, likewise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prices, prices_error = runtime.load_prices(settings)
         store = runtime.open_store(settings, prices)
-        upstream = client
-        if upstream is None and settings.openai_admin_key is not None:
-            upstream = open_client(settings)
+        clients = _clients(settings, client)
+        upstream = next(iter(clients.values()), None)  # the primary connection's
         pools, pool_error = _pool_table(settings)
-        key = settings.openai_admin_key
-        signer = CursorSigner(key.get_secret_value() if key is not None else None)
+        signer = CursorSigner(_primary_key(settings))
         minute_client = _minute_client(settings, upstream)
         secret = _session_secret(settings, store)
         state = AppState(
@@ -134,22 +165,24 @@ def create_app(
             prices_error=prices_error,
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
+            clients=clients,
         )
         state.alerts = _start_alerts(state)
-        if upstream is not None:
-            upstream.on_trouble = _share_trouble(store)
+        for name, opened in clients.items():
+            opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state
         thread = None
-        if run_sync and upstream is not None:
-            thread = _start_sync(state, upstream)
+        if run_sync and clients:
+            thread = _start_sync(state, _feeds(settings, clients))
         try:
             yield
         finally:
             state.stopping.set()
             if thread is not None:
                 thread.join(timeout=30)
-            for opened in (minute_client, upstream):  # the ones opened here, not the caller's
-                if opened is not None and opened is not client:
+            opened_here = [c for c in [minute_client, *clients.values()] if c is not None]
+            for opened in opened_here:
+                if opened is not client:  # the caller's stays open
                     opened.close()
             store.close()
 
@@ -234,14 +267,20 @@ def _share_trouble(store: Store, connection: str) -> Callable[[str | None], None
     return record
 
 
-def _start_sync(state: AppState, upstream: AdminClient) -> threading.Thread:
-    settings = state.settings
+def _start_sync(state: AppState, feeds: list[Feed]) -> threading.Thread:
+    settings, store = state.settings, state.store
 
     def sync() -> SyncReport:
-        return sync_once(state.store, upstream, window=sync_window(settings))
+        return sync_each(
+            store,
+            feeds,
+            lambda f: sync_once(store, f.client, window=f.window, connection=f.connection),
+        )
 
     def recent() -> SyncReport:
-        return sync_recent(state.store, upstream)
+        return sync_each(
+            store, feeds, lambda f: sync_recent(store, f.client, connection=f.connection)
+        )
 
     thread = threading.Thread(
         target=run_forever,

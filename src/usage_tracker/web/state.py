@@ -44,6 +44,8 @@ class AppState:
     """How the background sync went (a database failure, an unexpected error)."""
     alerts: AlertEngine | None = None
     """Evaluates the alert rules after every sync and delivers what fired."""
+    clients: dict[str, AdminClient] = field(default_factory=dict)
+    """Every connection's client, by connection name (``client`` is the primary one's)."""
     results: Results = field(init=False)
     """Reports computed once per version of the data."""
     throttle: LoginThrottle = field(init=False)

@@ -65,8 +65,8 @@ def upgrade() -> None:
     bind = op.get_bind()
     for table, grouping in FOLDED_TOTALS.items():
         columns = [c["name"] for c in sa.inspect(bind).get_columns(table)]
-        key = ("hours", "start", "grouping", "value", "connection")
-        summed = [c for c in columns if c not in key]
+        folded_key = ("hours", "start", "grouping", "value", "connection")
+        summed = [c for c in columns if c not in folded_key]
         names = ", ".join(f'"{c}"' for c in summed)
         sums = ", ".join(f'SUM("{c}")' for c in summed)
         # This migration's own names only: nothing from outside goes into the statement.
