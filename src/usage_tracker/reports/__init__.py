@@ -25,6 +25,7 @@ from .reconciliation import reconciliation as reconciliation
 DAY, HOUR = 86400, 3600
 
 GROUPINGS: dict[str, str] = {
+    "connection": "connection",
     "person": "api_key_id",
     "api_key": "api_key_id",
     "user": "user_id",
@@ -119,9 +120,15 @@ def _check_range(start: int, end: int) -> None:
 
 
 def _fold(
-    names: Names, rows: Iterable[dict[str, Any]], group_by: Sequence[str], metrics: Sequence[str]
+    names: Names,
+    rows: Iterable[dict[str, Any]],
+    group_by: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    connection: bool = False,
 ) -> list[dict[str, Any]]:
-    """Stored rows summed per report grouping (several keys may be one person)."""
+    """Stored rows summed per report grouping (several keys may be one person); with
+    ``connection``, each with the connection its rows came from (None when several)."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
@@ -133,9 +140,13 @@ def _fold(
                     out[f"{g}_name"] = display
             for m in metrics:
                 out[m] = row[m]
+            if connection:
+                out["connection"] = row.get("connection")
         else:
             for m in metrics:
                 out[m] += row[m]
+            if connection and out["connection"] != row.get("connection"):
+                out["connection"] = None
     result = list(merged.values())
     for row in result:
         row["tokens"] = row["input_tokens"] + row["output_tokens"]
@@ -310,7 +321,7 @@ def cost_totals(
 ) -> list[dict[str, Any]]:
     """Billed cost (the Costs API, whole UTC days) grouped by project_id, line_item, api_key_id
     or day, biggest first; only the cost of the ``scope``'s keys."""
-    allowed = ("project_id", "line_item", "api_key_id", "day")
+    allowed = ("connection", "project_id", "line_item", "api_key_id", "day")
     unknown = [g for g in group_by if g not in allowed]
     if unknown:
         raise ReportError(f"cannot group costs by {', '.join(unknown)}")
@@ -323,7 +334,7 @@ def cost_totals(
     return sorted(rows, key=lambda r: -r["amount"])
 
 
-SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source")
+SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source", "connection")
 FOLDED_AS = {"person": "api_key", "api_key": "api_key", "user": "user", "project": "project"}
 """Which folded grouping each summary grouping is read from (model and source: their own)."""
 ESTIMATED = (*METRICS, *ESTIMATES)
@@ -363,7 +374,12 @@ def summary(
         every = store.usage_totals(start, end, columns, where=narrowed, metrics=ESTIMATED)
         rows_of = dict.fromkeys(SUMMARY_GROUPS, every)
         every_cost = cost_totals(
-            store, names, start, end, ["api_key_id", "project_id", "line_item"], scope=scope
+            store,
+            names,
+            start,
+            end,
+            ["connection", "api_key_id", "project_id", "line_item"],
+            scope=scope,
         )
         cost_rows = money.narrowed(every_cost, where) if money.billed_known(where) else []
         billed = money.billed_by(names, cost_rows) if money.billed_known(where) else {}
@@ -376,9 +392,18 @@ def summary(
             per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
     totals = _fold(names, every, (), ESTIMATED)
     by = {
-        g: money.with_money(g, _fold(names, rows_of[g], [g], ESTIMATED), billed, METRICS)
+        g: money.with_money(
+            g,
+            _fold(names, rows_of[g], [g], ESTIMATED, connection=g == "api_key"),
+            billed,
+            METRICS,
+        )
         for g in SUMMARY_GROUPS
     }
+    by["provider"] = _per_provider(names, by["connection"])
+    for row in by["api_key"]:  # a key billed without usage: the connection its names are of
+        row.setdefault("connection", names.connection(row["api_key"] or ""))
+        row["provider"] = names.provider(row["connection"])
     total = totals[0] if totals else {**_zero_totals(), "estimated_usd": Decimal(0)}
     unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
     by_project = [
@@ -402,6 +427,24 @@ def summary(
         "unpriced_models": unpriced,
         "prices_as_of": store.prices.as_of,
     }
+
+
+def _per_provider(names: Names, connections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary's rows per connection summed per provider (counters, billed and estimated
+    cost: None only where every connection's is)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in connections:
+        provider = names.provider(row["connection"]) or "openai"
+        into = out.get(provider)
+        if into is None:
+            out[provider] = {**row, "provider": provider}
+            del out[provider]["connection"]
+            continue
+        for name, value in row.items():
+            if name == "connection" or value is None:
+                continue
+            into[name] = value if into.get(name) is None else into[name] + value
+    return sorted(out.values(), key=lambda r: (-r["tokens"], r["provider"]))
 
 
 def _zero_totals() -> dict[str, Any]:

@@ -58,6 +58,7 @@ def billed_labels(names: Names) -> dict[str, Callable[[Mapping[str, Any]], Any]]
     """How a cost row (api_key_id, project_id, line_item) is labelled in each grouping, the
     same way the usage rows are labelled."""
     return {
+        "connection": lambda r: r["connection"],
         "person": lambda r: names.person(r["api_key_id"]),
         "api_key": lambda r: from_stored("api_key_id", r["api_key_id"]),
         "project": lambda r: from_stored("project_id", r["project_id"]),
@@ -79,6 +80,7 @@ def billed_by(
 
 
 FOLDED_FROM = {
+    "connection": "connection",
     "person": "api_key",
     "api_key": "api_key",
     "project": "project",
@@ -104,15 +106,17 @@ def billed_by_folded(
 def narrowed(
     cost_rows: Iterable[Mapping[str, Any]], where: Mapping[str, Sequence[str]] | None
 ) -> list[Mapping[str, Any]]:
-    """The cost rows a usage filter (by key, project and/or model) also applies to. The Costs
-    API knows no user: see :func:`billed_per_user`."""
+    """The cost rows a usage filter (by connection, key, project and/or model) also applies
+    to. The Costs API knows no user: see :func:`billed_per_user`."""
     keys = set(where["api_key_id"]) if where and "api_key_id" in where else None
     projects = set(where["project_id"]) if where and "project_id" in where else None
     models = set(where["model"]) if where and "model" in where else None
+    connections = set(where["connection"]) if where and "connection" in where else None
     return [
         r
         for r in cost_rows
-        if (keys is None or r["api_key_id"] in keys)
+        if (connections is None or r["connection"] in connections)
+        and (keys is None or r["api_key_id"] in keys)
         and (projects is None or r["project_id"] in projects)
         and (models is None or (model_of_line_item(r["line_item"]) or "") in models)
     ]

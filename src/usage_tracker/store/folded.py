@@ -324,7 +324,8 @@ def usage_totals(
     groupings: Sequence[str] = tuple(schema.FOLDED),
 ) -> dict[str, list[Row]]:
     """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
-    the grouping's stored column, like ``queries.usage_totals``'s)."""
+    the grouping's stored column, like ``queries.usage_totals``'s), across every connection;
+    each row's ``connection`` is the one its value was used in (None when several)."""
     known = stored(conn)
     usable = schema.BLOCK_HOURS[:1] if known.quarters_only(start, end) else schema.BLOCK_HOURS
     how = plan(start, end, known.until, usable)
@@ -335,7 +336,7 @@ def usage_totals(
         query = _blocks_statement(lengths, metrics)
         wanted = set(groupings)
         rows = conn.execute(query, {f"starts{n}": how.blocks[n] for n in lengths})
-        add(totals, (r for r in rows if r[0] in wanted), 2, metrics)
+        add(totals, (r for r in rows if r[0] in wanted), 3, metrics)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
             query = _hours_statement(groupings, metrics, len(ranges))
@@ -344,12 +345,22 @@ def usage_totals(
                 for i, r in enumerate(ranges)
                 for edge, at in zip("lh", r, strict=True)
             }
-            add(totals, conn.execute(query, bounds), 2, metrics, sign)
+            add(totals, conn.execute(query, bounds), 3, metrics, sign)
+    merged: dict[tuple[str, str], tuple[str | None, list[Any]]] = {}
+    for (grouping, value, connection), values in sorted(totals.items()):
+        if not any(values):
+            continue
+        seen = merged.get((grouping, value))
+        if seen is None:
+            merged[grouping, value] = (connection, values)
+        else:  # the same value in several connections (a model): one row across them
+            merged[grouping, value] = (None, [a + b for a, b in zip(seen[1], values, strict=True)])
     out: dict[str, list[Row]] = {g: [] for g in groupings}
     keys = {g: (schema.FOLDED[g], *metrics) for g in groupings}
-    for (grouping, value), values in sorted(totals.items()):
-        if any(values):
-            out[grouping].append(dict(zip(keys[grouping], (value, *values), strict=True)))
+    for (grouping, value), (connection, values) in merged.items():
+        row = {"connection": connection}
+        row.update(zip(keys[grouping], (value, *values), strict=True))
+        out[grouping].append(row)
     return out
 
 
@@ -371,10 +382,11 @@ def _blocks_statement(lengths: tuple[int, ...], metrics: tuple[str, ...]) -> Any
             for length in lengths
         )
     )
+    keys = (folded.c.grouping, folded.c.value, folded.c.connection)
     return (
-        select(folded.c.grouping, folded.c.value, *(func.sum(folded.c[m]) for m in metrics))
+        select(*keys, *(func.sum(folded.c[m]) for m in metrics))
         .where(which)  # every grouping: a filter on it leads SQLite to scan the table
-        .group_by(folded.c.grouping, folded.c.value)
+        .group_by(*keys)
     )
 
 
@@ -397,10 +409,11 @@ def _hours_statement(groupings: tuple[str, ...], metrics: tuple[str, ...], range
             select(
                 literal(grouping).label("grouping"),
                 hourly.c[schema.FOLDED[grouping]].label("value"),
+                hourly.c.connection.label("in_connection"),
                 *(func.sum(hourly.c[m]).label(m) for m in metrics),
             )
             .where(within)
-            .group_by(hourly.c[schema.FOLDED[grouping]])
+            .group_by(hourly.c[schema.FOLDED[grouping]], hourly.c.connection)
             for grouping in groupings
         )
     )

@@ -359,16 +359,48 @@ async def summary(
         ),
     ] = None,
     end_time: EndTime = None,
+    connection: Annotated[
+        str | None, Query(description="Only this connection's usage and cost (its name).")
+    ] = None,
+    provider: Annotated[
+        Literal["openai", "anthropic"] | None,
+        Query(description="Only the usage and cost of this provider's connections."),
+    ] = None,
 ) -> Response:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
-    The answer's `start_time` and `end_time` are the bounds served."""
+    The answer's `start_time` and `end_time` are the bounds served. `by.connection` and
+    `by.provider` split it per connection and provider; every `by.api_key` row names its own."""
     start, end = hour_range(int(state.clock()), start_time, end_time)
-    body = state.results.peek(_summary_key(state, access.version, access.scope, start, end))
+    where = connections_where(access.names, connection, provider)
+    key = _summary_key(state, access.version, access.scope, start, end, where)
+    body = state.results.peek(key)
     if body is None:  # computed in a worker thread; an answer already made is sent from here
         body = await run_in_threadpool(
-            summary_body, state, access.version, access.names, access.scope, start, end
+            summary_body, state, access.version, access.names, access.scope, start, end, where
         )
     return Response(body, media_type="application/json")
+
+
+def connections_where(
+    names: Names, connection: str | None, provider: str | None
+) -> dict[str, list[str]] | None:
+    """The usage filter of ``?connection=`` and ``?provider=`` (None: every connection)."""
+    if connection is None and provider is None:
+        return None
+    known = names.connections
+    if connection is not None and connection not in known:
+        listed = ", ".join(sorted(known)) or "none yet"
+        raise ReportError(
+            f"Invalid value for 'connection': no connection named {connection!r} has stored "
+            f"data (known: {listed}).",
+            "connection",
+        )
+    picked = [
+        name
+        for name, of in sorted(known.items())
+        if (connection is None or name == connection) and (provider is None or of == provider)
+    ]
+    return {"connection": picked or ["-"]}
 
 
 @router.get(
@@ -454,24 +486,42 @@ def _date(ts: int) -> str:
 
 
 def summary_body(
-    state: AppState, version: Version, names: Names, scope: Scope, start: int, end: int
+    state: AppState,
+    version: Version,
+    names: Names,
+    scope: Scope,
+    start: int,
+    end: int,
+    where: dict[str, list[str]] | None = None,
 ) -> bytes:
     """``/api/summary``'s answer, encoded once per version of the data."""
     provisional = provisional_from(state)
     return state.results.get(
-        _summary_key(state, version, scope, start, end),
+        _summary_key(state, version, scope, start, end, where),
         lambda: as_json(
             reports.summary(
-                state.store, names, start, end, scope=scope, provisional_from=provisional
+                state.store,
+                names,
+                start,
+                end,
+                where=where,
+                scope=scope,
+                provisional_from=provisional,
             )
         ),
     )
 
 
 def _summary_key(
-    state: AppState, version: Version, scope: Scope, start: int, end: int
+    state: AppState,
+    version: Version,
+    scope: Scope,
+    start: int,
+    end: int,
+    where: dict[str, list[str]] | None = None,
 ) -> tuple[Any, ...]:
-    return ("summary.json", version, scope, start, end, provisional_from(state))
+    narrowed = tuple(sorted((k, tuple(v)) for k, v in (where or {}).items()))
+    return ("summary.json", version, scope, start, end, narrowed, provisional_from(state))
 
 
 def provisional_from(state: AppState) -> int:
@@ -564,30 +614,57 @@ def health_report(state: AppState) -> dict[str, Any]:
         sync_states, notes = [], []
         database = {"ok": False, "backend": state.store.backend, "error": str(e)}
     syncs = []
-    errors = []
+    errors: dict[str, list[str]] = {name: [] for name in state.clients}
     for s in sync_states:
         last = s["last_success_at"]
         syncs.append(
             {
+                "connection": s["connection"],
                 "source": s["source"],
                 "last_success_at": last,
                 "age_seconds": None if last is None else now - last,
                 "backfill_complete": bool(s["backfill_complete"]),
                 "last_error": s["last_error"],
-                "notes": [describe_note(n) for n in notes if n["source"] == s["source"]],
+                "notes": [
+                    describe_note(n)
+                    for n in notes
+                    if (n["connection"], n["source"]) == (s["connection"], s["source"])
+                ],
             }
         )
         if s["last_error"]:
-            errors.append(s["last_error"])
+            errors.setdefault(s["connection"], []).append(s["last_error"])
     # What is failing right now (a 429 being waited out, a refused connection) before the
     # sources' own errors, which are written when the sync gives up on them: this process's
     # client, else what the syncing process recorded lately (a worker that does not sync).
-    live = state.client.trouble if state.client is not None else None
-    shared = next(
-        (n["detail"] for n in notes if _is_trouble(n) and time.time() - n["noted_at"] < 900),
-        None,
-    )
-    upstream_error = live or shared or (errors[0] if errors else None)
+    connections = []
+    for name, failures in errors.items():
+        client = state.clients.get(name)
+        shared = next(
+            (
+                n["detail"]
+                for n in notes
+                if n["connection"] == name and _is_trouble(n) and time.time() - n["noted_at"] < 900
+            ),
+            None,
+        )
+        error = (client.trouble if client is not None else None) or shared
+        error = error or (failures[0] if failures else None)
+        connections.append(
+            {
+                "name": name,
+                "provider": client.provider if client is not None else None,
+                "configured": client is not None,
+                "error": error,
+            }
+        )
+    failing = [c for c in connections if c["error"] and c["configured"]]
+    upstream_error = None
+    if failing:
+        first = failing[0]
+        upstream_error = (
+            first["error"] if len(connections) == 1 else (f"{first['name']}: {first['error']}")
+        )
     notes = [n for n in notes if not _is_trouble(n)]
     if state.client is None:
         upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
@@ -612,6 +689,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         "status": "degraded" if any(problems) else "ok",
         "version": __version__,
         "database": database,
+        "connections": connections,
         "sync": syncs,
         "sync_error": state.loop.error,
         "upstream_error": upstream_error,

@@ -1,0 +1,342 @@
+"""Several organizations in one tracker: each connection synced on its own and exact, one
+failing never stopping the others, a connection as a dimension and a filter of the summary, the
+upgrade that assigns every stored row to ``openai``, and CONNECTIONS_FILE's errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy import select
+
+from usage_tracker import simulator
+from usage_tracker.connections import load_connections
+from usage_tracker.reports import load_names, summary
+from usage_tracker.serving import BackgroundServer
+from usage_tracker.settings import SettingsError, load_settings
+from usage_tracker.store import Store, schema
+from usage_tracker.sync import Feed, SyncWindow, sync_each, sync_once
+from usage_tracker.upstream import AdminClient
+from usage_tracker.upstream.contract import SOURCES
+
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+from .test_sync import assert_store_matches_truth
+
+DAY = 86400
+STAGING_KEY = "sk-admin-staging-simulated"
+
+
+@pytest.fixture
+def two_orgs() -> Iterator[dict[str, tuple[simulator.Simulator, str]]]:
+    """Two simulated OpenAI organizations (different people, keys and projects), each served
+    with its own admin key: name -> (simulator, base URL)."""
+    prod = simulator.build(seed=7, days=20, clock=lambda: NOW)
+    staging = simulator.build(seed=11, days=20, clock=lambda: NOW, admin_key=STAGING_KEY)
+    with BackgroundServer(prod) as a, BackgroundServer(staging) as b:
+        yield {"prod": (prod, a.url + "/v1"), "staging": (staging, b.url + "/v1")}
+
+
+def _feeds(orgs: dict[str, tuple[simulator.Simulator, str]], keys: dict[str, str]) -> list[Feed]:
+    return [
+        Feed(name, AdminClient(keys[name], url, retry=FAST_RETRY), SyncWindow(backfill_days=10))
+        for name, (_sim, url) in orgs.items()
+    ]
+
+
+def _sync_all(store: Store, feeds: list[Feed]) -> Any:
+    return sync_each(
+        store,
+        feeds,
+        lambda f: sync_once(store, f.client, window=f.window, connection=f.connection, now=NOW),
+    )
+
+
+def _token_truth(org: simulator.Organization, start: int, end: int) -> tuple[int, int]:
+    """(input + output tokens, model requests) of every usage source over [start, end)."""
+    tokens = requests = 0
+    for name in SOURCES:
+        for metrics in org.truth(name, start, end, ()).values():
+            tokens += metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
+            requests += metrics.get("num_model_requests", 0)
+    return tokens, requests
+
+
+def test_two_organizations_sync_into_one_store_each_exact_and_summed(
+    database_url: str, two_orgs: dict[str, tuple[simulator.Simulator, str]]
+) -> None:
+    """Every source by every dimension and every cost, per connection, equals that
+    organization's truth; the summary splits the totals per connection and provider, and its
+    keys each name their connection; a filter by connection reads as that organization alone."""
+    store = Store.open(database_url)
+    feeds = _feeds(two_orgs, {"prod": ADMIN_KEY, "staging": STAGING_KEY})
+    report = _sync_all(store, feeds)
+    assert report.errors == []
+    assert set(report.outcomes) == {f"{n}/{s}" for n in two_orgs for s in [*SOURCES, "costs"]}
+    start = NOW - NOW % DAY - 10 * DAY
+    for name, (sim, _url) in two_orgs.items():
+        assert_store_matches_truth(store, sim.org, start, NOW, connection=name)
+    assert store.connections() == {"prod": "openai", "staging": "openai"}
+    assert {(s["connection"], s["source"]) for s in store.sync_states()} == {
+        (n, s) for n in two_orgs for s in [*SOURCES, "costs"]
+    }
+
+    names = load_names(store)
+    end = NOW - NOW % 3600 + 3600
+    every = summary(store, names, start, end)
+    truth = {n: _token_truth(sim.org, start, end) for n, (sim, _u) in two_orgs.items()}
+    by_connection = {r["connection"]: r for r in every["by"]["connection"]}
+    assert {n: (r["tokens"], r["num_model_requests"]) for n, r in by_connection.items()} == truth
+    assert every["totals"]["tokens"] == sum(t for t, _r in truth.values())
+    [openai] = every["by"]["provider"]
+    assert openai["provider"] == "openai"
+    assert openai["tokens"] == every["totals"]["tokens"]
+    assert openai["billed_cost"] == every["billed_usd"]
+    billed = {
+        n: sum(sim.org.cost_truth(start, end, ()).values(), Decimal(0))
+        for n, (sim, _u) in two_orgs.items()
+    }
+    assert {n: r["billed_cost"] for n, r in by_connection.items()} == billed
+
+    keys_of = {n: {k.id for k in sim.org.keys} for n, (sim, _u) in two_orgs.items()}
+    for row in every["by"]["api_key"]:
+        if row["api_key"]:
+            assert row["api_key"] in keys_of[row["connection"]]
+            assert row["provider"] == "openai"
+
+    staging = summary(store, names, start, end, where={"connection": ["staging"]})
+    assert staging["totals"]["tokens"] == truth["staging"][0]
+    assert staging["billed_usd"] == billed["staging"]
+    assert [r["connection"] for r in staging["by"]["connection"]] == ["staging"]
+    for feed in feeds:
+        feed.client.close()
+    store.close()
+
+
+def test_a_connection_whose_key_is_refused_leaves_the_others_synced(
+    database_url: str, two_orgs: dict[str, tuple[simulator.Simulator, str]]
+) -> None:
+    """staging's key is revoked: its every source records the refusal, prod syncs exactly
+    all the same, and prod's stored rows stay when staging fails again."""
+    store = Store.open(database_url)
+    feeds = _feeds(two_orgs, {"prod": ADMIN_KEY, "staging": "sk-admin-revoked"})
+    report = _sync_all(store, feeds)
+    failed = {key for key, o in report.outcomes.items() if o.error}
+    assert failed == {f"staging/{s}" for s in [*SOURCES, "costs"]}
+    assert report.names_error is not None
+    assert report.names_error.startswith("staging: ")
+    start = NOW - NOW % DAY - 10 * DAY
+    prod = two_orgs["prod"][0]
+    assert_store_matches_truth(store, prod.org, start, NOW, connection="prod")
+    states = {(s["connection"], s["source"]): s for s in store.sync_states()}
+    assert all(states["prod", s]["last_error"] is None for s in SOURCES)
+    assert all(states["staging", s]["last_error"] for s in SOURCES)
+    _sync_all(store, feeds)  # staging fails again: prod's rows stay exact
+    assert_store_matches_truth(store, prod.org, start, NOW, connection="prod")
+    for feed in feeds:
+        feed.client.close()
+    store.close()
+
+
+def _dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    tables = [t for t in schema.metadata.sorted_tables if t.name != "connections"]
+    with store.engine.connect() as conn:
+        return {t.name: sorted(map(tuple, conn.execute(select(t)).all()), key=repr) for t in tables}
+
+
+def test_upgrading_a_populated_database_gives_every_row_to_the_connection_openai(
+    database_url: str, sim_url: str, sim: simulator.Simulator
+) -> None:
+    """A database synced before connections existed (0011) upgrades with every row of every
+    table, every rollup and every total exactly as the current version stores them: each row
+    belongs to ``openai``, the connection of OPENAI_ADMIN_KEY."""
+    from alembic import command
+    from alembic.config import Config
+
+    from usage_tracker.store.db import MIGRATIONS
+
+    store = Store.open(database_url)
+    with AdminClient(ADMIN_KEY, sim_url, retry=FAST_RETRY) as client:
+        assert sync_once(store, client, now=NOW, window=SyncWindow(backfill_days=20)).errors == []
+    start, end = NOW - NOW % DAY - 20 * DAY, NOW - NOW % 3600 + 3600
+    before = _dump(store)
+    totals = summary(store, load_names(store), start, end)
+    assert sum(len(rows) for rows in before.values()) > 10_000
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
+    with store.engine.connect() as conn:
+        columns = conn.execute(select(schema.usage.c.source).limit(1)).keys()
+        assert "connection" not in columns
+        old = conn.exec_driver_sql("SELECT COUNT(*) FROM usage_folded").scalar_one()
+    assert old < len(before["usage_folded"])  # the per-connection rollup went
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert _dump(store) == before
+    assert store.connections() == {"openai": "openai"}
+    assert summary(store, load_names(store), start, end) == totals
+    assert_store_matches_truth(store, sim.org, start, NOW, connection="openai")
+    store.close()
+
+
+def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app of OPENAI_ADMIN_KEY plus a CONNECTIONS_FILE entry: /api/summary has both
+    connections; ?connection= and ?provider= narrow it; an unknown connection is a 400 that
+    names the known ones; health has a line per connection."""
+    from usage_tracker.web import create_app
+
+    database_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store.open(database_url)
+    feeds = _feeds(two_orgs, {"prod": ADMIN_KEY, "staging": STAGING_KEY})
+    feeds[0] = Feed("openai", feeds[0].client, feeds[0].window)
+    assert _sync_all(store, feeds).errors == []
+    store.close()
+    (tmp_path / "connections.yaml").write_text(
+        "connections:\n"
+        "  - name: staging\n"
+        "    provider: openai\n"
+        "    key_env: STAGING_ADMIN_KEY\n"
+        f"    base_url: {two_orgs['staging'][1]}\n"
+    )
+    monkeypatch.setenv("STAGING_ADMIN_KEY", STAGING_KEY)
+    settings = load_settings(
+        database_url=database_url,
+        openai_admin_key=ADMIN_KEY,
+        openai_base_url=two_orgs["prod"][1],
+        connections_file=tmp_path / "connections.yaml",
+        key_mappings_file=tmp_path / "api_key_mappings.json",
+        auth_mode="none",
+    )
+    app = create_app(settings, run_sync=False, clock=lambda: NOW)
+    start = NOW - NOW % DAY - 10 * DAY
+    with BackgroundServer(app) as server, httpx2.Client(base_url=server.url) as http:
+        params = {"start_time": start, "end_time": NOW}
+        every = http.get("/api/summary", params=params).json()
+        rows = {r["connection"]: r["tokens"] for r in every["by"]["connection"]}
+        assert set(rows) == {"openai", "staging"}
+        assert sum(rows.values()) == every["totals"]["tokens"]
+        only = http.get("/api/summary", params={**params, "connection": "staging"}).json()
+        assert only["totals"]["tokens"] == rows["staging"]
+        assert {r["connection"] for r in only["by"]["api_key"] if r["api_key"]} == {"staging"}
+        openai = http.get("/api/summary", params={**params, "provider": "openai"}).json()
+        assert openai["totals"] == every["totals"]
+        none = http.get("/api/summary", params={**params, "provider": "anthropic"}).json()
+        assert none["totals"]["tokens"] == 0
+        unknown = http.get("/api/summary", params={**params, "connection": "nope"})
+        assert unknown.status_code == 400
+        error = unknown.json()["error"]
+        assert error["param"] == "connection"
+        assert "known: openai, staging" in error["message"]
+        health = http.get("/api/health").json()
+        assert [(c["name"], c["error"]) for c in health["connections"]] == [
+            ("openai", None),
+            ("staging", None),
+        ]
+        assert {s["connection"] for s in health["sync"]} == {"openai", "staging"}
+        assert STAGING_KEY not in http.get("/api/health").text
+    for feed in feeds:
+        feed.client.close()
+
+
+# -- CONNECTIONS_FILE -------------------------------------------------------------------------
+
+
+def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None, **settings: Any) -> Any:
+    path = tmp_path / "connections.yaml"
+    path.write_text(text)
+    config = load_settings(connections_file=path, **settings)
+    return load_connections(config, env or {})
+
+
+def test_a_connections_file_adds_to_the_key_of_openai_admin_key(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-admin-from-a-file\n")
+    found = _load(
+        tmp_path,
+        "connections:\n"
+        "  - {name: staging, provider: openai, key_env: STAGING, usage_tier: '3-5'}\n"
+        f"  - {{name: acquired, provider: openai, key_file: {tmp_path / 'key'},"
+        " backfill_days: 30, sharing_projects: [proj_a]}\n",
+        {"STAGING": "sk-admin-staging"},
+        openai_admin_key="sk-admin-main",
+        usage_tier="1-2",
+        backfill_days=90,
+    )
+    assert [(c.name, c.provider, c.usage_tier, c.backfill_days) for c in found] == [
+        ("openai", "openai", "1-2", 90),
+        ("staging", "openai", "3-5", 90),
+        ("acquired", "openai", "1-2", 30),
+    ]
+    assert [c.key.get_secret_value() for c in found] == [
+        "sk-admin-main",
+        "sk-admin-staging",
+        "sk-admin-from-a-file",
+    ]
+    assert found[2].sharing_projects == ("proj_a",)
+    assert "sk-admin" not in repr(found)
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "says"),
+    [
+        (
+            "connections:\n  - {name: a, provider: openai, key_env: UNSET}\n",
+            "UNSET",
+            "connections.0.key_env: the environment variable UNSET is not set",
+        ),
+        (
+            "connections:\n  - name: b\n    provider: azure\n    key_env: K\n",
+            "azure",
+            "provider 'azure' is not one this version reads",
+        ),
+        (
+            "connections:\n  - {name: c, provider: openai}\n",
+            "{name: c",
+            "exactly one of key_env",
+        ),
+        (
+            "connections:\n  - {name: c, provider: openai, key: sk-admin-x}\n",
+            "sk-admin-x",
+            "Extra inputs are not permitted",
+        ),
+        (
+            "connections:\n  - {name: Prod Org, provider: openai, key_env: K}\n",
+            "Prod Org",
+            "lower-case letters",
+        ),
+        (
+            "connections:\n  - {name: openai, provider: openai, key_env: K}\n",
+            "openai, provider",
+            "taken by OPENAI_ADMIN_KEY's connection",
+        ),
+        (
+            "connections:\n  - {name: a, provider: openai, key_env: K\n",
+            None,
+            "",
+        ),
+    ],
+)
+def test_a_connections_file_that_cannot_be_used_is_named_with_line_and_column(
+    tmp_path: Path, text: str, at: str | None, says: str
+) -> None:
+    """The error names the file, and the line and column where ``at`` starts (the end of the
+    text for a document cut short)."""
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, text, {"K": "sk-admin-k"}, openai_admin_key="sk-admin-main")
+    message = str(caught.value)
+    offset = len(text) if at is None else text.index(at)
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    where = f"line {line}, column {column}"
+    assert message.startswith(f"CONNECTIONS_FILE {tmp_path / 'connections.yaml'}, {where}: ")
+    assert says in message
+    assert "sk-admin-" not in message
