@@ -237,6 +237,18 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
         error = unknown.json()["error"]
         assert error["param"] == "connection"
         assert "known: openai, staging" in error["message"]
+        day = NOW - NOW % DAY - DAY
+        for name, (sim, _url) in [("openai", two_orgs["prod"]), ("staging", two_orgs["staging"])]:
+            query = {"start_time": day, "end_time": day + DAY, "bucket_width": "1d"}
+            if name != "openai":  # the first OpenAI connection unless told which
+                query["connection"] = name
+            page = http.get("/api/usage", params=query).json()
+            got = sum(r["input_tokens"] for b in page["data"] for r in b["results"])
+            truth = sim.org.truth("completions", day, day + DAY, ())
+            assert got == sum(m["input_tokens"] for m in truth.values()) > 0
+        wrong = http.get("/api/usage", params={"start_time": day, "connection": "nope"})
+        assert wrong.status_code == 400
+        assert wrong.json()["error"]["param"] == "connection"
         health = http.get("/api/health").json()
         assert [(c["name"], c["error"]) for c in health["connections"]] == [
             ("openai", None),

@@ -28,6 +28,8 @@ GROUPINGS = {
     "user": "user",
     "project": "project",
     "model": "model",
+    "connection": "connection",
+    "provider": "provider",
 }
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
 
 from usage_tracker.store import Store, schema, writes
 from usage_tracker.store.db import migrate
@@ -35,6 +35,12 @@ def _result(ts: int, model: str, tokens: int, **dims: str | bool | None) -> Usag
         tuple(values.get(d) for d in DIMENSIONS),
         {"input_tokens": tokens, "output_tokens": 1, "num_model_requests": 1},
     )
+
+
+def _with_connection(column: str) -> list[str]:
+    """A folded grouping's column and the connection: what the folded rows carry (each value
+    with the connection it was used in, here always the one)."""
+    return list(dict.fromkeys([column, "connection"]))
 
 
 def test_migrations_build_exactly_the_schema_and_rerun_as_no_ops(store: Store) -> None:
@@ -247,7 +253,7 @@ def test_the_rollup_answers_any_range_the_api_accepts(store: Store) -> None:
     last = 253402300798 - 253402300798 % HOUR + HOUR  # the API's last end_time, in hours
     for start, end in ((0, last), (t, t + 40 * DAY + HOUR), (t + HOUR, last)):
         folded = store.folded_totals(start, end, ["input_tokens"])["model"]
-        rows = store.usage_totals(start, end, ["model"], metrics=["input_tokens"])
+        rows = store.usage_totals(start, end, _with_connection("model"), metrics=["input_tokens"])
         assert folded == rows
 
 
@@ -286,7 +292,7 @@ def test_the_rollup_follows_rewrites_of_any_part_of_a_day(store: Store) -> None:
         folded = store.folded_totals(start, end, ["input_tokens", "num_model_requests"])
         for grouping, column in schema.FOLDED.items():
             rows = store.usage_totals(
-                start, end, [column], metrics=["input_tokens", "num_model_requests"]
+                start, end, _with_connection(column), metrics=["input_tokens", "num_model_requests"]
             )
             assert folded[grouping] == rows, (grouping, start - t, end - t)
 
@@ -409,7 +415,8 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
         for start, end in ranges:
             totals = store.folded_totals(start, end, metrics)
             for grouping, column in schema.FOLDED.items():
-                assert totals[grouping] == store.usage_totals(start, end, [column], metrics=metrics)
+                by = _with_connection(column)
+                assert totals[grouping] == store.usage_totals(start, end, by, metrics=metrics)
             for per in (folded.DAY, folded.WEEK):
                 read = store.folded_days(start, end, "api_key", metrics, per=per)
                 expected: dict[tuple[int, str], int] = {}

@@ -14,7 +14,15 @@ from openpyxl import Workbook
 
 from usage_tracker.untrusted import csv_cell, printable, starts_formula
 
-BY = {"person": "person", "key": "api_key", "user": "user", "project": "project", "model": "model"}
+BY = {
+    "person": "person",
+    "key": "api_key",
+    "user": "user",
+    "project": "project",
+    "model": "model",
+    "connection": "connection",
+    "provider": "provider",
+}
 """Export groupings (the CLI's and the API's words) → the summary's groupings."""
 
 USAGE_COLUMNS = (
@@ -41,12 +49,15 @@ def usage_table(by: str, rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], 
     counters and costs."""
     grouping = BY[by]
     has_id = by in ("key", "user", "project")
-    header = [by, *(["id"] if has_id else []), *(title for _, title in USAGE_COLUMNS)]
+    of_key = ["connection"] if by == "key" else []  # the organization a key belongs to
+    header = [by, *(["id"] if has_id else []), *of_key, *(title for _, title in USAGE_COLUMNS)]
     table = []
     for row in rows:
         label = row.get(f"{grouping}_name", row[grouping])
         ids = [row[grouping] or ""] if has_id else []
-        table.append([label or "(none)", *ids, *(row.get(key) for key, _ in USAGE_COLUMNS)])
+        where = [row.get("connection") or ""] if of_key else []
+        values = (row.get(key) for key, _ in USAGE_COLUMNS)
+        table.append([label or "(none)", *ids, *where, *values])
     return header, table
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from usage_tracker.connections import Connection, load_connections
@@ -66,6 +66,12 @@ def primary(settings: Settings) -> Connection:
         settings.admin_key()  # raises, saying which settings give a key
         raise SettingsError("no OpenAI connection is configured")
     return found
+
+
+def pools_of(found: Sequence[Connection]) -> Connection | None:
+    """Of the connections ``found``, the OpenAI one whose complimentary pools the dashboard
+    and alerts watch: the primary one (None when there is none: the stored rows' pools)."""
+    return next((c for c in found if c.provider == "openai"), None)
 
 
 def open_client(
@@ -164,15 +170,17 @@ def alert_engine(
     from usage_tracker.reports import load_names
 
     base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    watched = pools_of(connections(settings))
 
     def inputs() -> Inputs:
         return Inputs(
             store=store,
             names=load_names(store, mappings.current()),
             pools=pools,
-            usage_tier=settings.usage_tier,
-            sharing_projects=settings.sharing_projects,
+            usage_tier=watched.usage_tier if watched else settings.usage_tier,
+            sharing_projects=watched.sharing_projects if watched else settings.sharing_projects,
             base_url=base_url,
+            connection=watched.name if watched else None,
         )
 
     return AlertEngine(store, rules, urls, inputs, clock=clock)

@@ -34,6 +34,8 @@ class Inputs:
     sharing_projects: Sequence[str]
     base_url: str
     """The dashboard's address, for the links in messages."""
+    connection: str | None = None
+    """The OpenAI organization whose pools are watched (the primary connection)."""
 
 
 def evaluate(rules: AlertRules, inputs: Inputs, now: int) -> list[Firing]:
@@ -64,6 +66,7 @@ def pool_alerts(rules: AlertRules, inputs: Inputs, now: int) -> Iterator[Firing]
         now,
         usage_tier=inputs.usage_tier,
         sharing_projects=inputs.sharing_projects,
+        connection=inputs.connection,
     )
     day = m.day_label(report.day_start)
     url = m.link(inputs.base_url, range="today")
@@ -395,6 +398,7 @@ def digest(rules: AlertRules, inputs: Inputs, now: int) -> Firing:
         today - 1,
         usage_tier=inputs.usage_tier,
         sharing_projects=inputs.sharing_projects,
+        connection=inputs.connection,
     )
     outlook = reports.forecast(inputs.store, inputs.names, now)
     org = outlook["organization"]

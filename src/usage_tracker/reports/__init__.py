@@ -220,8 +220,10 @@ def pool_usage(
     sharing_projects: Iterable[str] = (),
     scope: Scope = EVERYTHING,
     rows: Sequence[Mapping[str, Any]] | None = None,
+    connection: str | None = None,
 ) -> PoolReport:
-    """Today's (UTC) completions usage against the complimentary pools.
+    """Today's (UTC) completions usage of one OpenAI organization (``connection``; every
+    stored row when None) against its complimentary pools.
 
     Only traffic of ``sharing_projects`` counts (all projects when empty). Unknown models are
     listed as unclassified and counted in no pool. The pools' figures are the organization's
@@ -231,7 +233,7 @@ def pool_usage(
     day_start = align_down(now, "1d")
     sharing = set(sharing_projects)
     if rows is None:
-        rows = pool_rows(store, now)
+        rows = pool_rows(store, now, connection)
     pools = {p: PoolStatus(p, table.limit(usage_tier, p)) for p in POOLS}
     report = PoolReport(day_start, now, usage_tier, table.as_of, pools, {}, {})
     disagree: dict[tuple[str, str], int] = {}
@@ -298,8 +300,9 @@ def _tally(
     _add(status.people, names.person(row["api_key_id"]) if mine else EVERYONE_ELSE, tokens)
 
 
-def pool_rows(store: Store, now: int) -> list[dict[str, Any]]:
-    """Today's (UTC) completions tokens per model, project, key and service tier so far."""
+def pool_rows(store: Store, now: int, connection: str | None = None) -> list[dict[str, Any]]:
+    """Today's (UTC) completions tokens per model, project, key and service tier so far (of
+    ``connection`` alone when given: each OpenAI organization has pools of its own)."""
     day_start = align_down(now, "1d")
     return store.usage_totals(
         day_start,
@@ -307,6 +310,7 @@ def pool_rows(store: Store, now: int) -> list[dict[str, Any]]:
         ["model", "project_id", "api_key_id", "service_tier"],
         sources=["completions"],
         metrics=["input_tokens", "output_tokens"],
+        where=None if connection is None else {"connection": [connection]},
     )
 
 

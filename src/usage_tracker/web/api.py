@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from usage_tracker import __version__, exports, reports
+from usage_tracker import __version__, exports, reports, runtime
 from usage_tracker.cursors import CursorError
 from usage_tracker.names import Names
 from usage_tracker.reports import ReportError
@@ -171,10 +171,14 @@ def usage(
         ),
     ] = None,
     page: Annotated[str | None, Query(description="`next_page` of the previous page.")] = None,
+    connection: Annotated[
+        str | None,
+        Query(description="The OpenAI connection to read. Default: the first one configured."),
+    ] = None,
 ) -> Any:
-    """The original tracker's contract: `1h` and `1d` buckets come from the database (the
-    answer is streamed), `1m` goes upstream through a bounded single-flight cache. Each result
-    adds `name`."""
+    """The original tracker's contract, for one OpenAI organization: `1h` and `1d` buckets
+    come from the database (the answer is streamed), `1m` goes upstream (the first OpenAI
+    connection's) through a bounded single-flight cache. Each result adds `name`."""
     if source not in SOURCES:
         raise ReportError(
             f"Invalid value for 'source': expected one of {', '.join(SOURCES)}.", "source"
@@ -190,7 +194,22 @@ def usage(
     if end_time is not None and end_time <= start_time:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     names = access.names
+    primary = runtime.pools_of(state.connections)
+    if connection is not None and names.connections.get(connection) != "openai":
+        known = sorted(n for n, p in names.connections.items() if p == "openai")
+        raise ReportError(
+            f"Invalid value for 'connection': no OpenAI connection named {connection!r} has "
+            f"stored data (known: {', '.join(known) or 'none yet'}).",
+            "connection",
+        )
+    connection = connection or (primary.name if primary else None)
     if bucket_width == "1m":
+        if primary is not None and connection != primary.name:
+            raise ReportError(
+                "Invalid value for 'connection': bucket_width=1m reads the first OpenAI "
+                f"connection ({primary.name}) only; use 1h or 1d for {connection}.",
+                "connection",
+            )
         if not access.scope.everything:
             raise HTTPException(
                 403, "bucket_width=1m reads OpenAI directly for everyone's keys; use 1h or 1d."
@@ -214,6 +233,7 @@ def usage(
         groups=groups,
         limit=limit,
         page=page,
+        connection=connection,
     )
 
 
@@ -232,6 +252,7 @@ def _stored_page(
     groups: list[str],
     limit: int,
     page: str | None,
+    connection: str | None,
 ) -> Response:
     """A page of stored buckets, streamed: read, built and encoded a couple of days at a time,
     so that a year of hourly buckets never sits in memory whole. The first part is read before
@@ -239,6 +260,8 @@ def _stored_page(
     step = WIDTH_SECONDS[width]
     stop = buckets_stop(start, end, step, int(state.clock()))
     fingerprint = f"{source}:{start}:{end}:{width}:{','.join(groups)}"
+    if connection is not None:
+        fingerprint += f":{connection}"
     first = _cursor_start(state, page, fingerprint, start, step) if page else start
     starts = list(range(first, min(stop, first + limit * step), step))
     if not starts:
@@ -254,7 +277,15 @@ def _stored_page(
 
     def encoded(chunk: list[int]) -> bytes:
         buckets = _buckets(
-            state, access, source, chunk, stop, step=step, width=width, groups=groups
+            state,
+            access,
+            source,
+            chunk,
+            stop,
+            step=step,
+            width=width,
+            groups=groups,
+            connection=connection,
         )
         return b",".join(json.dumps(b, separators=(",", ":")).encode() for b in buckets)
 
@@ -282,8 +313,10 @@ def _buckets(
     step: int,
     width: str,
     groups: list[str],
+    connection: str | None,
 ) -> list[dict[str, Any]]:
-    """The buckets starting at ``starts`` (consecutive), each with its results."""
+    """The buckets starting at ``starts`` (consecutive), each with its results (of
+    ``connection``'s rows only, when given)."""
     spec = SOURCES[source]
     first = starts[0]
     last = min(starts[-1] + step, stop)
@@ -295,7 +328,7 @@ def _buckets(
         [time_key, *columns],
         sources=[source],
         metrics=spec.metrics,
-        where=access.scope.where(),
+        where=access.scope.narrow(None if connection is None else {"connection": [connection]}),
     )
     names = access.names
     results: dict[int, list[dict[str, Any]]] = {t: [] for t in starts}
@@ -454,7 +487,9 @@ EXPORT_TYPES = {
 def export(
     state: State,
     access: Viewer,
-    by: Literal["person", "key", "user", "project", "model", "reconciliation"] = "person",
+    by: Literal[
+        "person", "key", "user", "project", "model", "connection", "provider", "reconciliation"
+    ] = "person",
     format: Literal["csv", "json", "xlsx"] = "csv",
     start_time: Annotated[
         int | None, Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: today's start.")
@@ -546,21 +581,25 @@ def hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
 
 def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
     settings = state.settings
+    watched = runtime.pools_of(state.connections)
+    connection = watched.name if watched else None
     hour = now - now % 3600
     rows = state.results.get(
-        ("pool rows", access.version, hour), lambda: reports.pool_rows(state.store, now)
+        ("pool rows", access.version, hour, connection),
+        lambda: reports.pool_rows(state.store, now, connection),
     )
     report = reports.pool_usage(
         state.store,
         access.names,
         state.pools,
         now,
-        usage_tier=settings.usage_tier,
-        sharing_projects=settings.sharing_projects,
+        usage_tier=watched.usage_tier if watched else settings.usage_tier,
+        sharing_projects=watched.sharing_projects if watched else settings.sharing_projects,
         scope=access.scope,
         rows=rows,
     )
     return {
+        "connection": connection,
         "day_start": report.day_start,
         "now": report.now,
         "resets_at": report.day_start + DAY,

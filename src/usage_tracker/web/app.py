@@ -166,6 +166,7 @@ def create_app(
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
             clients=clients,
+            connections=runtime.connections(settings),
         )
         state.alerts = _start_alerts(state)
         for name, opened in clients.items():

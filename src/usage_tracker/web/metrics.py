@@ -26,7 +26,9 @@ from usage_tracker.web.state import AppState, app_state
 
 DAY = 86400
 router = APIRouter(include_in_schema=False)
-GROUPS = {"api_key": "api_key", "person": "person", "model": "model", "project": "project"}
+GROUPS = ("api_key", "person", "model", "project", "source", "connection", "provider")
+"""The summary's groupings served as series (``group`` label); a connection's id is its name,
+a provider's its name (``openai``)."""
 
 
 def _per_row(name: str, what: str) -> GaugeMetricFamily:
@@ -72,11 +74,12 @@ class UsageCollector(Collector):
         estimated = _per_row("estimated_usd", "Estimated cost at list prices")
         info = GaugeMetricFamily(
             "usage_tracker_name_info",
-            "The display name of each group's id (1): join on group and id to label a series.",
-            labels=["group", "id", "name"],
+            "The display name of each group's id (1), and the connection and provider it "
+            "belongs to where it belongs to one: join on group and id to label a series.",
+            labels=["group", "id", "name", "connection", "provider"],
         )
         emails = _person_emails(names)
-        named: dict[tuple[str, str], str] = {}
+        named: dict[tuple[str, str], tuple[str, str, str]] = {}
         for window, (start, end) in windows.items():
             summary = reports.summary(state.store, names, start, end, scope=scope)
             totals = summary["totals"]
@@ -84,11 +87,17 @@ class UsageCollector(Collector):
             requests.add_metric([window, "organization", "all"], totals["num_model_requests"])
             billed.add_metric([window, "organization", "all"], float(summary["billed_usd"]))
             estimated.add_metric([window, "organization", "all"], float(summary["estimated_usd"]))
-            for group in (*GROUPS, "source"):
+            for group in GROUPS:
                 for row in summary["by"][group]:
                     ident = printable(_row_id(group, row, emails))
                     name = str(row.get(f"{group}_name") or row[group] or "(none)")
-                    named[group, ident] = printable(name)
+                    connection = str(row.get("connection") or "")
+                    provider = str(
+                        row.get("provider")
+                        or (names.provider(connection) if group == "connection" else "")
+                        or ""
+                    )
+                    named[group, ident] = (printable(name), connection, provider)
                     labels = [window, group, ident]
                     tokens.add_metric(labels, row["tokens"])
                     requests.add_metric(labels, row["num_model_requests"])
@@ -96,8 +105,8 @@ class UsageCollector(Collector):
                         billed.add_metric(labels, float(row["billed_cost"]))
                     if row.get("estimated_cost") is not None:
                         estimated.add_metric(labels, float(row["estimated_cost"]))
-        for (group, ident), name in named.items():
-            info.add_metric([group, ident, name], 1)
+        for (group, ident), (name, connection, provider) in named.items():
+            info.add_metric([group, ident, name, connection, provider], 1)
         yield from (tokens, requests, billed, estimated, info)
         yield from self._pools(now)
         yield from self._sync(now)
@@ -121,18 +130,19 @@ class UsageCollector(Collector):
     def _sync(self, now: int) -> Iterator[Metric]:
         age = GaugeMetricFamily(
             "usage_tracker_sync_age_seconds",
-            "Seconds since the last successful sync of each source.",
-            labels=["source"],
+            "Seconds since the last successful sync of each connection's source.",
+            labels=["connection", "source"],
         )
         failing = GaugeMetricFamily(
             "usage_tracker_upstream_error",
-            "1 while the last sync of a source failed.",
-            labels=["source"],
+            "1 while the last sync of a connection's source failed.",
+            labels=["connection", "source"],
         )
         for s in self.state.store.sync_states():
+            labels = [printable(s["connection"]), s["source"]]
             if s["last_success_at"] is not None:
-                age.add_metric([s["source"]], now - s["last_success_at"])
-            failing.add_metric([s["source"]], 1 if s["last_error"] else 0)
+                age.add_metric(labels, now - s["last_success_at"])
+            failing.add_metric(labels, 1 if s["last_error"] else 0)
         loop = GaugeMetricFamily(
             "usage_tracker_sync_loop_error", "1 while the sync loop itself is failing."
         )

@@ -48,14 +48,16 @@ PRESETS = {
 """Every preset is whole UTC days (today's up to the current hour): costs are billed per UTC
 day, so the money of a range is exactly that of its days."""
 Preset = Literal["today", "yesterday", "7d", "30d", "mtd", "lastmonth", "lastquarter", "custom"]
-Table = Literal["person", "model", "project", "user", "api_key"]
+Table = Literal["person", "model", "project", "user", "api_key", "connection"]
 TABLES: dict[Table, str] = {
     "person": "People",
     "model": "Models",
     "project": "Projects",
     "user": "Users",
     "api_key": "API keys",
+    "connection": "Connections",
 }
+"""The dashboard's tables (Connections only when there is more than one)."""
 TABLE_ROWS = 25
 """Rows of a table on the page until its "show all" (the most tokens first)."""
 OTHER_SOURCE_COUNTERS = {
@@ -134,10 +136,17 @@ def no_keys_notice(state: AppState, access: Any) -> str | None:
 
 
 def _filters(
-    names: Names, key: str | None, project: str | None, user: str | None
+    names: Names,
+    key: str | None,
+    project: str | None,
+    user: str | None,
+    connection: str | None = None,
 ) -> list[tuple[str, str, str, str]]:
-    """The key, project and user drill-downs of a view: (what, its name, parameter, value)."""
+    """The connection, key, project and user drill-downs of a view: (what, its name,
+    parameter, value)."""
     shown = []
+    if connection is not None:
+        shown.append(("connection", connection, "connection", connection))
     if key is not None:
         shown.append(("key", names.key(key), "key", key))
     if project is not None:
@@ -220,13 +229,14 @@ def dashboard(
     key: str | None = None,
     project: str | None = None,
     user: str | None = None,
+    connection: str | None = None,
     expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
     picked = picked_range(range, now, start, end, fallback="today")
     lo, hi = picked["start"], picked["end"]
     names, scope = access.names, access.scope
-    view = View(lo, hi, stack, person, model, key, project, user)
+    view = View(lo, hi, stack, person, model, key, project, user, connection)
     summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
     forecast = state.results.get(
         ("forecast", access.version, scope, now - now % DAY),
@@ -243,7 +253,8 @@ def dashboard(
         "stack": stack,
         "person": person,
         "model": model,
-        "filters": _filters(access.names, key, project, user),
+        "filters": _filters(access.names, key, project, user, connection),
+        "several_connections": len(names.connections) > 1,
         "no_keys": no_keys_notice(state, access),
         "summary": summary,
         "chart_svg": chart_svg,
@@ -280,6 +291,8 @@ def _tables(context: dict[str, Any], expanded: tuple[str, ...]) -> Markup:
     ]
     tables = {}
     for key, title in TABLES.items():
+        if key == "connection" and not context["several_connections"]:
+            continue
         rows = [
             r
             for r in summary["by"][key]
@@ -318,10 +331,13 @@ class View:
     key: str | None = None
     project: str | None = None
     user: str | None = None
+    connection: str | None = None
 
     def where(self, state: AppState, names: Names) -> dict[str, list[str]]:
         """The usage filter of this view's drill-downs."""
         where: dict[str, list[str]] = {}
+        if self.connection is not None:
+            where["connection"] = [self.connection]
         if self.person:
             keys = reports.keys_of_person(state.store, names, self.lo, self.hi, self.person)
             if self.person == names.person(""):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from usage_tracker.alerts.engine import AlertEngine
+from usage_tracker.connections import Connection
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
@@ -46,6 +47,8 @@ class AppState:
     """Evaluates the alert rules after every sync and delivers what fired."""
     clients: dict[str, AdminClient] = field(default_factory=dict)
     """Every connection's client, by connection name (``client`` is the primary one's)."""
+    connections: list[Connection] = field(default_factory=list)
+    """The connections of the settings, read once at start-up."""
     results: Results = field(init=False)
     """Reports computed once per version of the data."""
     throttle: LoginThrottle = field(init=False)
