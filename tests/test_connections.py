@@ -5,12 +5,14 @@ upgrade that assigns every stored row to ``openai``, and CONNECTIONS_FILE's erro
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import select
 
 from usage_tracker import simulator
@@ -24,6 +26,7 @@ from usage_tracker.upstream import AdminClient
 from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+from .test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the fixture
 from .test_sync import assert_store_matches_truth
 
 DAY = 86400
@@ -185,14 +188,14 @@ def test_upgrading_a_populated_database_gives_every_row_to_the_connection_openai
     store.close()
 
 
-def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
+@contextmanager
+def _two_connection_app(
     tmp_path: Path,
     two_orgs: dict[str, tuple[simulator.Simulator, str]],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The app of OPENAI_ADMIN_KEY plus a CONNECTIONS_FILE entry: /api/summary has both
-    connections; ?connection= and ?provider= narrow it; an unknown connection is a 400 that
-    names the known ones; health has a line per connection."""
+) -> Iterator[str]:
+    """The app (no sign-in) of OPENAI_ADMIN_KEY's organization (``openai``) and a
+    CONNECTIONS_FILE one (``staging``), both synced; yields its URL."""
     from usage_tracker.web import create_app
 
     database_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -201,6 +204,8 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
     feeds[0] = Feed("openai", feeds[0].client, feeds[0].window)
     assert _sync_all(store, feeds).errors == []
     store.close()
+    for feed in feeds:
+        feed.client.close()
     (tmp_path / "connections.yaml").write_text(
         "connections:\n"
         "  - name: staging\n"
@@ -218,8 +223,24 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
         auth_mode="none",
     )
     app = create_app(settings, run_sync=False, clock=lambda: NOW)
+    with BackgroundServer(app) as server:
+        yield server.url
+
+
+def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app of OPENAI_ADMIN_KEY plus a CONNECTIONS_FILE entry: /api/summary has both
+    connections; ?connection= and ?provider= narrow it; an unknown connection is a 404 that
+    names the known ones; /api/usage reads one organization; health has a line per
+    connection."""
     start = NOW - NOW % DAY - 10 * DAY
-    with BackgroundServer(app) as server, httpx2.Client(base_url=server.url) as http:
+    with (
+        _two_connection_app(tmp_path, two_orgs, monkeypatch) as url,
+        httpx2.Client(base_url=url) as http,
+    ):
         params = {"start_time": start, "end_time": NOW}
         every = http.get("/api/summary", params=params).json()
         rows = {r["connection"]: r["tokens"] for r in every["by"]["connection"]}
@@ -233,7 +254,7 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
         none = http.get("/api/summary", params={**params, "provider": "anthropic"}).json()
         assert none["totals"]["tokens"] == 0
         unknown = http.get("/api/summary", params={**params, "connection": "nope"})
-        assert unknown.status_code == 400
+        assert unknown.status_code == 404
         error = unknown.json()["error"]
         assert error["param"] == "connection"
         assert "known: openai, staging" in error["message"]
@@ -247,7 +268,7 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
             truth = sim.org.truth("completions", day, day + DAY, ())
             assert got == sum(m["input_tokens"] for m in truth.values()) > 0
         wrong = http.get("/api/usage", params={"start_time": day, "connection": "nope"})
-        assert wrong.status_code == 400
+        assert wrong.status_code == 404
         assert wrong.json()["error"]["param"] == "connection"
         health = http.get("/api/health").json()
         assert [(c["name"], c["error"]) for c in health["connections"]] == [
@@ -256,8 +277,6 @@ def test_the_summary_api_splits_and_narrows_by_connection_and_provider(
         ]
         assert {s["connection"] for s in health["sync"]} == {"openai", "staging"}
         assert STAGING_KEY not in http.get("/api/health").text
-    for feed in feeds:
-        feed.client.close()
 
 
 # -- CONNECTIONS_FILE -------------------------------------------------------------------------
@@ -352,3 +371,114 @@ def test_a_connections_file_that_cannot_be_used_is_named_with_line_and_column(
     assert message.startswith(f"CONNECTIONS_FILE {tmp_path / 'connections.yaml'}, {where}: ")
     assert says in message
     assert "sk-admin-" not in message
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_two_organization_backfill_loses_and_mixes_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``sync --once`` over OPENAI_ADMIN_KEY's organization and a CONNECTIONS_FILE one, killed
+    at random points: the run that finishes leaves each organization exactly its own."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from .test_sync import _kill_backfill_at_random_points
+
+    t0 = int(time.time())
+    faults = simulator.Faults(latency_seconds=0.03)
+    prod = simulator.build(seed=9, days=40, clock=lambda: t0, faults=faults)
+    staging = simulator.build(
+        seed=12, days=40, clock=lambda: t0, faults=faults, admin_key=STAGING_KEY
+    )
+    with BackgroundServer(prod) as a, BackgroundServer(staging) as b:
+        (tmp_path / "connections.json").write_text(
+            '{"connections": [{"name": "staging", "provider": "openai", '
+            f'"key_file": "{tmp_path / "staging-key"}", "base_url": "{b.url}/v1"}}]}}'
+        )
+        (tmp_path / "staging-key").write_text(STAGING_KEY)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": a.url + "/v1",
+            "OPENAI_ADMIN_KEY": ADMIN_KEY,
+            "CONNECTIONS_FILE": str(tmp_path / "connections.json"),
+            "BACKFILL_DAYS": "40",
+        }
+        kills = _kill_backfill_at_random_points(env, 5, random.Random(t0))
+        assert kills >= 3, "the backfill finished before three kills; raise the latency"
+        store = Store.open(database_url)
+        done = [s for s in store.sync_states() if s["backfill_complete"]]
+        assert len(done) < 2 * (len(SOURCES) + 1), "the kills did not interrupt the backfill"
+        finished = subprocess.run(
+            [sys.executable, "-m", "usage_tracker", "sync", "--once"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert finished.returncode == 0, finished.stderr
+        assert STAGING_KEY not in finished.stdout + finished.stderr
+    states = store.sync_states()
+    assert all(s["backfill_complete"] for s in states)
+    assert {s["connection"] for s in states} == {"openai", "staging"}
+    backfill_from = min(s["backfill_from"] for s in states)
+    assert_store_matches_truth(store, prod.org, backfill_from, t0 + 1, connection="openai")
+    assert_store_matches_truth(store, staging.org, backfill_from, t0 + 1, connection="staging")
+    store.close()
+
+
+def test_the_dashboard_of_two_organizations_reads_and_fits_in_both_themes(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """The Connections table lists both organizations with their tokens, each API key names
+    its connection, a click narrows the page to one (and says so), and the page meets the
+    contrast and fit checks at 1440 and 360 px, dark and light (screenshots in
+    test-artifacts/pages/)."""
+    from .test_pages_browser import CONTRAST, _cut
+
+    shots = ARTIFACTS / "pages"
+    shots.mkdir(parents=True, exist_ok=True)
+    with _two_connection_app(tmp_path, two_orgs, monkeypatch) as url:
+        every = httpx2.get(url + "/api/summary").json()
+        tokens = {r["connection"]: r["tokens"] for r in every["by"]["connection"]}
+        for scheme in ("dark", "light"):
+            for width in (1440, 360):
+                context = browser.new_context(
+                    viewport={"width": width, "height": 900},
+                    color_scheme=scheme,  # type: ignore[arg-type]
+                    is_mobile=width < 600,
+                    device_scale_factor=2 if width < 600 else 1,
+                )
+                watched = Watched(context.new_page())
+                page = watched.page
+                page.goto(url + "/?range=today")
+                where = f"{width} {scheme}"
+                table = page.locator("#table-connection")
+                shown = {
+                    row.locator("th").inner_text().strip(): row.locator("td").first.inner_text()
+                    for row in table.locator("tbody tr").all()
+                }
+                assert shown == {n: f"{t:,}" for n, t in tokens.items()}, where
+                keys = page.locator("#table-api_key .connection-of").all_inner_texts()
+                assert set(keys) <= {"· openai", "· staging"}
+                assert keys, where
+                assert page.evaluate(CONTRAST) == [], where
+                assert _cut(page) == [], where
+                page.screenshot(
+                    path=shots / f"dashboard-connections-{width}-{scheme}.png", full_page=True
+                )
+                table.get_by_role("link", name="staging").click()
+                page.wait_for_load_state("networkidle")
+                assert "connection: staging" in page.locator(".filter").inner_text()
+                assert page.locator("#table-connection").count() == 0 or (
+                    page.locator("#table-connection tbody tr").count() == 1
+                )
+                assert _cut(page) == [], where
+                assert watched.errors == [], where
+                context.close()

@@ -44,9 +44,11 @@ the same display name."""
 class ReportError(ValueError):
     """A report was asked for something it cannot answer (the message says which and why)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, *, status: int = 400) -> None:
         super().__init__(message)
         self.param = param
+        self.status = status
+        """400: the request cannot be answered; 404: what it names does not exist."""
 
 
 def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
@@ -342,6 +344,8 @@ SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source", "co
 FOLDED_AS = {"person": "api_key", "api_key": "api_key", "user": "user", "project": "project"}
 """Which folded grouping each summary grouping is read from (model and source: their own)."""
 ESTIMATED = (*METRICS, *ESTIMATES)
+OF_ONE_CONNECTION = ("api_key", "project", "user")
+"""Summary groupings whose rows name the connection they come from (a provider's ids)."""
 
 
 def summary(
@@ -398,7 +402,7 @@ def summary(
     by = {
         g: money.with_money(
             g,
-            _fold(names, rows_of[g], [g], ESTIMATED, connection=g == "api_key"),
+            _fold(names, rows_of[g], [g], ESTIMATED, connection=g in OF_ONE_CONNECTION),
             billed,
             METRICS,
         )

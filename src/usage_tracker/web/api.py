@@ -144,6 +144,7 @@ EndTime = Annotated[
     response_model=UsagePage,
     summary="Usage buckets (the upstream page shape)",
     responses={
+        404: {"model": ErrorBody, "description": "No OpenAI connection of that name."},
         502: {"model": ErrorBody, "description": "bucket_width=1m: OpenAI did not answer."},
         503: {"model": ErrorBody, "description": "Busy (1m) or the database is unavailable."},
     },
@@ -173,7 +174,11 @@ def usage(
     page: Annotated[str | None, Query(description="`next_page` of the previous page.")] = None,
     connection: Annotated[
         str | None,
-        Query(description="The OpenAI connection to read. Default: the first one configured."),
+        Query(
+            min_length=1,
+            max_length=40,
+            description="The OpenAI connection to read. Default: the first one configured.",
+        ),
     ] = None,
 ) -> Any:
     """The original tracker's contract, for one OpenAI organization: `1h` and `1d` buckets
@@ -201,6 +206,7 @@ def usage(
             f"Invalid value for 'connection': no OpenAI connection named {connection!r} has "
             f"stored data (known: {', '.join(known) or 'none yet'}).",
             "connection",
+            status=404,
         )
     connection = connection or (primary.name if primary else None)
     if bucket_width == "1m":
@@ -379,8 +385,9 @@ def _minute_result(names: Names, source: str, r: Any) -> dict[str, Any]:
 
 @router.get(
     "/summary",
-    summary="Totals per person, key, user, project, model and source",
+    summary="Totals per person, key, user, project, model, source, connection and provider",
     response_model=dict[str, Any],
+    responses={404: {"model": ErrorBody, "description": "No connection of that name."}},
 )
 async def summary(
     state: State,
@@ -393,7 +400,12 @@ async def summary(
     ] = None,
     end_time: EndTime = None,
     connection: Annotated[
-        str | None, Query(description="Only this connection's usage and cost (its name).")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=40,
+            description="Only this connection's usage and cost (its name).",
+        ),
     ] = None,
     provider: Annotated[
         Literal["openai", "anthropic"] | None,
@@ -427,6 +439,7 @@ def connections_where(
             f"Invalid value for 'connection': no connection named {connection!r} has stored "
             f"data (known: {listed}).",
             "connection",
+            status=404,
         )
     picked = [
         name

@@ -382,7 +382,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ReportError)
     async def report_error(request: Request, exc: ReportError) -> JSONResponse:
-        return _error(400, str(exc), getattr(exc, "param", None))
+        return _error(exc.status, str(exc), exc.param)
 
     @app.exception_handler(UpstreamFailure)
     async def upstream_failure(request: Request, exc: UpstreamFailure) -> JSONResponse:
