@@ -347,7 +347,7 @@ def test_a_connections_file_adds_to_the_key_of_openai_admin_key(tmp_path: Path) 
         (
             "connections:\n  - {name: openai, provider: openai, key_env: K}\n",
             "openai, provider",
-            "taken by OPENAI_ADMIN_KEY's connection",
+            "taken by the connection of OPENAI_ADMIN_KEY",
         ),
         (
             "connections:\n  - {name: a, provider: openai, key_env: K\n",

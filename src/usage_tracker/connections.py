@@ -2,6 +2,7 @@
 and that organization's settings.
 
 ``OPENAI_ADMIN_KEY`` alone is the connection ``openai``, as before connections existed;
+``ANTHROPIC_ADMIN_KEY`` (with ``ANTHROPIC_BASE_URL``) the connection ``anthropic``;
 ``CONNECTIONS_FILE`` (YAML, or JSON when it ends in .json) adds more::
 
     connections:
@@ -31,8 +32,8 @@ from usage_tracker.jsonfiles import DocumentError, position, read_document, vali
 from usage_tracker.settings import Settings, SettingsError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-PROVIDERS = ("openai",)
-"""The providers this version reads (Anthropic's Admin API is the next one)."""
+PROVIDERS = ("openai", "anthropic")
+"""The providers this version reads."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,17 @@ def load_connections(
                 backfill_days=settings.backfill_days,
             )
         )
+    anthropic_key = settings.anthropic_admin_key
+    if anthropic_key is not None and anthropic_key.get_secret_value():
+        found.append(
+            Connection(
+                name="anthropic",
+                provider="anthropic",
+                key=anthropic_key,
+                base_url=settings.anthropic_base_url,
+                backfill_days=settings.backfill_days,
+            )
+        )
     if settings.connections_file is None:
         return found
     path = settings.connections_file
@@ -156,15 +168,21 @@ def load_connections(
         if any(c.name == entry.name for c in found):
             raise problem(
                 "name",
-                f"the name {entry.name!r} is taken by OPENAI_ADMIN_KEY's connection; name this "
-                "one otherwise, or leave OPENAI_ADMIN_KEY unset",
+                f"the name {entry.name!r} is taken by the connection of "
+                f"{entry.name.upper()}_ADMIN_KEY; name this one otherwise, or leave "
+                f"{entry.name.upper()}_ADMIN_KEY unset",
             )
         found.append(
             Connection(
                 name=entry.name,
                 provider=entry.provider,
                 key=_key(entry, environ, problem),
-                base_url=entry.base_url or settings.openai_base_url,
+                base_url=entry.base_url
+                or (
+                    settings.anthropic_base_url
+                    if entry.provider == "anthropic"
+                    else settings.openai_base_url
+                ),
                 usage_tier=entry.usage_tier or settings.usage_tier,
                 sharing_projects=entry.sharing_projects,
                 backfill_days=entry.backfill_days or settings.backfill_days,

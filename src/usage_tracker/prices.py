@@ -303,13 +303,15 @@ def _day(ts: int) -> dt.datetime:
 
 @lru_cache(maxsize=4096)
 def _library_model(model: str) -> tuple[Any, Any] | None:
-    """OpenAI's entry for ``model`` in the library, or None when it has none. What
+    """OpenAI's (else Anthropic's) entry for ``model`` in the library, or None when it has none. What
     ``calc_price`` looks up on every call (a regex match over the registry, the larger part of
     its time, and as long again for a model it does not know), done once per model."""
-    try:
-        return get_snapshot().find_provider_model(model, None, "openai", None)
-    except LookupError:
-        return None
+    for provider in ("openai", "anthropic"):  # the providers the tracker reads
+        try:
+            return get_snapshot().find_provider_model(model, None, provider, None)
+        except LookupError:
+            continue
+    return None
 
 
 _LINEAR: dict[tuple[str, str], tuple[Decimal, dict[str, Decimal]] | None] = {}

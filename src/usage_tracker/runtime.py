@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from usage_tracker.connections import Connection, load_connections
 from usage_tracker.prices import Prices, PricesFileError
+from usage_tracker.providers import ProviderClient
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.sync import Feed, SyncWindow
@@ -90,11 +91,22 @@ def open_client(
     return AdminClient(connection.key, connection.base_url, timeout=timeout, retry=retry)
 
 
+def open_reader(settings: Settings, connection: Connection) -> ProviderClient:
+    """The client that reads ``connection``, of its provider."""
+    if connection.provider == "anthropic":
+        from usage_tracker.providers.anthropic import AnthropicClient
+
+        return AnthropicClient(
+            connection.key, connection.base_url, timeout=settings.upstream_timeout_seconds
+        )
+    return open_client(settings, connection=connection)
+
+
 def feeds(
     settings: Settings,
     *,
     since: int | None = None,
-    clients: Mapping[str, AdminClient] | None = None,
+    clients: Mapping[str, ProviderClient] | None = None,
 ) -> list[Feed]:
     """What the sync reads: every connection with its client (those of ``clients`` where
     given, else one opened here) and its window."""
@@ -105,7 +117,7 @@ def feeds(
     return [
         Feed(
             c.name,
-            clients.get(c.name) or open_client(settings, connection=c),
+            clients.get(c.name) or open_reader(settings, c),
             sync_window(settings, since, connection=c),
         )
         for c in found

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     openai_admin_key: SecretStr | None = None
     openai_admin_key_file: Path | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_admin_key: SecretStr | None = None
+    anthropic_admin_key_file: Path | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    """Anthropic's Admin API (the SDK's base URL: no /v1); the simulator's in tests."""
     connections_file: Path | None = None
     """More organizations to read (YAML or JSON; see usage_tracker.connections): each a name,
     a provider, where its admin key is, and its own settings."""
@@ -121,6 +125,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "openai_admin_key",
+        "anthropic_admin_key",
         "alert_urls",
         "metrics_token",
         "oidc_client_secret",
@@ -261,6 +266,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:
         self._secret_from_file("openai_admin_key")
+        self._secret_from_file("anthropic_admin_key")
         return self
 
     def admin_key(self) -> str:

@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from usage_tracker.providers import ProviderClient
 from usage_tracker.store import Store, StoreUnavailableError, writes
 from usage_tracker.store.schema import DEFAULT_CONNECTION
 from usage_tracker.upstream import (
     ENDS_SYNC,
-    AdminClient,
     RefusedDimensionError,
     SourceNotAvailableError,
     UpstreamError,
@@ -88,7 +88,7 @@ class Feed:
     """One connection as the sync reads it: its name, its provider's client, its window."""
 
     connection: str
-    client: AdminClient
+    client: ProviderClient
     window: SyncWindow = field(default_factory=SyncWindow)
 
 
@@ -139,8 +139,11 @@ class Notes:
         return bool(self._recent(source, "unavailable"))
 
     def group_by(self, source: str) -> tuple[str, ...]:
+        """OpenAI's dimensions of ``source`` less those refused (none for another provider's
+        source: its client chooses its own)."""
         refused = set(self._recent(source, "refused_dimension"))
-        return tuple(d for d in SOURCES[source].group_by if d not in refused)
+        spec = SOURCES.get(source)
+        return () if spec is None else tuple(d for d in spec.group_by if d not in refused)
 
     def noted(self, source: str, kind: str) -> set[str]:
         return {r["detail"] for r in self.rows if r["source"] == source and r["kind"] == kind}
@@ -160,11 +163,11 @@ def describe_note(note: dict[str, Any]) -> str:
 
 def sync_once(
     store: Store,
-    client: AdminClient,
+    client: ProviderClient,
     *,
     window: SyncWindow | None = None,
     now: int | None = None,
-    sources: Sequence[str] = ALL,
+    sources: Sequence[str] | None = None,
     progress: Progress | None = None,
     connection: str = DEFAULT_CONNECTION,
 ) -> SyncReport:
@@ -172,6 +175,7 @@ def sync_once(
     (``skipped``) when another process holds the sync lock. Upstream faults are recorded per
     source, never raised."""
     window = window or SyncWindow()
+    sources = client.sources if sources is None else sources  # every one the provider has
     with store.sync_lock() as held:
         if not held:
             log.info("another process is syncing; skipping this run")
@@ -237,7 +241,7 @@ def sync_once(
 
 def refresh_names(
     store: Store,
-    client: AdminClient,
+    client: ProviderClient,
     now: int,
     *,
     concurrency: int = 1,
@@ -327,7 +331,7 @@ class _Writer:
 
 def _sync_source(
     store: Store,
-    client: AdminClient,
+    client: ProviderClient,
     source: str,
     window: SyncWindow,
     now: int,
@@ -432,7 +436,7 @@ def _nothing() -> None:
     pass
 
 
-def _note_new_fields(store: Store, client: AdminClient, connection: str, notes: Notes) -> None:
+def _note_new_fields(store: Store, client: ProviderClient, connection: str, notes: Notes) -> None:
     """Fields the API sent that this version ignores: noted (and logged) once each."""
     if not client.new_fields:
         return
@@ -452,7 +456,7 @@ Writer = Callable[[Connection, int, int, list[Any]], int]
 
 
 def _reader_and_writer(
-    client: AdminClient,
+    client: ProviderClient,
     source: str,
     start: int,
     end: int,
@@ -512,10 +516,10 @@ def _record_failure(
 
 def sync_recent(
     store: Store,
-    client: AdminClient,
+    client: ProviderClient,
     *,
     now: int | None = None,
-    sources: Sequence[str] = tuple(SOURCES),
+    sources: Sequence[str] | None = None,
     connection: str = DEFAULT_CONNECTION,
 ) -> SyncReport:
     """Re-fetch the previous and the current hour of every usage source: one request each, so
@@ -533,7 +537,8 @@ def sync_recent(
         }
         notes = Notes(store, now, connection)
         report = SyncReport()
-        for source in (s for s in sources if s in complete):
+        usage = [s for s in client.sources if s != COSTS] if sources is None else sources
+        for source in (s for s in usage if s in complete):
             outcome = report.outcomes[source] = SourceOutcome(source)
             try:
                 pages, write = _reader_and_writer(

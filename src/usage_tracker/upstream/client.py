@@ -168,6 +168,7 @@ class AdminClient:
     """
 
     provider = "openai"
+    sources: tuple[str, ...] = (*SOURCES, "costs")
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
+from usage_tracker.providers import ProviderClient
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client
 from usage_tracker.settings import Settings, SettingsError
@@ -106,7 +107,16 @@ def _primary_key(settings: Settings) -> str | None:
     return runtime.primary(settings).key.get_secret_value()
 
 
-def _feeds(settings: Settings, clients: Mapping[str, AdminClient]) -> list[Feed]:
+def _primary_client(
+    settings: Settings, clients: Mapping[str, ProviderClient]
+) -> AdminClient | None:
+    """Of ``clients``, the primary OpenAI connection's: the one /api/usage's 1m path uses."""
+    primary = runtime.pools_of(runtime.connections(settings))
+    found = clients.get(primary.name) if primary is not None else None
+    return found if isinstance(found, AdminClient) else None
+
+
+def _feeds(settings: Settings, clients: Mapping[str, ProviderClient]) -> list[Feed]:
     """What the sync loop reads: each connection's client with its window."""
     connections = {c.name: c for c in runtime.connections(settings)}
     return [
@@ -115,7 +125,7 @@ def _feeds(settings: Settings, clients: Mapping[str, AdminClient]) -> list[Feed]
     ]
 
 
-def _clients(settings: Settings, client: AdminClient | None) -> dict[str, AdminClient]:
+def _clients(settings: Settings, client: AdminClient | None) -> dict[str, ProviderClient]:
     """A client per connection; ``client`` (a test's) stands for the primary connection's."""
     connections = runtime.connections(settings)
     primary = next((c.name for c in connections if c.provider == "openai"), None)
@@ -124,7 +134,7 @@ def _clients(settings: Settings, client: AdminClient | None) -> dict[str, AdminC
     return {
         c.name: client
         if client is not None and c.name == primary
-        else open_client(settings, connection=c)
+        else runtime.open_reader(settings, c)
         for c in connections
     }
 
@@ -148,7 +158,7 @@ def create_app(
         prices, prices_error = runtime.load_prices(settings)
         store = runtime.open_store(settings, prices)
         clients = _clients(settings, client)
-        upstream = next(iter(clients.values()), None)  # the primary connection's
+        upstream = client or _primary_client(settings, clients)
         pools, pool_error = _pool_table(settings)
         signer = CursorSigner(_primary_key(settings))
         minute_client = _minute_client(settings, upstream)

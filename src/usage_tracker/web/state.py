@@ -14,6 +14,7 @@ from usage_tracker.connections import Connection
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable
+from usage_tracker.providers import ProviderClient
 from usage_tracker.settings import Settings
 from usage_tracker.store import Store
 from usage_tracker.sync import LoopStatus
@@ -45,7 +46,7 @@ class AppState:
     """How the background sync went (a database failure, an unexpected error)."""
     alerts: AlertEngine | None = None
     """Evaluates the alert rules after every sync and delivers what fired."""
-    clients: dict[str, AdminClient] = field(default_factory=dict)
+    clients: dict[str, ProviderClient] = field(default_factory=dict)
     """Every connection's client, by connection name (``client`` is the primary one's)."""
     connections: list[Connection] = field(default_factory=list)
     """The connections of the settings, read once at start-up."""

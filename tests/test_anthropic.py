@@ -1,0 +1,199 @@
+"""Anthropic beside OpenAI: the Anthropic connection read through the pinned SDK against the
+simulated organization (the same company as the OpenAI simulator), exact per key, workspace and
+model, its bill to the cent, every request and answer valid against the SDK's own types, and
+both providers in one summary, each person's usage and cost across them."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from anthropic.types.beta.organization import (
+    BetaAPIKey,
+    BetaOrganizationUser,
+    BetaWorkspace,
+    analytics,
+    api_key_list_params,
+    user_list_params,
+    workspace_list_params,
+)
+from anthropic.types.beta.organization.analytics import cost_list_params, usage_list_params
+
+from usage_tracker import simulator
+from usage_tracker.providers.anthropic import AnthropicClient
+from usage_tracker.reports import load_names, summary
+from usage_tracker.serving import BackgroundServer
+from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
+from usage_tracker.store import Store
+from usage_tracker.sync import SyncWindow, sync_once
+from usage_tracker.upstream import AdminClient
+
+from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+
+DAY, HOUR = 86400, 3600
+DAYS = 10
+
+
+@pytest.fixture
+def company() -> Iterator[tuple[simulator.Simulator, AnthropicSimulator, str, str]]:
+    """One synthetic company served as an OpenAI organization and as an Anthropic one."""
+    openai_sim = simulator.build(seed=7, days=30, clock=lambda: NOW)
+    anthropic_sim = AnthropicSimulator(openai_sim.org)
+    with BackgroundServer(openai_sim) as a, BackgroundServer(anthropic_sim) as b:
+        yield openai_sim, anthropic_sim, a.url + "/v1", b.url
+
+
+def _sync_anthropic(store: Store, url: str, key: str = DEFAULT_ADMIN_KEY) -> Any:
+    with AnthropicClient(key, url, max_retries=0) as client:
+        return sync_once(
+            store,
+            client,
+            now=NOW,
+            window=SyncWindow(backfill_days=DAYS),
+            connection="anthropic",
+        )
+
+
+def test_an_anthropic_organization_is_stored_exactly(
+    database_url: str, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    """Tokens (every input token, cache reads, cache writes, output) and requests per key,
+    workspace and model equal the organization's; the bill equals its cost report to the
+    cent; keys belong to their people (by email); names of keys, users and workspaces are
+    stored under the connection."""
+    _openai, sim, _url, url = company
+    store = Store.open(database_url)
+    report = _sync_anthropic(store, url)
+    assert report.errors == []
+    assert set(report.outcomes) == {"messages", "costs"}
+    start, end = NOW - NOW % DAY - DAYS * DAY, NOW - NOW % HOUR + HOUR
+    metrics = ["input_tokens", "input_cached_tokens", "input_cache_write_tokens"]
+    metrics += ["output_tokens", "num_model_requests"]
+    columns = ["api_key_id", "project_id", "model"]
+    rows = store.usage_totals(start, end, columns, metrics=metrics, sources=["messages"])
+    got = {tuple(r[c] for c in columns): {m: r[m] for m in metrics} for r in rows}
+    truth = sim.company.truth(start, end, ("api_key_id", "workspace_id", "model"))
+    assert got == {k: v for k, v in truth.items() if any(v.values())}
+    assert sum(v["input_cache_write_tokens"] for v in got.values()) > 0
+    billed = store.cost_totals(start - start % DAY, NOW - NOW % DAY + DAY)
+    assert billed[0]["amount"] == sim.company.cost_truth(start, NOW - NOW % DAY + DAY)
+    keys = {k["id"]: k for k in store.api_keys()}
+    # A user's key is theirs (its principal); a service account's has no person's email.
+    emails = {k.name: k.owner_email if k.owner_type == "user" else None for k in sim.org.keys}
+    assert {k["name"]: k["owner_email"] for k in keys.values()} == emails
+    assert {k["connection"] for k in keys.values()} == {"anthropic"}
+    assert {p["connection"] for p in store.projects()} == {"anthropic"}
+    assert store.connections() == {"anthropic": "anthropic"}
+    store.close()
+
+
+def _literal_values(alias: Any) -> set[str]:
+    return set(typing.get_args(alias))
+
+
+def test_every_request_and_answer_is_valid_against_the_pinned_sdk_types(
+    tmp_path: Any, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    """Each request the client made names only parameters the SDK's params types have, with
+    values their literals allow, and the beta header the analytics endpoints need; each answer
+    the simulator gave validates, field for field, as the SDK's own models."""
+    _openai, sim, _url, url = company
+    store = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    assert _sync_anthropic(store, url).errors == []
+    store.close()
+    params = {
+        "/v1/organizations/analytics/usage": (usage_list_params.UsageListParams, True),
+        "/v1/organizations/analytics/cost": (cost_list_params.CostListParams, True),
+        "/v1/organizations/api_keys": (api_key_list_params.APIKeyListParams, False),
+        "/v1/organizations/users": (user_list_params.UserListParams, False),
+        "/v1/organizations/workspaces": (workspace_list_params.WorkspaceListParams, False),
+    }
+    models = {
+        "/v1/organizations/analytics/usage": analytics.BetaAnalyticsUsageItem,
+        "/v1/organizations/analytics/cost": analytics.BetaAnalyticsCostItem,
+        "/v1/organizations/api_keys": BetaAPIKey,
+        "/v1/organizations/users": BetaOrganizationUser,
+        "/v1/organizations/workspaces": BetaWorkspace,
+    }
+    groups = {
+        "/v1/organizations/analytics/usage": _literal_values(analytics.BetaAnalyticsUsageGroupBy),
+        "/v1/organizations/analytics/cost": _literal_values(analytics.BetaAnalyticsCostGroupBy),
+    }
+    assert {path for path, *_ in sim.log} == set(params)
+    for path, query, beta, status, body in sim.log:
+        assert status == 200, (path, body)
+        typed, needs_beta = params[path]
+        assert set(query) <= set(typed.__annotations__), (path, query)
+        if needs_beta:
+            assert beta is not None
+            assert "analytics-usage-cost-2026-08-24" in beta
+            assert set(query["group_by"]) <= groups[path]
+            assert query["time_bucket_width"][0] in {"1h", "1d"}
+            assert 1 <= int(query["limit"][0]) <= 1000
+        assert body["data"], path
+        for item in body["data"]:
+            models[path].model_validate(item, strict=False)
+
+
+def test_openai_and_anthropic_add_up_per_provider_and_per_person(
+    database_url: str, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    """Both providers of one company in one store: by.provider has each provider's exact
+    totals, every key row names its provider, and a person's tokens and bill are their OpenAI
+    keys' plus their Anthropic keys'."""
+    _openai, sim, openai_url, url = company
+    store = Store.open(database_url)
+    with AdminClient(ADMIN_KEY, openai_url, retry=FAST_RETRY) as client:
+        window = SyncWindow(backfill_days=DAYS)
+        assert sync_once(store, client, now=NOW, window=window).errors == []
+    assert _sync_anthropic(store, url).errors == []
+    start, end = NOW - NOW % DAY - DAYS * DAY, NOW - NOW % HOUR + HOUR
+    names = load_names(store)
+    every = summary(store, names, start, end)
+    providers = {r["provider"]: r for r in every["by"]["provider"]}
+    assert set(providers) == {"openai", "anthropic"}
+    claude = sim.company.truth(start, end)[()]
+    assert providers["anthropic"]["input_tokens"] == claude["input_tokens"]
+    assert providers["anthropic"]["output_tokens"] == claude["output_tokens"]
+    assert sum(r["tokens"] for r in providers.values()) == every["totals"]["tokens"]
+    assert providers["anthropic"]["billed_cost"] == sim.company.cost_truth(
+        start, NOW - NOW % DAY + DAY
+    )
+    assert sum(r["billed_cost"] for r in providers.values()) == every["billed_usd"]
+    assert sum(r["billed_cost"] for r in every["by"]["person"]) == every["billed_usd"]
+    for row in every["by"]["api_key"]:
+        if row["api_key"]:
+            assert row["provider"] == (
+                "anthropic" if row["api_key"].startswith("apikey_") else "openai"
+            )
+
+    jane = next(k for k in sim.org.keys if k.owner_name == "Jane Smith")
+    person = next(r for r in every["by"]["person"] if r["person"] == "Jane Smith")
+    of_jane = [
+        r
+        for r in every["by"]["api_key"]
+        if r["api_key"] and names.person(r["api_key"]) == "Jane Smith"
+    ]
+    assert {r["provider"] for r in of_jane} == {"openai", "anthropic"}, jane.name
+    assert person["tokens"] == sum(r["tokens"] for r in of_jane)
+    assert person["billed_cost"] == sum((r["billed_cost"] for r in of_jane), Decimal(0))
+    store.close()
+
+
+def test_a_refused_anthropic_key_is_said_for_every_source_without_the_key(
+    tmp_path: Any, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    _openai, _sim, _url, url = company
+    store = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    wrong = "sk-ant-admin01-not-this-one"
+    report = _sync_anthropic(store, url, key=wrong)
+    assert set(report.outcomes) == {"messages", "costs"}
+    assert all("Anthropic refused the admin key (401)" in o.error for o in report.outcomes.values())
+    assert report.names_error is not None
+    states = store.sync_states()
+    assert {s["connection"] for s in states} == {"anthropic"}
+    assert all(s["last_error"] and wrong not in s["last_error"] for s in states)
+    store.close()
