@@ -303,9 +303,10 @@ def _day(ts: int) -> dt.datetime:
 
 @lru_cache(maxsize=4096)
 def _library_model(model: str) -> tuple[Any, Any] | None:
-    """OpenAI's (else Anthropic's) entry for ``model`` in the library, or None when it has none. What
-    ``calc_price`` looks up on every call (a regex match over the registry, the larger part of
-    its time, and as long again for a model it does not know), done once per model."""
+    """OpenAI's (else Anthropic's) entry for ``model`` in the library, or None when it has
+    none. What ``calc_price`` looks up on every call (a regex match over the registry, the
+    larger part of its time, and as long again for a model it does not know), done once per
+    model."""
     for provider in ("openai", "anthropic"):  # the providers the tracker reads
         try:
             return get_snapshot().find_provider_model(model, None, provider, None)
