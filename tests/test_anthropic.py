@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from anthropic.types.beta.organization import (
     BetaAPIKey,
@@ -21,6 +24,7 @@ from anthropic.types.beta.organization import (
     workspace_list_params,
 )
 from anthropic.types.beta.organization.analytics import cost_list_params, usage_list_params
+from playwright.sync_api import Browser
 
 from usage_tracker import simulator
 from usage_tracker.providers.anthropic import AnthropicClient
@@ -32,6 +36,7 @@ from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.upstream import AdminClient
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+from .test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the fixture
 
 DAY, HOUR = 86400, 3600
 DAYS = 10
@@ -197,3 +202,86 @@ def test_a_refused_anthropic_key_is_said_for_every_source_without_the_key(
     assert {s["connection"] for s in states} == {"anthropic"}
     assert all(s["last_error"] and wrong not in s["last_error"] for s in states)
     store.close()
+
+
+@contextmanager
+def _both_providers_app(
+    tmp_path: Path, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> Iterator[str]:
+    """The app (no sign-in) of OPENAI_ADMIN_KEY and ANTHROPIC_ADMIN_KEY over one company,
+    both synced; yields its URL."""
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    _openai, _sim, openai_url, url = company
+    database_url = f"sqlite:///{tmp_path / 'both.db'}"
+    store = Store.open(database_url)
+    with AdminClient(ADMIN_KEY, openai_url, retry=FAST_RETRY) as client:
+        assert sync_once(store, client, now=NOW, window=SyncWindow(backfill_days=DAYS)).errors == []
+    assert _sync_anthropic(store, url).errors == []
+    store.close()
+    settings = load_settings(
+        database_url=database_url,
+        openai_admin_key=ADMIN_KEY,
+        openai_base_url=openai_url,
+        anthropic_admin_key=DEFAULT_ADMIN_KEY,
+        anthropic_base_url=url,
+        key_mappings_file=tmp_path / "api_key_mappings.json",
+        auth_mode="none",
+    )
+    with BackgroundServer(create_app(settings, run_sync=False, clock=lambda: NOW)) as server:
+        yield server.url
+
+
+def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
+    tmp_path: Path,
+    company: tuple[simulator.Simulator, AnthropicSimulator, str, str],
+    browser: Browser,  # noqa: F811
+) -> None:
+    """OpenAI and Anthropic on one dashboard: the Connections table has both with the tokens
+    of /api/summary, a key's row names its connection, the Claude models are in the Models
+    table priced (an estimate, not "—"), and the page meets the contrast and fit checks at
+    1440 and 360 px, dark and light (screenshots in test-artifacts/pages/)."""
+    from .test_pages_browser import CONTRAST, _cut
+
+    shots = ARTIFACTS / "pages"
+    shots.mkdir(parents=True, exist_ok=True)
+    with _both_providers_app(tmp_path, company) as url:
+        every = httpx2.get(url + "/api/summary").json()
+        tokens = {r["connection"]: r["tokens"] for r in every["by"]["connection"]}
+        assert set(tokens) == {"openai", "anthropic"}
+        claude = [r for r in every["by"]["model"] if (r["model"] or "").startswith("claude-")]
+        assert claude
+        assert all(r["estimated_cost"] is not None for r in claude if r["tokens"])
+        health = httpx2.get(url + "/api/health").json()
+        assert [(c["name"], c["provider"]) for c in health["connections"]] == [
+            ("openai", "openai"),
+            ("anthropic", "anthropic"),
+        ]
+        for scheme in ("dark", "light"):
+            for width in (1440, 360):
+                context = browser.new_context(
+                    viewport={"width": width, "height": 900},
+                    color_scheme=scheme,  # type: ignore[arg-type]
+                    is_mobile=width < 600,
+                    device_scale_factor=2 if width < 600 else 1,
+                )
+                watched = Watched(context.new_page())
+                page = watched.page
+                page.goto(url + "/?range=today")
+                where = f"{width} {scheme}"
+                rows = page.locator("#table-connection tbody tr").all()
+                shown = {
+                    r.locator("th").inner_text().strip(): r.locator("td").first.inner_text()
+                    for r in rows
+                }
+                assert shown == {n: f"{t:,}" for n, t in tokens.items()}, where
+                marks = set(page.locator("#table-api_key .connection-of").all_inner_texts())
+                assert marks == {"· openai", "· anthropic"}, where
+                assert page.evaluate(CONTRAST) == [], where
+                assert _cut(page) == [], where
+                page.screenshot(
+                    path=shots / f"dashboard-providers-{width}-{scheme}.png", full_page=True
+                )
+                assert watched.errors == [], where
+                context.close()

@@ -285,7 +285,13 @@ def test_demo_serves_a_populated_dashboard_and_cleans_up(tmp_path: Path) -> None
         pools = httpx2.get(url + "/api/tiers", timeout=30).json()["pools"]
         assert pools["small"]["limit"] > 0
         assert pools["small"]["used"] >= 0
-        assert httpx2.get(url + "/api/health", timeout=30).json()["status"] == "ok"
+        health = httpx2.get(url + "/api/health", timeout=30).json()
+        assert health["status"] == "ok"
+        assert [c["name"] for c in health["connections"]] == ["openai", "anthropic"]
+        week = httpx2.get(url + "/api/summary", params={"start_time": 0}, timeout=30).json()
+        providers = {r["provider"]: r["tokens"] for r in week["by"]["provider"]}
+        assert set(providers) == {"openai", "anthropic"}
+        assert all(providers.values())
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

@@ -396,21 +396,23 @@ def demo(
     port: Annotated[int, typer.Option(envvar="PORT", help="Port of the dashboard.")] = 3000,
     seed: Annotated[int, typer.Option(help="Seed of the simulated organization.")] = 1,
 ) -> None:
-    """The whole app against a built-in simulated organization: no key needed."""
+    """The whole app against a built-in simulated company, as an OpenAI organization and as an
+    Anthropic one: no key needed."""
     import json
     import tempfile
     from pathlib import Path
 
     from usage_tracker import runtime, serving, simulator
     from usage_tracker.serving import BackgroundServer
-    from usage_tracker.sync import sync_once
-    from usage_tracker.upstream import AdminClient
+    from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
+    from usage_tracker.sync import sync_each, sync_once
     from usage_tracker.web.app import create_app
 
     sim = simulator.build(seed=seed, days=90, late_hours=2)
     with (
         tempfile.TemporaryDirectory(prefix="usage-tracker-demo-") as tmp,
         BackgroundServer(sim) as upstream,
+        BackgroundServer(AnthropicSimulator(sim.org)) as claude,
     ):
         workdir = Path(tmp)
         service = next(k for k in sim.org.keys if k.owner_type == "service_account")
@@ -426,6 +428,8 @@ def demo(
             alerts_file=alerts,
             openai_admin_key=simulator.DEFAULT_ADMIN_KEY,
             openai_base_url=upstream.url + "/v1",
+            anthropic_admin_key=DEFAULT_ADMIN_KEY,
+            anthropic_base_url=claude.url,
             database_url=f"sqlite:///{workdir / 'demo.db'}",
             key_mappings_file=mappings,
             auth_mode="none",
@@ -435,11 +439,18 @@ def demo(
             log_level="warning",  # keep the terminal for the URL; problems still show
         )
         runtime.configure_logging(settings)
-        typer.echo(f"simulated OpenAI organization at {upstream.url}/v1; database in {workdir}")
-        typer.echo("first sync: 90 days of usage…")
+        typer.echo(f"simulated OpenAI organization at {upstream.url}/v1, Anthropic at {claude.url}")
+        typer.echo(f"database in {workdir}")
+        typer.echo("first sync: 90 days of usage of both…")
         store = runtime.open_store(settings)
-        with AdminClient(simulator.DEFAULT_ADMIN_KEY, settings.openai_base_url) as client:
-            report = sync_once(store, client, window=runtime.sync_window(settings))
+        feeds = runtime.feeds(settings)
+        report = sync_each(
+            store,
+            feeds,
+            lambda f: sync_once(store, f.client, window=f.window, connection=f.connection),
+        )
+        for feed in feeds:
+            feed.client.close()
         store.close()
         rows = sum(o.rows for o in report.outcomes.values())
         typer.echo(f"stored {rows} rows")

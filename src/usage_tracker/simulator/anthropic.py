@@ -77,6 +77,8 @@ class Row:
             + self.cache_read * read
             + self.output * price_out
         ) / 1_000_000
+        if self.group["service_tier"] == "batch":  # the Message Batches API: half price
+            usd /= 2
         return usd * 100
 
 
@@ -288,7 +290,7 @@ class AnthropicSimulator:
         }
         if cost:
             group.update({"cost_type": None, "token_type": None})
-            amount = f"{cents:.6f}"
+            amount = format(cents, "f")  # fractional cents, exact
             item["cost"] = {
                 "amount": amount,
                 "currency": "USD",
