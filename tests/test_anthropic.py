@@ -34,9 +34,10 @@ from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimula
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.upstream import AdminClient
+from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
-from .test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the fixture
+from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 
 DAY, HOUR = 86400, 3600
 DAYS = 10
@@ -206,10 +207,12 @@ def test_a_refused_anthropic_key_is_said_for_every_source_without_the_key(
 
 @contextmanager
 def _both_providers_app(
-    tmp_path: Path, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+    tmp_path: Path,
+    company: tuple[simulator.Simulator, AnthropicSimulator, str, str],
+    **extra: Any,
 ) -> Iterator[str]:
-    """The app (no sign-in) of OPENAI_ADMIN_KEY and ANTHROPIC_ADMIN_KEY over one company,
-    both synced; yields its URL."""
+    """The app (no sign-in, unless ``extra`` settings say otherwise) of OPENAI_ADMIN_KEY and
+    ANTHROPIC_ADMIN_KEY over one company, both synced; yields its URL."""
     from usage_tracker.settings import load_settings
     from usage_tracker.web import create_app
 
@@ -220,6 +223,10 @@ def _both_providers_app(
         assert sync_once(store, client, now=NOW, window=SyncWindow(backfill_days=DAYS)).errors == []
     assert _sync_anthropic(store, url).errors == []
     store.close()
+    if extra.get("auth_mode") == "password":
+        from .test_auth import JANE, _add_account
+
+        _add_account(database_url, JANE, "member")
     settings = load_settings(
         database_url=database_url,
         openai_admin_key=ADMIN_KEY,
@@ -227,7 +234,7 @@ def _both_providers_app(
         anthropic_admin_key=DEFAULT_ADMIN_KEY,
         anthropic_base_url=url,
         key_mappings_file=tmp_path / "api_key_mappings.json",
-        auth_mode="none",
+        **{"auth_mode": "none", **extra},
     )
     with BackgroundServer(create_app(settings, run_sync=False, clock=lambda: NOW)) as server:
         yield server.url
@@ -242,7 +249,7 @@ def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
     of /api/summary, a key's row names its connection, the Claude models are in the Models
     table priced (an estimate, not "—"), and the page meets the contrast and fit checks at
     1440 and 360 px, dark and light (screenshots in test-artifacts/pages/)."""
-    from .test_pages_browser import CONTRAST, _cut
+    from .test_pages_browser import CONTRAST, _cut, new_page
 
     shots = ARTIFACTS / "pages"
     shots.mkdir(parents=True, exist_ok=True)
@@ -260,13 +267,7 @@ def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
         ]
         for scheme in ("dark", "light"):
             for width in (1440, 360):
-                context = browser.new_context(
-                    viewport={"width": width, "height": 900},
-                    color_scheme=scheme,  # type: ignore[arg-type]
-                    is_mobile=width < 600,
-                    device_scale_factor=2 if width < 600 else 1,
-                )
-                watched = Watched(context.new_page())
+                watched = new_page(browser, width, scheme)
                 page = watched.page
                 page.goto(url + "/?range=today")
                 where = f"{width} {scheme}"
@@ -284,4 +285,44 @@ def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
                     path=shots / f"dashboard-providers-{width}-{scheme}.png", full_page=True
                 )
                 assert watched.errors == [], where
-                context.close()
+                page.context.close()
+
+
+def test_a_member_sees_their_own_keys_of_every_provider_and_nothing_else(
+    tmp_path: Path, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    """Jane (a member) signed in: her summary holds exactly her OpenAI keys and her Anthropic
+    keys (the Admin API names her as their user), with each provider's tokens of those keys."""
+    from types import SimpleNamespace
+
+    from .test_auth import JANE, signed_in
+
+    openai_sim, sim, _url, _claude = company
+    start = NOW - NOW % DAY - DAYS * DAY
+    hers = [k for k in openai_sim.org.keys if k.owner_email == JANE]
+    assert hers
+    claude_truth = sim.company.truth(start, NOW, ("api_key_id",))
+    with (
+        _both_providers_app(tmp_path, company, auth_mode="password") as url,
+        signed_in(SimpleNamespace(url=url), JANE) as jane,  # type: ignore[arg-type]
+    ):
+        mine = jane.get("/api/summary", params={"start_time": start, "end_time": NOW}).json()
+    keys = {r["api_key"]: r for r in mine["by"]["api_key"] if r["api_key"]}
+    expected = {k.id for k in hers} | {"apikey_" + k.id.removeprefix("key_") for k in hers}
+    used = {k for k in expected if k in keys}
+    assert set(keys) == used
+    assert {keys[k]["provider"] for k in used} == {"openai", "anthropic"}
+    providers = {r["provider"]: r for r in mine["by"]["provider"]}
+    claude_tokens = sum(
+        v["input_tokens"] + v["output_tokens"]
+        for (key,), v in claude_truth.items()
+        if key in expected
+    )
+    assert providers["anthropic"]["tokens"] == claude_tokens
+    openai_tokens = sum(
+        v.get("input_tokens", 0) + v.get("output_tokens", 0)
+        for source in SOURCES
+        for (key,), v in openai_sim.org.truth(source, start, NOW, ("api_key_id",)).items()
+        if key in expected
+    )
+    assert providers["openai"]["tokens"] == openai_tokens

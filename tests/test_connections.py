@@ -26,7 +26,7 @@ from usage_tracker.upstream import AdminClient
 from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
-from .test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the fixture
+from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 from .test_sync import assert_store_matches_truth
 
 DAY = 86400
@@ -440,7 +440,7 @@ def test_the_dashboard_of_two_organizations_reads_and_fits_in_both_themes(
     its connection, a click narrows the page to one (and says so), and the page meets the
     contrast and fit checks at 1440 and 360 px, dark and light (screenshots in
     test-artifacts/pages/)."""
-    from .test_pages_browser import CONTRAST, _cut
+    from .test_pages_browser import CONTRAST, _cut, new_page
 
     shots = ARTIFACTS / "pages"
     shots.mkdir(parents=True, exist_ok=True)
@@ -449,13 +449,7 @@ def test_the_dashboard_of_two_organizations_reads_and_fits_in_both_themes(
         tokens = {r["connection"]: r["tokens"] for r in every["by"]["connection"]}
         for scheme in ("dark", "light"):
             for width in (1440, 360):
-                context = browser.new_context(
-                    viewport={"width": width, "height": 900},
-                    color_scheme=scheme,  # type: ignore[arg-type]
-                    is_mobile=width < 600,
-                    device_scale_factor=2 if width < 600 else 1,
-                )
-                watched = Watched(context.new_page())
+                watched = new_page(browser, width, scheme)
                 page = watched.page
                 page.goto(url + "/?range=today")
                 where = f"{width} {scheme}"
@@ -481,4 +475,4 @@ def test_the_dashboard_of_two_organizations_reads_and_fits_in_both_themes(
                 )
                 assert _cut(page) == [], where
                 assert watched.errors == [], where
-                context.close()
+                page.context.close()

@@ -45,14 +45,20 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
         yield live
 
 
-def _signed_in(chromium: Browser, app: LiveApp, role: str, width: int, scheme: str) -> Watched:
+def new_page(chromium: Browser, width: int, scheme: str) -> Watched:
+    """A page in a context of its own, ``width`` px wide (a phone's below 600) in the
+    ``scheme`` colour scheme; close it with ``watched.page.context.close()``."""
     context = chromium.new_context(
         viewport={"width": width, "height": 900},
         color_scheme=scheme,  # type: ignore[arg-type]
         is_mobile=width < 600,
         device_scale_factor=2 if width < 600 else 1,
     )
-    watched = Watched(context.new_page())
+    return Watched(context.new_page())
+
+
+def _signed_in(chromium: Browser, app: LiveApp, role: str, width: int, scheme: str) -> Watched:
+    watched = new_page(chromium, width, scheme)
     page = watched.page
     page.goto(app.url + "/login")
     page.fill("input[name=email]", EMAILS[role])

@@ -718,8 +718,11 @@ def health_report(state: AppState) -> dict[str, Any]:
             first["error"] if len(connections) == 1 else (f"{first['name']}: {first['error']}")
         )
     notes = [n for n in notes if not _is_trouble(n)]
-    if state.client is None:
-        upstream_error = "No admin key is set (OPENAI_ADMIN_KEY): showing stored data only."
+    if not state.clients:
+        upstream_error = (
+            "No admin key is set (OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY or CONNECTIONS_FILE): "
+            "showing stored data only."
+        )
     alerts = None
     if state.alerts is not None and database["ok"]:
         try:
