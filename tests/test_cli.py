@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from usage_tracker.store import Store
 
-from .conftest import ADMIN_KEY
+from .conftest import ADMIN_KEY, NOW
 
 
 def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -29,11 +30,14 @@ def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProc
 
 def test_sync_once_fills_the_database(sim_url: str, tmp_path: Path) -> None:
     db = tmp_path / "usage.db"
+    # The simulated organization stops at NOW; the command runs on the wall clock: its week
+    # of backfill reaches back to NOW's, whatever day the tests run on.
+    days = (int(time.time()) - NOW) // 86400 + 7
     env = {
         "DATABASE_URL": f"sqlite:///{db}",
         "OPENAI_BASE_URL": sim_url,
         "OPENAI_ADMIN_KEY": ADMIN_KEY,
-        "BACKFILL_DAYS": "7",
+        "BACKFILL_DAYS": str(days),
     }
     done = _run("sync", "--once", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -319,11 +323,12 @@ def test_a_full_disk_is_a_message_not_a_traceback(
         cursor.close()
 
     db = tmp_path / "full.db"
+    days = (int(time.time()) - NOW) // 86400 + 30  # a month up to NOW, the organization's end
     for name, value in {
         "DATABASE_URL": f"sqlite:///{db}",
         "OPENAI_BASE_URL": sim_url,
         "OPENAI_ADMIN_KEY": ADMIN_KEY,
-        "BACKFILL_DAYS": "30",
+        "BACKFILL_DAYS": str(days),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
