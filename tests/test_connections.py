@@ -4,6 +4,7 @@ upgrade that assigns every stored row to ``openai``, and CONNECTIONS_FILE's erro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -476,3 +477,53 @@ def test_the_dashboard_of_two_organizations_reads_and_fits_in_both_themes(
                 assert _cut(page) == [], where
                 assert watched.errors == [], where
                 page.context.close()
+
+
+def test_each_openai_organization_has_pools_of_its_own(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/api/tiers is the first organization's pools, ?connection= another's (its own usage
+    only); the pool alerts fire for each organization, the first one's under the keys they had
+    before connections, the other's named."""
+    from usage_tracker.alerts.evaluate import Inputs, pool_alerts
+    from usage_tracker.alerts.rules import DEFAULT_RULES
+    from usage_tracker.pools import load_pool_table
+    from usage_tracker.reports import pool_usage
+
+    with _two_connection_app(tmp_path, two_orgs, monkeypatch) as url:
+        first = httpx2.get(url + "/api/tiers").json()
+        staging = httpx2.get(url + "/api/tiers", params={"connection": "staging"}).json()
+        unknown = httpx2.get(url + "/api/tiers", params={"connection": "nope"})
+    assert (first["connection"], staging["connection"]) == ("openai", "staging")
+    assert first["organizations"] == ["openai", "staging"]
+    assert unknown.status_code == 404
+    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    names, table = load_names(store), load_pool_table()
+    for name, served in (("openai", first), ("staging", staging)):
+        truth = pool_usage(store, names, table, NOW, connection=name)
+        assert {p: v["used"] for p, v in served["pools"].items()} == {
+            p: s.used for p, s in truth.pools.items()
+        }
+    assert first["pools"]["large"]["used"] != staging["pools"]["large"]["used"]
+    inputs = Inputs(
+        store=store,
+        names=names,
+        pools=table,
+        usage_tier="1-2",
+        sharing_projects=(),
+        base_url="http://tracker",
+        connection="openai",
+        more_pools=(("staging", "1-2", ()),),
+    )
+    keys = {f.dedupe_key for f in pool_alerts(DEFAULT_RULES, inputs, NOW)}
+    day = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    for name, served in (("openai", first), ("staging", staging)):
+        prefix = "pool:" if name == "openai" else "pool:staging:"
+        for pool, figures in served["pools"].items():
+            for threshold in (50, 80, 100):
+                fired = f"{prefix}{pool}:{threshold}:{day}" in keys
+                assert fired == (figures["percent"] >= threshold), (name, pool, threshold)
+    assert any(k.startswith("pool:staging:") for k in keys)
+    store.close()

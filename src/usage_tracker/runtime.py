@@ -182,7 +182,13 @@ def alert_engine(
     from usage_tracker.reports import load_names
 
     base_url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    watched = pools_of(connections(settings))
+    found = connections(settings)
+    watched = pools_of(found)
+    more = tuple(
+        (c.name, c.usage_tier, c.sharing_projects)
+        for c in found
+        if c.provider == "openai" and c is not watched
+    )
 
     def inputs() -> Inputs:
         return Inputs(
@@ -193,6 +199,7 @@ def alert_engine(
             sharing_projects=watched.sharing_projects if watched else settings.sharing_projects,
             base_url=base_url,
             connection=watched.name if watched else None,
+            more_pools=more,
         )
 
     return AlertEngine(store, rules, urls, inputs, clock=clock)

@@ -36,6 +36,9 @@ class Inputs:
     """The dashboard's address, for the links in messages."""
     connection: str | None = None
     """The OpenAI organization whose pools are watched (the primary connection)."""
+    more_pools: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """The other OpenAI organizations, each with pools of its own: (connection, usage tier,
+    sharing projects)."""
 
 
 def evaluate(rules: AlertRules, inputs: Inputs, now: int) -> list[Firing]:
@@ -59,15 +62,35 @@ def evaluate(rules: AlertRules, inputs: Inputs, now: int) -> list[Firing]:
 
 
 def pool_alerts(rules: AlertRules, inputs: Inputs, now: int) -> Iterator[Firing]:
+    """Each OpenAI organization's pools: the first one's as ever, each other's named."""
+    first = (inputs.connection, inputs.usage_tier, tuple(inputs.sharing_projects))
+    for i, (connection, tier, sharing) in enumerate((first, *inputs.more_pools)):
+        yield from _organization_pools(rules, inputs, now, (connection, tier, sharing), named=i > 0)
+
+
+def _organization_pools(
+    rules: AlertRules,
+    inputs: Inputs,
+    now: int,
+    organization: tuple[str | None, str, Sequence[str]],
+    *,
+    named: bool,
+) -> Iterator[Firing]:
+    """One organization's pool alerts; ``named``: its connection in the key and the title
+    (the first organization's keep theirs, so that nothing sent before fires again).
+    ``organization``: (connection, usage tier, sharing projects)."""
+    connection, usage_tier, sharing_projects = organization
     report = reports.pool_usage(
         inputs.store,
         inputs.names,
         inputs.pools,
         now,
-        usage_tier=inputs.usage_tier,
-        sharing_projects=inputs.sharing_projects,
-        connection=inputs.connection,
+        usage_tier=usage_tier,
+        sharing_projects=sharing_projects,
+        connection=connection,
     )
+    of = f"{connection}: " if named else ""
+    key = f"pool:{connection}:" if named else "pool:"
     day = m.day_label(report.day_start)
     url = m.link(inputs.base_url, range="today")
     rule = rules.pools
@@ -78,6 +101,7 @@ def pool_alerts(rules: AlertRules, inputs: Inputs, now: int) -> Iterator[Firing]
         who = ", ".join(f"{person} {m.tokens(n)}" for person, n in top)
         payload = {
             "pool": pool,
+            "connection": connection,
             "used_tokens": status.used,
             "limit_tokens": status.limit,
             "percent": round(status.percent, 1),
@@ -95,11 +119,11 @@ def pool_alerts(rules: AlertRules, inputs: Inputs, now: int) -> Iterator[Firing]
             if status.percent < threshold:
                 continue
             yield Firing(
-                dedupe_key=f"pool:{pool}:{threshold:g}:{day}",
+                dedupe_key=f"{key}{pool}:{threshold:g}:{day}",
                 rule="pools",
                 kind="pool",
                 period=day,
-                title=f"{pool.capitalize()} pool at {threshold:g} % of today's free tokens",
+                title=f"{of}{pool.capitalize()} pool at {threshold:g} % of today's free tokens",
                 lines=_lines(
                     f"{m.tokens(status.used)} of {m.tokens(status.limit)} complimentary tokens "
                     f"used in the {pool} pool ({m.percent(status.percent)}), UTC day {day}.",

@@ -592,9 +592,24 @@ def hour_range(now: int, start: int | None, end: int | None) -> tuple[int, int]:
     return start, end
 
 
-def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
+def tiers_report(
+    state: AppState, access: Access, now: int, connection: str | None = None
+) -> dict[str, Any]:
+    """Today's pools of one OpenAI organization: ``connection``'s (the first OpenAI
+    connection's when None), with its own usage tier and sharing projects."""
     settings = state.settings
+    openai = [c for c in state.connections if c.provider == "openai"]
     watched = runtime.pools_of(state.connections)
+    if connection is not None:
+        watched = next((c for c in openai if c.name == connection), None)
+        if watched is None:
+            raise ReportError(
+                f"Invalid value for 'connection': no OpenAI connection named {connection!r} "
+                f"(OpenAI's pools are per organization; known: "
+                f"{', '.join(c.name for c in openai) or 'none'}).",
+                "connection",
+                status=404,
+            )
     connection = watched.name if watched else None
     hour = now - now % 3600
     rows = state.results.get(
@@ -613,6 +628,7 @@ def tiers_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
     )
     return {
         "connection": connection,
+        "organizations": [c.name for c in openai],
         "day_start": report.day_start,
         "now": report.now,
         "resets_at": report.day_start + DAY,
@@ -645,9 +661,25 @@ def _ranked(tokens: dict[str, int]) -> list[dict[str, Any]]:
     return [{"name": k, "tokens": v} for k, v in sorted(tokens.items(), key=lambda kv: -kv[1])]
 
 
-@router.get("/tiers", summary="Today's complimentary-token pools (UTC day)")
-def tiers(state: State, access: Viewer) -> dict[str, Any]:
-    return tiers_report(state, access, int(state.clock()))
+@router.get(
+    "/tiers",
+    summary="Today's complimentary-token pools (UTC day) of an OpenAI organization",
+    responses={404: {"model": ErrorBody, "description": "No OpenAI connection of that name."}},
+)
+def tiers(
+    state: State,
+    access: Viewer,
+    connection: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=40,
+            description="The OpenAI connection (organization). Default: the first one.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """`organizations` names every OpenAI connection; each has pools of its own."""
+    return tiers_report(state, access, int(state.clock()), connection)
 
 
 def _is_trouble(note: dict[str, Any]) -> bool:
