@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__, runtime
 from usage_tracker.alerts.engine import AlertEngine
+from usage_tracker.connections import Connection
 from usage_tracker.cursors import CursorSigner
 from usage_tracker.names import KeyMappings
 from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
@@ -91,51 +92,52 @@ def _start_alerts(state: AppState) -> AlertEngine:
         return engine
 
 
-def _minute_client(settings: Settings, client: AdminClient | None) -> AdminClient | None:
+def _minute_client(
+    settings: Settings, client: AdminClient | None, primary: Connection | None
+) -> AdminClient | None:
     """The client of the 1m path (the primary connection's): a short deadline and one retry,
     so that a slow OpenAI never holds the app's workers for long (the sync's client may wait
     minutes on purpose)."""
-    if not any(c.provider == "openai" for c in runtime.connections(settings)):
+    if primary is None:
         return client
-    return open_client(settings, retry=MINUTE_RETRY, timeout=MINUTE_TIMEOUT_SECONDS)
-
-
-def _primary_key(settings: Settings) -> str | None:
-    """The primary connection's admin key (what page cursors are signed with), if any."""
-    if not any(c.provider == "openai" for c in runtime.connections(settings)):
-        return None
-    return runtime.primary(settings).key.get_secret_value()
+    return open_client(
+        settings, connection=primary, retry=MINUTE_RETRY, timeout=MINUTE_TIMEOUT_SECONDS
+    )
 
 
 def _primary_client(
-    settings: Settings, clients: Mapping[str, ProviderClient]
+    clients: Mapping[str, ProviderClient], primary: Connection | None
 ) -> AdminClient | None:
     """Of ``clients``, the primary OpenAI connection's: the one /api/usage's 1m path uses."""
-    primary = runtime.pools_of(runtime.connections(settings))
     found = clients.get(primary.name) if primary is not None else None
     return found if isinstance(found, AdminClient) else None
 
 
-def _feeds(settings: Settings, clients: Mapping[str, ProviderClient]) -> list[Feed]:
+def _feeds(
+    settings: Settings, clients: Mapping[str, ProviderClient], found: Sequence[Connection]
+) -> list[Feed]:
     """What the sync loop reads: each connection's client with its window."""
-    connections = {c.name: c for c in runtime.connections(settings)}
+    connections = {c.name: c for c in found}
     return [
         Feed(name, client, runtime.sync_window(settings, connection=connections.get(name)))
         for name, client in clients.items()
     ]
 
 
-def _clients(settings: Settings, client: AdminClient | None) -> dict[str, ProviderClient]:
+def _clients(
+    settings: Settings,
+    client: AdminClient | None,
+    found: Sequence[Connection],
+    primary: Connection | None,
+) -> dict[str, ProviderClient]:
     """A client per connection; ``client`` (a test's) stands for the primary connection's."""
-    connections = runtime.connections(settings)
-    primary = next((c.name for c in connections if c.provider == "openai"), None)
     if client is not None and primary is None:
         return {DEFAULT_CONNECTION: client}
     return {
         c.name: client
-        if client is not None and c.name == primary
+        if client is not None and primary is not None and c.name == primary.name
         else runtime.open_reader(settings, c)
-        for c in connections
+        for c in found
     }
 
 
@@ -151,17 +153,19 @@ def create_app(
     when no sign-in mode was chosen."""
     settings.require_auth_mode()
     runtime.alert_rules(settings)  # ALERTS_FILE and ALERT_URLS, checked before serving
-    runtime.connections(settings)  # CONNECTIONS_FILE and the keys it names, likewise
+    # CONNECTIONS_FILE and the keys it names, likewise: read once, here.
+    found = runtime.connections(settings)
+    primary = runtime.pools_of(found)  # the first OpenAI connection
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prices, prices_error = runtime.load_prices(settings)
         store = runtime.open_store(settings, prices)
-        clients = _clients(settings, client)
-        upstream = client or _primary_client(settings, clients)
+        clients = _clients(settings, client, found, primary)
+        upstream = client or _primary_client(clients, primary)
         pools, pool_error = _pool_table(settings)
-        signer = CursorSigner(_primary_key(settings))
-        minute_client = _minute_client(settings, upstream)
+        signer = CursorSigner(primary.key.get_secret_value() if primary is not None else None)
+        minute_client = _minute_client(settings, upstream, primary)
         secret = _session_secret(settings, store)
         state = AppState(
             settings,
@@ -176,7 +180,7 @@ def create_app(
             csrf_key=hashlib.sha256(b"usage-tracker csrf|" + secret.encode()).digest(),
             clock=clock,
             clients=clients,
-            connections=runtime.connections(settings),
+            connections=list(found),
         )
         state.alerts = _start_alerts(state)
         for name, opened in clients.items():
@@ -184,7 +188,7 @@ def create_app(
         app.state.app_state = state
         thread = None
         if run_sync and clients:
-            thread = _start_sync(state, _feeds(settings, clients))
+            thread = _start_sync(state, _feeds(settings, clients, found))
         try:
             yield
         finally:
