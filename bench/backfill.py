@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
+from usage_tracker.web.serving import BackgroundServer
 
 
 def run(days: int, latency_ms: int, concurrency: int) -> dict[str, float]:

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx2
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
 from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 from usage_tracker.sync import sync_once
-from usage_tracker.upstream import AdminClient
 from usage_tracker.web import create_app
+from usage_tracker.web.serving import BackgroundServer
 
 
 def measure(url: str, requests: int, clients: int) -> tuple[float, float, float]:

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from usage_tracker import reports, simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
+from usage_tracker.web.serving import BackgroundServer
 
 BASELINE = Path(__file__).with_name("ci_baseline.json")
 SIZE = simulator.Size(keys=30, users=8, projects=4, models=10, rows_per_hour=8)

@@ -35,10 +35,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from usage_tracker import simulator
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import COSTS_MAX_LIMIT, MAX_LIMIT, SOURCES
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import COSTS_MAX_LIMIT, MAX_LIMIT, SOURCES
 
 from . import harness, original
 from .harness import ROOT, stats

@@ -20,10 +20,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
+from usage_tracker.web.serving import BackgroundServer
 
 from . import harness
 from .harness import stats

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
-from usage_tracker.upstream import AdminClient, RetryPolicy
+from usage_tracker.providers.openai import AdminClient, RetryPolicy
+from usage_tracker.web.serving import BackgroundServer
 
 # A checkout's own .env (the README's setup step) must not change what the tests see; the
 # processes the tests start inherit this too.

@@ -8,7 +8,7 @@ from typing import Any
 
 import schemathesis
 
-from usage_tracker.upstream.contract import MAX_LIMIT, SOURCES
+from usage_tracker.providers.openai.contract import MAX_LIMIT, SOURCES
 
 
 def _int(value: Any) -> int | None:

@@ -123,7 +123,7 @@ def test_admins_add_change_and_remove_accounts_on_the_page(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 'accounts.db'}"
     store = Store.open(url)
     with store.transaction() as conn:
-        from usage_tracker.auth import hash_password
+        from usage_tracker.people.access import hash_password
 
         rows.save_account(
             conn,

@@ -15,13 +15,13 @@ from usage_tracker import reports, simulator
 from usage_tracker.alerts.engine import RETRY_DELAYS, AlertEngine
 from usage_tracker.alerts.evaluate import Inputs
 from usage_tracker.alerts.rules import AlertRules, parse_rules
-from usage_tracker.pools import PoolTable, load_pool_table
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import align_down
+from usage_tracker.providers.openai.pools import PoolTable, load_pool_table
 from usage_tracker.store import Store
 from usage_tracker.store import alerts as alert_rows
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import align_down
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
 from .receivers import SmtpReceiver, WebhookReceiver

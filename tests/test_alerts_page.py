@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from usage_tracker import runtime
-from usage_tracker.names import KeyMappings
-from usage_tracker.pools import load_pool_table
+from usage_tracker.people.names import KeyMappings
+from usage_tracker.providers.openai.pools import load_pool_table
 from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 

@@ -28,13 +28,13 @@ from playwright.sync_api import Browser
 
 from usage_tracker import simulator
 from usage_tracker.providers.anthropic import AnthropicClient
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.reports import load_names, summary
-from usage_tracker.serving import BackgroundServer
 from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import SOURCES
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
 from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture

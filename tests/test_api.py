@@ -15,8 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from usage_tracker.pools import load_pool_table
-from usage_tracker.upstream.contract import SOURCES, WIDTH_SECONDS
+from usage_tracker.providers.openai.contract import SOURCES, WIDTH_SECONDS
+from usage_tracker.providers.openai.pools import load_pool_table
 
 from .conftest import ADMIN_KEY, LiveApp, fresh_database, live_app, serve_process
 
@@ -383,9 +383,9 @@ def test_an_upstream_outage_on_the_minute_path_is_a_clear_502(
 
 
 def test_a_fresh_install_without_data_or_key_still_serves(tmp_path: Path) -> None:
-    from usage_tracker.serving import BackgroundServer
     from usage_tracker.settings import load_settings
     from usage_tracker.web import create_app
+    from usage_tracker.web.serving import BackgroundServer
 
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'empty.db'}",
@@ -501,7 +501,7 @@ def test_a_signed_cursor_must_still_be_a_bucket_of_its_query(
     http: httpx2.Client, app: LiveApp, position: int
 ) -> None:
     """Even one signed with the server's key: never before start_time, never off the hour."""
-    from usage_tracker.cursors import CursorSigner
+    from usage_tracker.web.cursors import CursorSigner
 
     start = app.now - app.now % DAY - DAY
     params, _ = _first_page(http, start)
@@ -826,10 +826,10 @@ def test_after_a_sync_the_presets_are_computed_and_a_write_retires_them(
     served."""
     from starlette.testclient import TestClient
 
+    from usage_tracker.providers.openai import AdminClient
     from usage_tracker.settings import load_settings
     from usage_tracker.store import writes
     from usage_tracker.sync import sync_once
-    from usage_tracker.upstream import AdminClient
     from usage_tracker.web import create_app
     from usage_tracker.web.app import _after_sync
     from usage_tracker.web.pages import WARMED
@@ -891,9 +891,8 @@ def test_a_model_openai_counted_free_that_no_list_names_is_said_once_on_the_page
 ) -> None:
     from html.parser import HTMLParser
 
+    from usage_tracker.providers.records import DIMENSIONS, UsageResult
     from usage_tracker.store import Store, writes
-    from usage_tracker.upstream.contract import DIMENSIONS
-    from usage_tracker.upstream.records import UsageResult
 
     from .conftest import latest
 

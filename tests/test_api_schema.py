@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from usage_tracker.auth import new_token
+from usage_tracker.people.access import new_token
 from usage_tracker.store import Store, accounts
 
 from .conftest import live_app

@@ -15,11 +15,11 @@ import httpx2
 import pytest
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.store import Store
 from usage_tracker.sync import RECHECK_SECONDS, SyncWindow, sync_once, sync_recent
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import SOURCES
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW, live_app
 

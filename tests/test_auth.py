@@ -16,11 +16,11 @@ from typing import Any
 import httpx2
 import pytest
 
-from usage_tracker.auth import digest, hash_password
+from usage_tracker.people.access import digest, hash_password
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows
 from usage_tracker.store import people as rows_people
-from usage_tracker.upstream.contract import SOURCES
 
 from .conftest import LiveApp, live_app
 
@@ -530,9 +530,8 @@ def test_a_key_openai_no_longer_lists_can_be_assigned_and_its_person_renamed(
     tmp_path: Path,
 ) -> None:
     """The People page offered such a key (it has usage) and its forms then refused it."""
+    from usage_tracker.providers.records import DIMENSIONS, UsageResult
     from usage_tracker.store import writes
-    from usage_tracker.upstream.contract import DIMENSIONS
-    from usage_tracker.upstream.records import UsageResult
 
     url = f"sqlite:///{tmp_path / 'unlisted.db'}"
     Store.open(url).close()

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from usage_tracker.pools import load_pool_table
+from usage_tracker.providers.openai.pools import load_pool_table
 
 from .conftest import ROOT, LiveApp, live_app
 
@@ -355,7 +355,7 @@ def test_long_hostile_names_never_widen_a_page_past_a_phone(
 ) -> None:
     """The People page's lists of keys and people grew as wide as their longest name (535 px
     at 360) with the names an outside check uses; the names show as text, never as markup."""
-    from usage_tracker.simulator.org import HOSTILE_KEY_NAMES
+    from usage_tracker.simulator.company import HOSTILE_KEY_NAMES
 
     options = {"hostile_names": True}
     with live_app(f"sqlite:///{tmp_path / 'h.db'}", tmp_path, simulator_options=options) as live:

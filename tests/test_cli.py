@@ -139,7 +139,7 @@ def _debug_sync(base_url: str, key: str, tmp_path: Path) -> subprocess.Completed
 
 def test_debug_logs_show_requests_but_never_the_key(tmp_path: Path) -> None:
     from usage_tracker import simulator
-    from usage_tracker.serving import BackgroundServer
+    from usage_tracker.web.serving import BackgroundServer
 
     key = "sk-admin-DebugLogSentinel0123456789"
     sim = simulator.build(seed=2, days=2, admin_key=key)
@@ -158,7 +158,7 @@ def test_debug_logs_never_copy_upstream_headers_even_one_that_echoes_the_key(
     from starlette.types import Message, Receive, Scope, Send
 
     from usage_tracker import simulator
-    from usage_tracker.serving import BackgroundServer
+    from usage_tracker.web.serving import BackgroundServer
 
     key = "sk-admin-EchoedHeaderSentinel0123456789"
     sim = simulator.build(seed=2, days=2, admin_key=key)
@@ -386,9 +386,8 @@ def test_serve_with_the_database_down_says_so_in_one_line(tmp_path: Path) -> Non
 def test_pools_check_lists_the_models_the_table_does_not_classify(tmp_path: Path) -> None:
     import time
 
+    from usage_tracker.providers.records import DIMENSIONS, UsageResult
     from usage_tracker.store import writes
-    from usage_tracker.upstream.contract import DIMENSIONS
-    from usage_tracker.upstream.records import UsageResult
 
     url = f"sqlite:///{tmp_path / 'pools.db'}"
     hour = int(time.time()) // 3600 * 3600 - 3 * 3600

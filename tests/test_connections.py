@@ -17,14 +17,14 @@ from playwright.sync_api import Browser
 from sqlalchemy import select
 
 from usage_tracker import simulator
-from usage_tracker.connections import load_connections
+from usage_tracker.providers.connections import load_connections
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.reports import load_names, summary
-from usage_tracker.serving import BackgroundServer
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import Store, schema
 from usage_tracker.sync import Feed, SyncWindow, sync_each, sync_once
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import SOURCES
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
 from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
@@ -489,7 +489,7 @@ def test_each_openai_organization_has_pools_of_its_own(
     before connections, the other's named."""
     from usage_tracker.alerts.evaluate import Inputs, pool_alerts
     from usage_tracker.alerts.rules import DEFAULT_RULES
-    from usage_tracker.pools import load_pool_table
+    from usage_tracker.providers.openai.pools import load_pool_table
     from usage_tracker.reports import pool_usage
 
     with _two_connection_app(tmp_path, two_orgs, monkeypatch) as url:

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from usage_tracker.upstream.contract import (
+from usage_tracker.providers.openai.contract import (
     COSTS_FILTERS,
     COSTS_GROUP_BY,
     COSTS_OBJECT,
-    DIMENSIONS,
-    METRICS,
     SOURCES,
 )
+from usage_tracker.providers.records import DIMENSIONS, METRICS
 
 from .conftest import SPEC
 

@@ -11,9 +11,9 @@ import httpx2
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from usage_tracker.serving import BackgroundServer
 from usage_tracker.web.guard import Guard, HostRule
 from usage_tracker.web.proxy import ProxyTrust
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import LiveApp, live_app, serve_process
 

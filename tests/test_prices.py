@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usage_tracker.prices import Prices, PricesFileError
+from usage_tracker.providers.prices import Prices, PricesFileError
 
 AT = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp())
 M = 1_000_000
@@ -130,7 +130,7 @@ def test_the_fast_path_gives_the_librarys_price_of_n_average_requests(
 ) -> None:
     """A model priced linearly is priced from per-token rates worked out once; the sum must be
     the library's own price of the row's average request times its request count."""
-    from usage_tracker import prices as module
+    from usage_tracker.providers import prices as module
 
     uncached, cached_text, audio_uncached, cached_audio, write, output = counts
     out_audio = output // 3

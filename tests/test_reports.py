@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from usage_tracker import reports, simulator
-from usage_tracker.names import KeyMappings
-from usage_tracker.pools import NOT_ELIGIBLE, UNCLASSIFIED, load_pool_table
-from usage_tracker.scope import Scope
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.people.names import KeyMappings
+from usage_tracker.people.scope import Scope
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.pools import NOT_ELIGIBLE, UNCLASSIFIED, load_pool_table
+from usage_tracker.providers.records import DIMENSIONS
 from usage_tracker.store import Store
 from usage_tracker.sync import sync_once
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import DIMENSIONS
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW, fresh_database
 
@@ -355,7 +355,7 @@ def test_an_unknown_model_is_unclassified_not_counted(tmp_path: Path) -> None:
 
 
 def test_a_malformed_pool_file_names_the_line_and_column(tmp_path: Path) -> None:
-    from usage_tracker.pools import PoolTableError
+    from usage_tracker.providers.openai.pools import PoolTableError
 
     bad = tmp_path / "tiers.json"
     bad.write_text('{\n  "rules": [\n    {"pattern": "x", "pool": "large",}\n  ]\n}\n')
@@ -416,8 +416,8 @@ def test_200k_tokens_of_gpt_5_1_codex_mini_fill_the_small_pool_not_the_large(
 ) -> None:
     """The audit's case: the old table put gpt-5.1-codex-mini in the large pool and showed it
     at 128 % "exhausted" while the small pool was at 8 %."""
+    from usage_tracker.providers.records import UsageResult
     from usage_tracker.store import writes
-    from usage_tracker.upstream.records import UsageResult
 
     day = NOW - NOW % DAY
     values = {"model": "gpt-5.1-codex-mini", "api_key_id": "key_1", "service_tier": "default"}
@@ -449,8 +449,8 @@ def test_200k_tokens_of_gpt_5_1_codex_mini_fill_the_small_pool_not_the_large(
 
 def _store_today(database_url: str, rows: list[tuple[str, str, str, int]]) -> Store:
     """A store holding, in today's second hour, (model, key, service tier, tokens) rows."""
+    from usage_tracker.providers.records import UsageResult
     from usage_tracker.store import writes
-    from usage_tracker.upstream.records import UsageResult
 
     day = NOW - NOW % DAY
     results = []
@@ -497,7 +497,7 @@ def test_the_pools_follow_openais_lists_not_broad_patterns(database_url: str) ->
 
 
 def test_a_member_sees_the_pool_totals_and_their_own_share_only(database_url: str) -> None:
-    from usage_tracker.scope import Scope
+    from usage_tracker.people.scope import Scope
 
     store = _store_today(
         database_url,

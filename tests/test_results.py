@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from usage_tracker.names import KeyMappings
+from usage_tracker.people.names import KeyMappings
 from usage_tracker.store import Store
 from usage_tracker.web.results import Results
 

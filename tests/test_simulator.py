@@ -12,14 +12,14 @@ import pytest
 from jsonschema import ValidationError
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
-from usage_tracker.upstream.contract import (
+from usage_tracker.providers.openai.contract import (
     COSTS_GROUP_BY,
     DEFAULT_LIMIT,
     MAX_LIMIT,
     SOURCES,
     WIDTH_SECONDS,
 )
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, NOW, SPEC
 from .spec_validation import validate

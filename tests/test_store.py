@@ -11,10 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
+from usage_tracker.providers.records import DIMENSIONS, CostResult, UsageResult
 from usage_tracker.store import Store, schema, writes
 from usage_tracker.store.db import migrate
-from usage_tracker.upstream.contract import DIMENSIONS
-from usage_tracker.upstream.records import CostResult, UsageResult
 
 HOUR, DAY = 3600, 86400
 
@@ -211,7 +210,7 @@ def test_a_process_killed_while_migrating_leaves_a_database_that_opens(tmp_path:
 def test_stored_estimates_follow_the_prices_in_force(database_url: str) -> None:
     """Each row is estimated when written; opened with other prices (a PRICES_FILE edited, a
     new genai-prices), the store estimates every row again, once, and the version moves."""
-    from usage_tracker.prices import Override, Prices
+    from usage_tracker.providers.prices import Override, Prices
 
     t, m = 100 * DAY, 1_000_000
     store = Store.open(database_url)

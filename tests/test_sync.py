@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.store.schema import STORED_AS
 from usage_tracker.sync import (
@@ -29,8 +30,7 @@ from usage_tracker.sync import (
     sync_once,
     sync_recent,
 )
-from usage_tracker.upstream import AdminClient
-from usage_tracker.upstream.contract import SOURCES
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
 

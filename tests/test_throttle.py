@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from argon2 import PasswordHasher
 
-from usage_tracker import auth
+from usage_tracker.people import access as auth
 from usage_tracker.settings import load_settings
 from usage_tracker.store import Store
 from usage_tracker.web.throttle import PER_ACCOUNT, PER_ADDRESS, LoginThrottle

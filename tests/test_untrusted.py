@@ -20,9 +20,9 @@ from openpyxl import load_workbook
 from prometheus_client.parser import text_string_to_metric_families
 
 from usage_tracker.alerts.channels import Channel
-from usage_tracker.simulator.org import HOSTILE_KEY_NAMES, HOSTILE_PROJECT_NAMES
+from usage_tracker.simulator.company import HOSTILE_KEY_NAMES, HOSTILE_PROJECT_NAMES
 from usage_tracker.store import Store
-from usage_tracker.untrusted import FORMULA_START, csv_cell, printable
+from usage_tracker.text.untrusted import FORMULA_START, csv_cell, printable
 
 from .conftest import LiveApp, live_app
 from .receivers import SmtpReceiver

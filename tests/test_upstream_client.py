@@ -14,19 +14,19 @@ import httpx2
 import pytest
 
 from usage_tracker import simulator
-from usage_tracker.serving import BackgroundServer
-from usage_tracker.upstream import (
-    AdminClient,
+from usage_tracker.providers.errors import (
     BadUpstreamResponseError,
     InvalidAdminKeyError,
     NotAdminKeyError,
     RateLimitedError,
-    RetryPolicy,
     RevokedAdminKeyError,
     UpstreamUnavailableError,
 )
-from usage_tracker.upstream.contract import DIMENSIONS, MAX_LIMIT, SOURCES
-from usage_tracker.upstream.records import parse_cost_result, parse_usage_result
+from usage_tracker.providers.openai import AdminClient, RetryPolicy
+from usage_tracker.providers.openai.contract import MAX_LIMIT, SOURCES
+from usage_tracker.providers.openai.records import parse_cost_result, parse_usage_result
+from usage_tracker.providers.records import DIMENSIONS
+from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, EXAMPLES, FAST_RETRY, NOW
 
@@ -167,7 +167,7 @@ def test_every_example_of_a_read_endpoint_is_covered() -> None:
 
 
 def test_single_item_examples_parse_as_records() -> None:
-    from usage_tracker.upstream.records import parse_api_key, parse_project, parse_user
+    from usage_tracker.providers.openai.records import parse_api_key, parse_project, parse_user
 
     assert parse_project(_example("get_organization_projects_project_id.response.json")).id
     key = parse_api_key(

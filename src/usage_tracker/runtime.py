@@ -7,21 +7,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from usage_tracker.connections import Connection, load_connections
-from usage_tracker.prices import Prices, PricesFileError
 from usage_tracker.providers import ProviderClient
+from usage_tracker.providers.connections import Connection, load_connections
+from usage_tracker.providers.openai import AdminClient, RetryPolicy
+from usage_tracker.providers.prices import Prices, PricesFileError
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.sync import Feed, SyncWindow
-from usage_tracker.upstream import AdminClient, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from usage_tracker.alerts.engine import AlertEngine
     from usage_tracker.alerts.rules import AlertRules
-    from usage_tracker.names import KeyMappings
-    from usage_tracker.pools import PoolTable
+    from usage_tracker.people.names import KeyMappings
+    from usage_tracker.providers.openai.pools import PoolTable
 
 
 def configure_logging(settings: Settings) -> None:

@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     """Anthropic's Admin API (the SDK's base URL: no /v1); the simulator's in tests."""
     connections_file: Path | None = None
-    """More organizations to read (YAML or JSON; see usage_tracker.connections): each a name,
-    a provider, where its admin key is, and its own settings."""
+    """More organizations to read (YAML or JSON; see :mod:`usage_tracker.providers.connections`):
+    each a name, a provider, where its admin key is, and its own settings."""
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     database_url: str = "sqlite:///usage-tracker.db"
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     @field_validator("admin_emails")
     @classmethod
     def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from usage_tracker.auth import normal_email
+        from usage_tracker.people.access import normal_email
 
         return tuple(normal_email(e) for e in value)
 

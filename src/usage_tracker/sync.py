@@ -20,15 +20,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from usage_tracker.providers import ProviderClient
-from usage_tracker.store import Store, StoreUnavailableError, writes
-from usage_tracker.store.schema import DEFAULT_CONNECTION
-from usage_tracker.upstream import (
+from usage_tracker.providers.errors import (
     ENDS_SYNC,
     RefusedDimensionError,
     SourceNotAvailableError,
     UpstreamError,
 )
-from usage_tracker.upstream.contract import LATER_DIMENSIONS, SOURCES, align_down, align_up
+from usage_tracker.providers.openai.contract import LATER_DIMENSIONS, SOURCES, align_down, align_up
+from usage_tracker.store import Store, StoreUnavailableError, writes
+from usage_tracker.store.schema import DEFAULT_CONNECTION
 
 log = logging.getLogger(__name__)
 

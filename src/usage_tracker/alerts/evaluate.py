@@ -10,11 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from usage_tracker import reports
-from usage_tracker.names import Names
-from usage_tracker.pools import PoolTable
+from usage_tracker.people.names import Names
+from usage_tracker.providers.openai.contract import align_down
+from usage_tracker.providers.openai.pools import PoolTable
 from usage_tracker.reports.forecast import month_bounds
 from usage_tracker.store import Store
-from usage_tracker.upstream.contract import align_down
 
 from . import messages as m
 from .messages import Firing

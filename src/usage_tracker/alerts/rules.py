@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from usage_tracker.jsonfiles import DocumentError, parse_document, read_document, validated
+from usage_tracker.text.documents import DocumentError, parse_document, read_document, validated
 
 from .channels import check_urls
 

@@ -267,7 +267,7 @@ def _alerts_after_sync(settings: Settings, store: Store) -> bool:
     """What the sync loop does after each pass, for a sync run by cron: evaluate the alert
     rules and deliver what is due. True when something failed (said on standard error)."""
     from usage_tracker.cli.alerts import engine_for
-    from usage_tracker.untrusted import terminal
+    from usage_tracker.text.untrusted import terminal
 
     engine = engine_for(settings, store)
     report = engine.run()
@@ -305,7 +305,8 @@ class _ProgressBars:
 def serve() -> None:
     """Serve the dashboard and API (HOST:PORT) and sync in the background; settings from the
     environment and .env."""
-    from usage_tracker import runtime, serving
+    from usage_tracker import runtime
+    from usage_tracker.web import serving
     from usage_tracker.web.app import create_app
 
     settings = _settings()
@@ -402,11 +403,12 @@ def demo(
     import tempfile
     from pathlib import Path
 
-    from usage_tracker import runtime, serving, simulator
-    from usage_tracker.serving import BackgroundServer
+    from usage_tracker import runtime, simulator
     from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
     from usage_tracker.sync import sync_each, sync_once
+    from usage_tracker.web import serving
     from usage_tracker.web.app import create_app
+    from usage_tracker.web.serving import BackgroundServer
 
     sim = simulator.build(seed=seed, days=90, late_hours=2)
     with (

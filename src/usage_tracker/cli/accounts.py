@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 
 from usage_tracker import runtime
-from usage_tracker.auth import ROLES, hash_password, new_token, normal_email
+from usage_tracker.people.access import ROLES, hash_password, new_token, normal_email
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.store import accounts as rows
-from usage_tracker.untrusted import terminal
+from usage_tracker.text.untrusted import terminal
 
 users = typer.Typer(help="Accounts that may sign in (AUTH_MODE=password), and their roles.")
 tokens = typer.Typer(help="API tokens for scripts: Authorization: Bearer <token>.")

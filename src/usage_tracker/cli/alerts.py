@@ -11,11 +11,11 @@ import typer
 from usage_tracker import runtime
 from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.alerts.rules import describe_rules
-from usage_tracker.names import KeyMappings
-from usage_tracker.pools import PoolTableError, load_pool_table
+from usage_tracker.people.names import KeyMappings
+from usage_tracker.providers.openai.pools import PoolTableError, load_pool_table
 from usage_tracker.settings import Settings, SettingsError, load_settings
 from usage_tracker.store import Store, StoreUnavailableError
-from usage_tracker.untrusted import terminal
+from usage_tracker.text.untrusted import terminal
 
 alerts = typer.Typer(help="Alert rules (ALERTS_FILE) and channels (ALERT_URLS).")
 

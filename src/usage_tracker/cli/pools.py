@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from usage_tracker import runtime
-from usage_tracker.pools import UNCLASSIFIED, PoolTableError, load_pool_table
+from usage_tracker.providers.openai.pools import UNCLASSIFIED, PoolTableError, load_pool_table
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import StoreUnavailableError
-from usage_tracker.untrusted import terminal
+from usage_tracker.text.untrusted import terminal
 
 DAY = 86400
 pools = typer.Typer(help="The complimentary-token pool table.")

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-from usage_tracker import exports, reports, runtime
-from usage_tracker.prices import Prices, PricesFileError
+from usage_tracker import reports, runtime
+from usage_tracker.providers.prices import Prices, PricesFileError
+from usage_tracker.reports import exports
 from usage_tracker.settings import SettingsError, load_settings
 from usage_tracker.store import StoreUnavailableError
-from usage_tracker.untrusted import rich_text
+from usage_tracker.text.untrusted import rich_text
 
 DAY = 86400
 By = Annotated[str, typer.Option(metavar="BY", help="person, key, user, project or model.")]

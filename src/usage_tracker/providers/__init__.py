@@ -1,7 +1,7 @@
 """The providers the tracker reads, each behind one small interface (:class:`ProviderClient`):
 what sources it has, how to read their pages and the names of keys, users and projects, as the
-common records of :mod:`usage_tracker.upstream.records`. OpenAI's client is
-:class:`usage_tracker.upstream.AdminClient`; Anthropic's is :mod:`.anthropic`'s."""
+common records of :mod:`usage_tracker.providers.records`. OpenAI's client is
+:class:`usage_tracker.providers.openai.AdminClient`; Anthropic's is :mod:`.anthropic`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from usage_tracker.upstream.records import ApiKey, CostBucket, Project, UsageBucket, User
+    from usage_tracker.providers.records import ApiKey, CostBucket, Project, UsageBucket, User
 
 
 class ProviderClient(Protocol):

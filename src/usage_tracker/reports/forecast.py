@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from usage_tracker.names import Names
-from usage_tracker.scope import EVERYTHING, Scope
+from usage_tracker.people.names import Names
+from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 
 from .money import CENT

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from usage_tracker.names import Names
-from usage_tracker.scope import Scope
+from usage_tracker.people.names import Names
+from usage_tracker.people.scope import Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 

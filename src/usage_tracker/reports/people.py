@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from usage_tracker.names import Names
-from usage_tracker.scope import EVERYTHING, Scope
+from usage_tracker.people.names import Names
+from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from usage_tracker.scope import EVERYTHING, Scope
+from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.store import Store
 from usage_tracker.store.schema import ESTIMATES
 

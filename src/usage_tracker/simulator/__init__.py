@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .app import API_VERSIONS, CURRENT_API, FAULT_KINDS, Faults, Simulator
-from .org import Organization
-from .scale import Size
+from usage_tracker.simulator.openai import API_VERSIONS, CURRENT_API, FAULT_KINDS, Faults, Simulator
+from usage_tracker.simulator.org import Organization
+from usage_tracker.simulator.scale import Size
 
 DEFAULT_ADMIN_KEY = "sk-admin-simulator"
 

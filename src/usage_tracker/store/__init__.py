@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from usage_tracker.prices import Prices
+from usage_tracker.providers.prices import Prices
 
 from . import folded, queries, schema, writes
 from .db import connect, migrate, sync_lock

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from usage_tracker.auth import digest
+from usage_tracker.people.access import digest
 
 from . import schema
 

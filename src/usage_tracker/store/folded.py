@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from usage_tracker.upstream.contract import METRICS
+from usage_tracker.providers.records import METRICS
 
 from . import schema
 

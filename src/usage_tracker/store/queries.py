@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from usage_tracker.upstream.contract import METRICS
+from usage_tracker.providers.records import METRICS
 
 from . import folded, schema
 

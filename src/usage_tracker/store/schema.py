@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import false
 
-from usage_tracker.upstream.contract import DIMENSIONS, METRICS
+from usage_tracker.providers.records import DIMENSIONS, METRICS
 
 metadata = MetaData(
     naming_convention={

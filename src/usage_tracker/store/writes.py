@@ -10,8 +10,15 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from usage_tracker.upstream.contract import DIMENSIONS, METRICS
-from usage_tracker.upstream.records import ApiKey, CostResult, Project, UsageResult, User
+from usage_tracker.providers.records import (
+    DIMENSIONS,
+    METRICS,
+    ApiKey,
+    CostResult,
+    Project,
+    UsageResult,
+    User,
+)
 
 from . import folded, schema
 

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from usage_tracker import __version__
-from usage_tracker.auth import ROLES, digest, hash_password, new_secret, normal_email
+from usage_tracker.people.access import ROLES, digest, hash_password, new_secret, normal_email
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store
 from usage_tracker.store import accounts as rows

@@ -21,19 +21,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__, runtime
 from usage_tracker.alerts.engine import AlertEngine
-from usage_tracker.connections import Connection
-from usage_tracker.cursors import CursorSigner
-from usage_tracker.names import KeyMappings
-from usage_tracker.pools import PoolTable, PoolTableError, load_pool_table
+from usage_tracker.people.names import KeyMappings
 from usage_tracker.providers import ProviderClient
+from usage_tracker.providers.connections import Connection
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.pools import PoolTable, PoolTableError, load_pool_table
 from usage_tracker.reports import ReportError
 from usage_tracker.runtime import open_client
 from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store, StoreUnavailableError, writes
 from usage_tracker.store.schema import DEFAULT_CONNECTION
 from usage_tracker.sync import Feed, SyncReport, run_forever, sync_each, sync_once, sync_recent
-from usage_tracker.upstream import AdminClient
 from usage_tracker.web.auth import CurrentUser, SignInRequired
+from usage_tracker.web.cursors import CursorSigner
 from usage_tracker.web.minute import (
     MINUTE_RETRY,
     MINUTE_TIMEOUT_SECONDS,
@@ -70,7 +70,7 @@ def _session_secret(settings: Settings, store: Store) -> str:
     every replica (never a fixed default)."""
     if settings.session_secret is not None:
         return settings.session_secret.get_secret_value()
-    from usage_tracker.auth import new_secret
+    from usage_tracker.people.access import new_secret
 
     return store.secret("session_secret", new_secret())
 
@@ -239,8 +239,8 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """The app of the settings in the environment and .env: what each worker process of
     ``usage-tracker serve`` (WORKERS > 1) runs."""
-    from usage_tracker.serving import tune_collector
     from usage_tracker.settings import load_settings
+    from usage_tracker.web.serving import tune_collector
 
     settings = load_settings()
     runtime.configure_logging(settings)

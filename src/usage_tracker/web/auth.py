@@ -18,9 +18,9 @@ from fastapi import Depends, Form, HTTPException, Request
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from usage_tracker.auth import Principal, digest
-from usage_tracker.names import Names
-from usage_tracker.scope import Scope
+from usage_tracker.people.access import Principal, digest
+from usage_tracker.people.names import Names
+from usage_tracker.people.scope import Scope
 from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.guard import PEER

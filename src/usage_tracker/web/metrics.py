@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from usage_tracker import reports
 from usage_tracker.reports.forecast import month_bounds
-from usage_tracker.untrusted import printable
+from usage_tracker.text.untrusted import printable
 from usage_tracker.web.auth import access
 from usage_tracker.web.state import AppState, app_state
 
@@ -113,7 +113,7 @@ class UsageCollector(Collector):
         yield from self._alerts()
 
     def _pools(self, now: int) -> Iterator[Metric]:
-        from usage_tracker.web.api import tiers_report
+        from usage_tracker.web.api.tiers import tiers_report
 
         report = tiers_report(self.state, self.access, now)
         used = GaugeMetricFamily(
@@ -176,7 +176,7 @@ def metrics(request: Request) -> Response:
     token = state.settings.metrics_token
     header = request.headers.get("authorization", "")
     if token is not None and hmac.compare_digest(header, f"Bearer {token.get_secret_value()}"):
-        from usage_tracker.auth import Principal
+        from usage_tracker.people.access import Principal
 
         who = Principal("metrics", "viewer", "token", name="metrics scraper")
     else:

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from usage_tracker.cursors import CursorError, CursorSigner
+from usage_tracker.providers.errors import UpstreamError
+from usage_tracker.providers.openai import AdminClient, RetryPolicy
 from usage_tracker.reports import ReportError
-from usage_tracker.upstream import AdminClient, RetryPolicy, UpstreamError
+from usage_tracker.web.cursors import CursorError, CursorSigner
 
 MINUTE_RETRY = RetryPolicy(
     max_retries=1, base_delay=0.25, max_delay=1.0, max_retry_after=2.0, deadline=8.0

@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from starlette.middleware.sessions import SessionMiddleware
 
 from usage_tracker import __version__
-from usage_tracker.auth import normal_email
+from usage_tracker.people.access import normal_email
 from usage_tracker.settings import Settings
 from usage_tracker.store import accounts as rows
 from usage_tracker.web.auth import SESSION_COOKIE

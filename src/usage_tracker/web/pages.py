@@ -14,20 +14,15 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from usage_tracker import __version__, reports
-from usage_tracker.names import Names
+from usage_tracker.people.names import Names
+from usage_tracker.people.scope import EVERYTHING, Scope
+from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.reports import ReportError
-from usage_tracker.scope import EVERYTHING, Scope
-from usage_tracker.upstream.contract import SOURCES
 from usage_tracker.web import charts
-from usage_tracker.web.api import (
-    State,
-    health_report,
-    hour_range,
-    provisional_from,
-    reconciliation_report,
-    summary_body,
-    tiers_report,
-)
+from usage_tracker.web.api.common import State, hour_range, provisional_from
+from usage_tracker.web.api.health import health_report
+from usage_tracker.web.api.summary import reconciliation_report, summary_body
+from usage_tracker.web.api.tiers import tiers_report
 from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
 from usage_tracker.web.results import Version
 from usage_tracker.web.state import AppState

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usage_tracker import __version__, reports
-from usage_tracker.auth import normal_email
+from usage_tracker.people.access import normal_email
 from usage_tracker.store import people as rows
 from usage_tracker.web.auth import Access, Admin, CsrfForm, Viewer, check_csrf, csrf_token
 from usage_tracker.web.pages import Preset, date_range, no_keys_notice, picked_range

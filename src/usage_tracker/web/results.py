@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from usage_tracker import reports
-from usage_tracker.names import KeyMappings, Names
+from usage_tracker.people.names import KeyMappings, Names
 from usage_tracker.store import Store
 
 T = TypeVar("T")

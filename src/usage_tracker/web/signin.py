@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from usage_tracker import __version__
-from usage_tracker.auth import (
+from usage_tracker.people.access import (
     digest,
     new_token,
     normal_email,

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from usage_tracker.alerts.engine import AlertEngine
-from usage_tracker.connections import Connection
-from usage_tracker.cursors import CursorSigner
-from usage_tracker.names import KeyMappings
-from usage_tracker.pools import PoolTable
+from usage_tracker.people.names import KeyMappings
 from usage_tracker.providers import ProviderClient
+from usage_tracker.providers.connections import Connection
+from usage_tracker.providers.openai import AdminClient
+from usage_tracker.providers.openai.pools import PoolTable
 from usage_tracker.settings import Settings
 from usage_tracker.store import Store
 from usage_tracker.sync import LoopStatus
-from usage_tracker.upstream import AdminClient
+from usage_tracker.web.cursors import CursorSigner
 from usage_tracker.web.minute import MinuteGateway
 from usage_tracker.web.results import Results
 from usage_tracker.web.throttle import LoginThrottle

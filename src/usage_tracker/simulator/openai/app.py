@@ -2,140 +2,44 @@
 
 It accepts what the real API accepts (``group_by=a&group_by=b`` and ``group_by[]=a``, every filter,
 bucket widths with their default and maximum limits, opaque cursors) and rejects what it rejects,
-with OpenAI's error body. :class:`Faults` injects 429s, 500s, slow answers, dropped connections and
-truncated bodies, at a seeded random rate or on demand.
+with OpenAI's error body, and answers as each of :data:`API_VERSIONS` did.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
-import random
 import re
-import threading
 import time
-from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
-from usage_tracker.upstream.contract import (
+from usage_tracker.providers.openai.contract import (
     COSTS_DEFAULT_LIMIT,
     COSTS_FILTERS,
     COSTS_GROUP_BY,
     COSTS_MAX_LIMIT,
-    COSTS_OBJECT,
     DEFAULT_LIMIT,
-    DIMENSIONS,
     LATER_DIMENSIONS,
     MAX_LIMIT,
     SOURCES,
-    WIDTH_SECONDS,
-    Source,
-    buckets_stop,
 )
-
-from .org import Event, Organization, SimKey, SimProject, SimUser
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-FAULT_KINDS = ("429", "500", "slow", "drop", "truncate")
-
-
-@dataclass
-class Faults:
-    """Failure injection. ``rate`` of responses fail, with a kind drawn from ``kinds``."""
-
-    rate: float = 0.0
-    kinds: tuple[str, ...] = FAULT_KINDS
-    seed: int = 0
-    slow_seconds: float = 2.0
-    latency_seconds: float = 0.0
-    retry_after_ms: int = 20
-    """Sent as ``retry-after-ms``; ``Retry-After`` carries the same wait rounded up to seconds."""
-    forced: deque[str] = field(default_factory=deque)
-    injected: Counter[str] = field(default_factory=Counter)
-    _rng: random.Random = field(init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(f"faults:{self.seed}")
-
-    def force(self, *kinds: str) -> None:
-        """Fail the next requests with these kinds, in order (``"ok"`` lets one through)."""
-        self.forced.extend(kinds)
-
-    def draw(self) -> str | None:
-        with self._lock:
-            if self.forced:
-                kind = self.forced.popleft()
-            elif self.rate and self._rng.random() < self.rate:
-                kind = self._rng.choice(self.kinds)
-            else:
-                return None
-            if kind == "ok":
-                return None
-            self.injected[kind] += 1
-            return kind
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, message: str, param: str | None = None, code: str | None = None
-    ):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": "invalid_request_error",
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-
-class Query:
-    """A query string where ``name=a&name=b`` and ``name[]=a`` both build the array ``name``."""
-
-    def __init__(self, raw: str) -> None:
-        self.values: dict[str, list[str]] = defaultdict(list)
-        for name, value in parse_qsl(raw, keep_blank_values=True):
-            self.values[name.removesuffix("[]")].append(value)
-
-    def array(self, name: str) -> list[str]:
-        return [v for item in self.values.get(name, []) for v in item.split(",") if v]
-
-    def text(self, name: str) -> str | None:
-        values = self.values.get(name)
-        return values[-1] if values else None
-
-    def integer(self, name: str, *, required: bool = False) -> int | None:
-        raw = self.text(name)
-        if raw is None or raw == "":
-            if required:
-                raise ApiError(400, f"Missing required parameter: '{name}'.", name)
-            return None
-        if not re.fullmatch(r"-?\d+", raw):
-            raise ApiError(400, f"Invalid value for '{name}': expected an integer.", name)
-        return int(raw)
-
-    def boolean(self, name: str) -> bool | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        if raw not in ("true", "false"):
-            raise ApiError(400, f"Invalid value for '{name}': expected true or false.", name)
-        return raw == "true"
-
+from usage_tracker.simulator.company import SimKey, SimProject, SimUser
+from usage_tracker.simulator.http import ApiError, Query, Receive, Scope, Send, header, lifespan
+from usage_tracker.simulator.openai.faults import Faults
+from usage_tracker.simulator.openai.paging import (
+    Window,
+    bucket_json,
+    cost_result,
+    filters_of,
+    group_by_of,
+    list_page,
+    passes,
+    usage_results,
+)
+from usage_tracker.simulator.org import Organization
 
 API_VERSIONS = ("2026-08", "2026-11", "2027-01")
 """How the simulator answers: as OpenAI's API did in 2026-08 (no ``api_source`` dimension, no
@@ -198,7 +102,7 @@ class Simulator:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -219,7 +123,7 @@ class Simulator:
         path = scope["path"].rstrip("/")
         self.requests[_route_label(path)] += 1
         try:
-            self._authenticate(_header(scope, b"authorization"))
+            self._authenticate(header(scope, b"authorization"))
             if scope["method"] != "GET":
                 raise ApiError(405, f"Method {scope['method']} is not supported by the simulator.")
             query = Query(scope.get("query_string", b"").decode("latin-1"))
@@ -323,26 +227,26 @@ class Simulator:
             spec = dataclasses.replace(
                 spec, group_by=tuple(d for d in spec.group_by if d not in LATER_DIMENSIONS)
             )
-        window = _Window.parse(query, DEFAULT_LIMIT, MAX_LIMIT, ("1m", "1h", "1d"), self.org.now)
-        group_by = _group_by(query, spec.group_by)
-        filters = _filters(query, spec)
+        window = Window.parse(query, DEFAULT_LIMIT, MAX_LIMIT, ("1m", "1h", "1d"), self.org.now)
+        group_by = group_by_of(query, spec.group_by)
+        filters = filters_of(query, spec)
         buckets = []
         for start, end in window.buckets():
             events = [
-                e for e in self.org.events(start, end) if e.source == source and _passes(e, filters)
+                e for e in self.org.events(start, end) if e.source == source and passes(e, filters)
             ]
-            results = _usage_results(spec, events, group_by)
+            results = usage_results(spec, events, group_by)
             if self.api_version == "2027-01":
                 for result in results:  # a field no version of ours knows
                     result["output_reasoning_tokens"] = result.get("output_tokens", 0) // 3
-            buckets.append(_bucket(start, end, results))
+            buckets.append(bucket_json(start, end, results))
         return window.page(buckets)
 
     def _costs(self, query: Query) -> dict[str, Any]:
-        window = _Window.parse(
+        window = Window.parse(
             query, {"1d": COSTS_DEFAULT_LIMIT}, {"1d": COSTS_MAX_LIMIT}, ("1d",), self.org.now
         )
-        group_by = _group_by(query, COSTS_GROUP_BY)
+        group_by = group_by_of(query, COSTS_GROUP_BY)
         filters = {dim: set(query.array(p)) for p, dim in COSTS_FILTERS.items() if query.array(p)}
         buckets = []
         for start, end in window.buckets():
@@ -360,7 +264,7 @@ class Simulator:
                 row[0] += line.micros
                 row[1] += line.quantity
             buckets.append(
-                _bucket(start, end, [_cost_result(k, v, group_by) for k, v in rows.items()])
+                bucket_json(start, end, [cost_result(k, v, group_by) for k, v in rows.items()])
             )
         return window.page(buckets)
 
@@ -372,13 +276,13 @@ class Simulator:
         start = query.integer("start_time", required=True) or 0
         end = query.integer("end_time", required=True) or 0
         if source == "costs":
-            groups = _group_by(query, COSTS_GROUP_BY)
+            groups = group_by_of(query, COSTS_GROUP_BY)
             costs = self.org.cost_truth(start, end, groups)
             rows = [
                 {**dict(zip(groups, k, strict=True)), "amount": str(v)} for k, v in costs.items()
             ]
         elif source in SOURCES:
-            groups = _group_by(query, SOURCES[source].group_by)
+            groups = group_by_of(query, SOURCES[source].group_by)
             usage = self.org.truth(source, start, end, groups)
             rows = [{**dict(zip(groups, k, strict=True)), **v} for k, v in usage.items()]
         else:
@@ -390,7 +294,7 @@ class Simulator:
     def _projects(self, query: Query) -> dict[str, Any]:
         archived = query.boolean("include_archived") or False
         projects = [p for p in self.org.projects.values() if archived or p.archived_at is None]
-        return _list(query, [_project(p) for p in projects])
+        return list_page(query, [_project(p) for p in projects])
 
     def _project(self, query: Query, project_id: str) -> dict[str, Any]:
         if project_id not in self.org.projects:
@@ -414,7 +318,7 @@ class Simulator:
 
     def _keys(self, query: Query, project_id: str) -> dict[str, Any]:
         keys = self._visible_keys(project_id, query.text("owner_project_access") or "active")
-        return _list(query, [self._key_json(k) for k in keys])
+        return list_page(query, [self._key_json(k) for k in keys])
 
     def _key(self, query: Query, project_id: str, key_id: str) -> dict[str, Any]:
         for key in self._visible_keys(project_id, "any"):
@@ -454,7 +358,7 @@ class Simulator:
     def _users(self, query: Query) -> dict[str, Any]:
         emails = set(query.array("emails"))
         users = [u for u in self.org.users if not emails or u.email in emails]
-        return _list(query, [_user(u) for u in users])
+        return list_page(query, [_user(u) for u in users])
 
     def _user(self, query: Query, user_id: str) -> dict[str, Any]:
         for user in self.org.users:
@@ -467,183 +371,6 @@ class _AuthFailure(Exception):
     def __init__(self, status: int, body: Any):
         super().__init__(status)
         self.status, self.body = status, body
-
-
-@dataclass(frozen=True)
-class _Window:
-    """The buckets one request covers: from ``start`` (or the cursor) for ``limit`` buckets."""
-
-    start: int
-    stop: int
-    step: int
-    first: int
-    limit: int
-    fingerprint: str
-
-    @classmethod
-    def parse(
-        cls,
-        query: Query,
-        defaults: Mapping[str, int],
-        maxima: Mapping[str, int],
-        widths: tuple[str, ...],
-        now: int,
-    ) -> _Window:
-        start = query.integer("start_time", required=True)
-        assert start is not None
-        end = query.integer("end_time")
-        if start < 0:
-            raise ApiError(
-                400, "Invalid value for 'start_time': must not be negative.", "start_time"
-            )
-        if end is not None and end <= start:
-            raise ApiError(
-                400, "Invalid value for 'end_time': must be after start_time.", "end_time"
-            )
-        width = query.text("bucket_width") or "1d"
-        if width not in widths:
-            raise ApiError(
-                400,
-                f"Invalid value for 'bucket_width': expected one of {', '.join(widths)}.",
-                "bucket_width",
-            )
-        limit = query.integer("limit")
-        if limit is None:
-            limit = defaults[width]
-        if not 1 <= limit <= maxima[width]:
-            raise ApiError(
-                400,
-                f"Invalid value for 'limit': must be between 1 and {maxima[width]} "
-                f"for bucket_width={width}.",
-                "limit",
-            )
-        step = WIDTH_SECONDS[width]
-        stop = buckets_stop(start, end, step, now)
-        fingerprint = f"{start}:{end}:{width}"
-        first = start
-        cursor = query.text("page")
-        if cursor:
-            first = _decode_cursor(cursor, fingerprint)
-        return cls(start, stop, step, first, limit, fingerprint)
-
-    def buckets(self) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        t = self.first
-        while t < self.stop and len(out) < self.limit:
-            out.append((t, min(t + self.step, self.stop)))
-            t += self.step
-        return out
-
-    def page(self, buckets: list[dict[str, Any]]) -> dict[str, Any]:
-        after = self.first + len(buckets) * self.step
-        more = after < self.stop
-        return {
-            "object": "page",
-            "data": buckets,
-            "has_more": more,
-            "next_page": encode_cursor(after, self.fingerprint) if more else None,
-        }
-
-
-def encode_cursor(next_start: int, fingerprint: str) -> str:
-    """The simulator's cursor: opaque to clients, like OpenAI's."""
-    return "page_" + base64.urlsafe_b64encode(f"{next_start}|{fingerprint}".encode()).decode()
-
-
-def _decode_cursor(cursor: str, fingerprint: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor.removeprefix("page_").encode()).decode()
-        start, seen = raw.split("|", 1)
-        if seen == fingerprint:
-            return int(start)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise ApiError(400, "Invalid value for 'page': not a cursor for this query.", "page")
-
-
-def _group_by(query: Query, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    values = query.array("group_by")
-    for value in values:
-        if value not in allowed:
-            raise ApiError(
-                400,
-                f"Invalid value for 'group_by': '{value}'. "
-                f"Supported values are: {', '.join(allowed)}.",
-                "group_by",
-            )
-    return tuple(dict.fromkeys(values))
-
-
-def _filters(query: Query, spec: Source) -> dict[str, set[object]]:
-    filters: dict[str, set[object]] = {
-        dim: set(query.array(p))
-        for p, dim in spec.filters.items()
-        if p != "batch" and query.array(p)
-    }
-    if "batch" in spec.filters and (batch := query.boolean("batch")) is not None:
-        filters["batch"] = {batch}
-    return filters
-
-
-def _passes(event: Event, filters: Mapping[str, set[object]]) -> bool:
-    return all(event.dims[DIMENSIONS.index(d)] in allowed for d, allowed in filters.items())
-
-
-def _usage_results(
-    spec: Source, events: list[Event], group_by: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    rows: dict[tuple[object, ...], dict[str, int]] = {}
-    for event in events:
-        key = tuple(
-            event.dims[DIMENSIONS.index(d)] if d in group_by else None for d in spec.group_by
-        )
-        row = rows.setdefault(key, dict.fromkeys(spec.metrics, 0))
-        for name, value in event.metrics:
-            row[name] += value
-    return [
-        {"object": spec.object, **metrics, **dict(zip(spec.group_by, key, strict=True))}
-        for key, metrics in rows.items()
-    ]
-
-
-def _cost_result(
-    key: tuple[object, ...], row: list[Any], group_by: tuple[str, ...]
-) -> dict[str, Any]:
-    micros, quantity, unit = row
-    by_item = "line_item" in group_by
-    return {
-        "object": COSTS_OBJECT,
-        "amount": {"value": micros / 1_000_000, "currency": "usd"},
-        **dict(zip(COSTS_GROUP_BY, key, strict=True)),
-        "quantity": quantity if by_item else None,
-        "quantity_unit": (unit or None) if by_item else None,
-    }
-
-
-def _bucket(start: int, end: int, results: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"object": "bucket", "start_time": start, "end_time": end, "results": results}
-
-
-def _list(query: Query, items: list[dict[str, Any]]) -> dict[str, Any]:
-    limit = query.integer("limit") or 20
-    if not 1 <= limit <= 100:
-        raise ApiError(400, "Invalid value for 'limit': must be between 1 and 100.", "limit")
-    after = query.text("after")
-    if after:
-        ids = [i["id"] for i in items]
-        if after not in ids:
-            raise ApiError(
-                400, f"Invalid value for 'after': '{after}' is not in this list.", "after"
-            )
-        items = items[ids.index(after) + 1 :]
-    page = items[:limit]
-    return {
-        "object": "list",
-        "data": page,
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-        "has_more": len(items) > limit,
-    }
 
 
 def _project(p: SimProject) -> dict[str, Any]:
@@ -679,13 +406,6 @@ def _redact(key: str) -> str:
     return key if len(key) < 12 else f"{key[:8]}{'*' * (len(key) - 12)}{key[-4:]}"
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _route_label(path: str) -> str:
     parts = path.removeprefix("/v1/organization/").split("/")
     if parts[0] == "usage" and len(parts) > 1:
@@ -693,13 +413,3 @@ def _route_label(path: str) -> str:
     if parts[0] == "projects" and len(parts) > 2:
         return "api_keys"
     return parts[0]
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

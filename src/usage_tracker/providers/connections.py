@@ -28,8 +28,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from usage_tracker.jsonfiles import DocumentError, position, read_document, validated
 from usage_tracker.settings import Settings, SettingsError
+from usage_tracker.text.documents import DocumentError, position, read_document, validated
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PROVIDERS = ("openai", "anthropic")
@@ -124,30 +124,20 @@ def load_connections(
     of what cannot be used (a key whose variable is unset or whose file cannot be read too)."""
     environ = os.environ if environ is None else environ
     found: list[Connection] = []
-    key = settings.openai_admin_key
-    if key is not None and key.get_secret_value():
-        found.append(
-            Connection(
-                name="openai",
-                provider="openai",
-                key=key,
-                base_url=settings.openai_base_url,
-                usage_tier=settings.usage_tier,
-                sharing_projects=settings.sharing_projects,
-                backfill_days=settings.backfill_days,
+    for provider in PROVIDERS:  # OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY: named as the provider
+        key = _environment_key(settings, provider)
+        if key is not None and key.get_secret_value():
+            found.append(
+                Connection(
+                    name=provider,
+                    provider=provider,
+                    key=key,
+                    base_url=_base_url(settings, provider),
+                    usage_tier=settings.usage_tier,
+                    sharing_projects=settings.sharing_projects if provider == "openai" else (),
+                    backfill_days=settings.backfill_days,
+                )
             )
-        )
-    anthropic_key = settings.anthropic_admin_key
-    if anthropic_key is not None and anthropic_key.get_secret_value():
-        found.append(
-            Connection(
-                name="anthropic",
-                provider="anthropic",
-                key=anthropic_key,
-                base_url=settings.anthropic_base_url,
-                backfill_days=settings.backfill_days,
-            )
-        )
     if settings.connections_file is None:
         return found
     path = settings.connections_file
@@ -177,18 +167,21 @@ def load_connections(
                 name=entry.name,
                 provider=entry.provider,
                 key=_key(entry, environ, problem),
-                base_url=entry.base_url
-                or (
-                    settings.anthropic_base_url
-                    if entry.provider == "anthropic"
-                    else settings.openai_base_url
-                ),
+                base_url=entry.base_url or _base_url(settings, entry.provider),
                 usage_tier=entry.usage_tier or settings.usage_tier,
                 sharing_projects=entry.sharing_projects,
                 backfill_days=entry.backfill_days or settings.backfill_days,
             )
         )
     return found
+
+
+def _environment_key(settings: Settings, provider: str) -> SecretStr | None:
+    return settings.anthropic_admin_key if provider == "anthropic" else settings.openai_admin_key
+
+
+def _base_url(settings: Settings, provider: str) -> str:
+    return settings.anthropic_base_url if provider == "anthropic" else settings.openai_base_url
 
 
 def _key(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from usage_tracker.jsonfiles import parse_json_object
+from usage_tracker.text.documents import parse_json_object
 
 log = logging.getLogger(__name__)
 

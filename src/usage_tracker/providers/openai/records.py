@@ -1,100 +1,27 @@
-"""Typed records the upstream client hands to the rest of the program.
+"""OpenAI's JSON objects as the common records of :mod:`usage_tracker.providers.records`.
 
-Every record is built from an upstream JSON object by a tolerant parser: unknown fields are ignored,
-missing optional fields become ``None`` (or 0 for counters that are absent), and a field of the
-wrong type is a :class:`~usage_tracker.upstream.errors.BadUpstreamResponseError`.
+Tolerant parsers: unknown fields are ignored, missing optional fields become ``None`` (counters
+that are absent are left out), and a field of the wrong type is a
+:class:`~usage_tracker.providers.errors.BadUpstreamResponseError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .contract import COSTS_GROUP_BY, DIMENSIONS, METRICS
-from .errors import BadUpstreamResponseError
-
-Dimensions = tuple[str | bool | None, ...]
-"""Values of :data:`~usage_tracker.upstream.contract.DIMENSIONS`, in that order."""
-
-
-@dataclass(frozen=True, slots=True)
-class UsageResult:
-    """One grouped row of one usage bucket."""
-
-    source: str
-    start_time: int
-    end_time: int
-    dimensions: Dimensions
-    metrics: Mapping[str, int]
-
-    def dimension(self, name: str) -> str | bool | None:
-        return self.dimensions[DIMENSIONS.index(name)]
-
-    @property
-    def total_tokens(self) -> int:
-        """Input plus output tokens. ``input_tokens`` already includes the cached and cache-write
-        tokens, so those are never added a second time."""
-        return self.metrics.get("input_tokens", 0) + self.metrics.get("output_tokens", 0)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageBucket:
-    start_time: int
-    end_time: int
-    results: tuple[UsageResult, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CostResult:
-    start_time: int
-    end_time: int
-    project_id: str | None
-    line_item: str | None
-    api_key_id: str | None
-    amount: Decimal
-    currency: str
-    quantity: Decimal | None
-    quantity_unit: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CostBucket:
-    start_time: int
-    end_time: int
-    results: tuple[CostResult, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Project:
-    id: str
-    name: str | None
-    created_at: int | None
-    archived_at: int | None
-    status: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    project_id: str
-    name: str | None
-    redacted_value: str | None
-    created_at: int | None
-    last_used_at: int | None
-    owner_type: str | None
-    owner_id: str | None
-    owner_name: str | None
-    owner_email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    name: str | None
-    email: str | None
-    role: str | None
+from usage_tracker.providers.errors import BadUpstreamResponseError
+from usage_tracker.providers.openai.contract import COSTS_GROUP_BY
+from usage_tracker.providers.records import (
+    DIMENSIONS,
+    METRICS,
+    ApiKey,
+    CostResult,
+    Project,
+    UsageResult,
+    User,
+)
 
 
 def _opt_str(raw: Mapping[str, Any], key: str) -> str | None:

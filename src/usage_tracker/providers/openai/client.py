@@ -23,17 +23,8 @@ import httpx2
 import openai
 from pydantic import SecretStr
 
-from .contract import (
-    COSTS_GROUP_BY,
-    COSTS_MAX_LIMIT,
-    DIMENSIONS,
-    MAX_LIMIT,
-    METRICS,
-    SOURCES,
-    align_down,
-    align_up,
-)
-from .errors import (
+from usage_tracker.providers.base import SdkClient
+from usage_tracker.providers.errors import (
     BadUpstreamResponseError,
     InvalidAdminKeyError,
     NotAdminKeyError,
@@ -47,17 +38,29 @@ from .errors import (
     UpstreamUnreachableError,
     scrub,
 )
-from .records import (
-    ApiKey,
-    CostBucket,
-    Project,
-    UsageBucket,
-    User,
+from usage_tracker.providers.openai.contract import (
+    COSTS_GROUP_BY,
+    COSTS_MAX_LIMIT,
+    MAX_LIMIT,
+    SOURCES,
+    align_down,
+    align_up,
+)
+from usage_tracker.providers.openai.records import (
     parse_api_key,
     parse_cost_result,
     parse_project,
     parse_usage_result,
     parse_user,
+)
+from usage_tracker.providers.records import (
+    DIMENSIONS,
+    METRICS,
+    ApiKey,
+    CostBucket,
+    Project,
+    UsageBucket,
+    User,
 )
 
 log = logging.getLogger(__name__)
@@ -159,11 +162,11 @@ def _check_and_log(response: httpx2.Response) -> None:
         raise NotJsonResponseError(content_type.split(";")[0].strip() or "no content type")
 
 
-class AdminClient:
+class AdminClient(SdkClient):
     """Reads an organization's usage, costs and names.
 
     Every method pages to the end and retries transient faults; each raises only
-    :class:`~usage_tracker.upstream.errors.UpstreamError` subclasses. ``requests`` and
+    :class:`~usage_tracker.providers.errors.UpstreamError` subclasses. ``requests`` and
     ``retries`` count attempts per endpoint (``"completions"``, ``"costs"``, ``"projects"``…).
     """
 
@@ -199,31 +202,12 @@ class AdminClient:
             timeout=timeout,
             http_client=http_client,
         )
-        self.requests: Counter[str] = Counter()
+        super().__init__(self._sdk)
         self.retries: Counter[str] = Counter()
-        self.new_fields: dict[str, set[str]] = {}
-        """Per usage source, the fields of its results this version does not read (ignored)."""
-        self._lock = threading.Lock()
         self._paused_until = 0.0
         self._paused_by = 0
-        self.trouble: str | None = None
-        """What is going wrong with the upstream right now, in words ("rate-limited (429),
-        retrying"), from the first fault until a call succeeds: health says it at once."""
-        self._trouble_since: float | None = None
-        self.on_trouble: Callable[[str | None], object] | None = None
-        """Told each time ``trouble`` changes (None: cleared), so that other processes (the
-        workers that are not syncing) can say it too."""
         """A 429 holds back every thread using this client, not only the one that got it (which
         waits out the delay itself)."""
-
-    def close(self) -> None:
-        self._sdk.close()
-
-    def __enter__(self) -> AdminClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- usage and costs -------------------------------------------------------------------
 
@@ -413,8 +397,7 @@ class AdminClient:
                 self._sleep(delay)
             else:
                 log.debug("%s: %s ok", label, kwargs.get("start_time", ""))
-                if self.trouble is not None:
-                    self._set_trouble(None)
+                self._set_trouble(None)
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -432,18 +415,7 @@ class AdminClient:
             words = f"OpenAI is unreachable ({what}); retrying"
         else:
             words = f"OpenAI is failing ({what}); retrying"
-        if words != self.trouble:
-            self._set_trouble(words)
-
-    def _set_trouble(self, words: str | None) -> None:
-        with self._lock:
-            self.trouble = words
-            if words is None:
-                self._trouble_since = None
-            elif self._trouble_since is None:
-                self._trouble_since = time.monotonic()
-        if self.on_trouble is not None:
-            self.on_trouble(words)
+        self._set_trouble(words)
 
     def _give_up(self, fault: _Retryable, attempt: int, elapsed_after_delay: float) -> bool:
         policy = self._retry

@@ -1,12 +1,9 @@
-"""The simulated Anthropic Admin API: the same synthetic company as the OpenAI simulator, seen
-through Anthropic's contract (the types of the pinned ``anthropic`` SDK, field for field).
+"""The simulated Anthropic Admin API, field for field the types of the pinned ``anthropic`` SDK.
 
-The company's completions traffic is its Claude traffic here: each OpenAI key has an Anthropic
-twin (``apikey_…``) owned by the same person, each project is a workspace (``wrkspc_…``), and
-each model maps to one Claude model. Served: the usage and cost analytics reports
-(``/v1/organizations/analytics/usage`` and ``/cost``, beta header required, at most 31 days
-per request, starting no earlier than 2026-01-01), API keys, users and workspaces. Costs are
-in cents as decimal strings, as Anthropic sends them.
+Served: the usage and cost analytics reports (``/v1/organizations/analytics/usage`` and
+``/cost``, beta header required, at most 31 days per request, starting no earlier than
+2026-01-01), API keys, users and workspaces. Costs are in cents as decimal strings, as
+Anthropic sends them.
 """
 
 from __future__ import annotations
@@ -15,14 +12,19 @@ import base64
 import datetime as dt
 import json
 import re
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from .app import ApiError, Query, Receive, Scope, Send, _header, _lifespan
-from .org import Event, Organization, SimKey
+from usage_tracker.simulator.anthropic.org import (
+    AnthropicOrganization,
+    key_id,
+    user_id,
+    workspace_id,
+)
+from usage_tracker.simulator.company import SimKey
+from usage_tracker.simulator.http import ApiError, Query, Receive, Scope, Send, header, lifespan
+from usage_tracker.simulator.org import Organization
 
 BETA = "analytics-usage-cost-2026-08-24"
 EARLIEST = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
@@ -30,142 +32,7 @@ MAX_RANGE = 31 * 86400
 WIDTHS = {"1d": 86400, "1h": 3600, "1m": 60}
 USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier", "actor")
 COST_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier")
-CLAUDE = ("claude-sonnet-4-6", "claude-haiku-4-5-20251001", "claude-opus-4-8")
-PRICES = {  # USD per 1M tokens: input, 5-minute cache write, cache read, output
-    "claude-opus-4-8": (Decimal(5), Decimal("6.25"), Decimal("0.50"), Decimal(25)),
-    "claude-sonnet-4-6": (Decimal(3), Decimal("3.75"), Decimal("0.30"), Decimal(15)),
-    "claude-haiku-4-5-20251001": (Decimal(1), Decimal("1.25"), Decimal("0.10"), Decimal(5)),
-}
 DEFAULT_ADMIN_KEY = "sk-ant-admin01-simulator"
-
-
-def claude_model(openai_model: str) -> str:
-    """The Claude model an OpenAI model's traffic becomes (stable: a sum of its letters)."""
-    return CLAUDE[sum(map(ord, openai_model)) % len(CLAUDE)]
-
-
-def key_id(key: str) -> str:
-    return "apikey_" + key.removeprefix("key_")
-
-
-def workspace_id(project: str) -> str:
-    return "wrkspc_" + project.removeprefix("proj_")
-
-
-def user_id(user: str) -> str:
-    return "user_" + user.removeprefix("user-")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One completions event as Anthropic reports it."""
-
-    ts: int
-    group: dict[str, Any]
-    uncached: int
-    cache_read: int
-    cache_write: int
-    output: int
-    requests: int
-
-    @property
-    def cents(self) -> Decimal:
-        price_in, write, read, price_out = PRICES[self.group["model"]]
-        usd = (
-            self.uncached * price_in
-            + self.cache_write * write
-            + self.cache_read * read
-            + self.output * price_out
-        ) / 1_000_000
-        if self.group["service_tier"] == "batch":  # the Message Batches API: half price
-            usd /= 2
-        return usd * 100
-
-
-class AnthropicOrganization:
-    """The company of an :class:`Organization`, as Anthropic would report it."""
-
-    def __init__(self, org: Organization) -> None:
-        self.org = org
-        self.keys = {k.id: k for k in org.keys}
-
-    def rows(self, start: int, end: int) -> Iterator[Row]:
-        for event in self.org.events(start, end):
-            if event.source == "completions":
-                yield self._row(event)
-
-    def _row(self, event: Event) -> Row:
-        m = dict(event.metrics)
-        dims = dict(zip(("project_id", "user_id", "api_key_id"), event.dims[:3], strict=True))
-        key = self.keys[str(dims["api_key_id"])]
-        tier = _tier(event)
-        group = {
-            "api_key_id": key_id(key.id),
-            "workspace_id": workspace_id(key.project_id),
-            "model": claude_model(str(_dimension(event, "model"))),
-            "service_tier": tier,
-            "actor": _actor(key),
-        }
-        cache_write = m.get("input_cache_write_tokens", 0)
-        cache_read = m.get("input_cached_tokens", 0)
-        return Row(
-            event.ts,
-            group,
-            m["input_tokens"] - cache_read - cache_write,
-            cache_read,
-            cache_write,
-            m["output_tokens"],
-            m.get("num_model_requests", 0),
-        )
-
-    def truth(
-        self, start: int, end: int, group_by: tuple[str, ...] = ()
-    ) -> dict[tuple[Any, ...], dict[str, int]]:
-        """Tokens in the tracker's meaning (``input_tokens`` every input token, cached ones
-        the cache reads) in [start, end), per ``group_by`` values."""
-        out: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-        for row in self.rows(start, end):
-            totals = out[tuple(_plain(row.group[g]) for g in group_by)]
-            totals["input_tokens"] += row.uncached + row.cache_read + row.cache_write
-            totals["input_cached_tokens"] += row.cache_read
-            totals["input_cache_write_tokens"] += row.cache_write
-            totals["output_tokens"] += row.output
-            totals["num_model_requests"] += row.requests
-        return {k: dict(v) for k, v in out.items()}
-
-    def cost_truth(self, start: int, end: int) -> Decimal:
-        """Billed USD of the UTC days in [start, end)."""
-        return sum((r.cents for r in self.rows(start, end)), Decimal(0)) / 100
-
-
-def _plain(value: Any) -> Any:
-    return value["user_id"] if isinstance(value, dict) and "user_id" in value else value
-
-
-def _dimension(event: Event, name: str) -> Any:
-    from usage_tracker.upstream.contract import DIMENSIONS
-
-    return event.dims[DIMENSIONS.index(name)]
-
-
-def _tier(event: Event) -> str:
-    if _dimension(event, "batch") is True:
-        return "batch"
-    tier = str(_dimension(event, "service_tier") or "default")
-    return {"priority": "priority", "flex": "flex"}.get(tier, "standard")
-
-
-def _actor(key: SimKey) -> dict[str, Any]:
-    """Who the usage is attributed to: the key's user, else the key itself."""
-    if key.owner_type != "user":
-        return {"type": "api_actor", "api_key_id": key_id(key.id)}
-    return {
-        "type": "user_actor",
-        "user_id": user_id(key.owner_id),
-        "email_address": key.owner_email,
-        "name": key.owner_name,
-        "deleted": False,
-    }
 
 
 class AnthropicSimulator:
@@ -181,13 +48,13 @@ class AnthropicSimulator:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         status, body = self._respond(scope)
         query = Query(scope.get("query_string", b"").decode("latin-1"))
-        beta = _header(scope, b"anthropic-beta")
+        beta = header(scope, b"anthropic-beta")
         self.log.append((scope["path"], dict(query.values), beta, status, body))
         payload = json.dumps(body).encode()
         headers = [(b"content-type", b"application/json"), (b"request-id", b"req_sim")]
@@ -198,24 +65,24 @@ class AnthropicSimulator:
         path = scope["path"].rstrip("/")
         self.requests[path.rsplit("/", 1)[-1]] += 1
         # The pinned SDK sends the key as a bearer token; Anthropic's reference shows x-api-key.
-        bearer = (_header(scope, b"authorization") or "").removeprefix("Bearer ")
-        if self.admin_key not in (bearer, _header(scope, b"x-api-key")):
+        bearer = (header(scope, b"authorization") or "").removeprefix("Bearer ")
+        if self.admin_key not in (bearer, header(scope, b"x-api-key")):
             return 401, _error("authentication_error", "invalid x-api-key")
         query = Query(scope.get("query_string", b"").decode("latin-1"))
         try:
             if scope["method"] != "GET":
                 raise ApiError(405, f"{scope['method']} is not supported by the simulator.")
             if path in ("/v1/organizations/analytics/usage", "/v1/organizations/analytics/cost"):
-                if BETA not in (_header(scope, b"anthropic-beta") or ""):
+                if BETA not in (header(scope, b"anthropic-beta") or ""):
                     raise ApiError(400, f"this endpoint needs the anthropic-beta header {BETA}")
                 return 200, self._report(query, cost=path.endswith("/cost"))
             if path == "/v1/organizations/api_keys":
-                return 200, _list(query, [self._key(k) for k in self.org.keys])
+                return 200, list_page(query, [self._key(k) for k in self.org.keys])
             if path == "/v1/organizations/users":
-                return 200, _list(query, [_user(u) for u in self.org.users])
+                return 200, list_page(query, [_user(u) for u in self.org.users])
             if path == "/v1/organizations/workspaces":
                 projects = self.org.projects.values()
-                return 200, _list(query, [_workspace(p) for p in projects])
+                return 200, list_page(query, [_workspace(p) for p in projects])
             raise ApiError(404, f"Not found: {path}")
         except ApiError as e:
             return e.status, _error("invalid_request_error", e.message)
@@ -362,7 +229,7 @@ def _workspace(p: Any) -> dict[str, Any]:
     }
 
 
-def _list(query: Query, items: list[dict[str, Any]]) -> dict[str, Any]:
+def list_page(query: Query, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Anthropic's list paging: ``after_id`` / ``limit`` → ``first_id``, ``last_id``."""
     limit = query.integer("limit") or 20
     if not 1 <= limit <= 1000:

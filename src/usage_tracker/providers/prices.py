@@ -25,7 +25,7 @@ from typing import Any
 from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 
-from usage_tracker.jsonfiles import parse_json_object
+from usage_tracker.text.documents import parse_json_object
 
 COMPLIMENTARY_TIER = "incentivized-tier"
 MILLION = Decimal(1_000_000)

@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,8 +23,8 @@ from typing import Any
 import anthropic
 from pydantic import SecretStr
 
-from usage_tracker.upstream.contract import DIMENSIONS, METRICS
-from usage_tracker.upstream.errors import (
+from usage_tracker.providers.base import SdkClient
+from usage_tracker.providers.errors import (
     AdminKeyError,
     BadUpstreamResponseError,
     RateLimitedError,
@@ -33,7 +32,9 @@ from usage_tracker.upstream.errors import (
     UpstreamUnavailableError,
     UpstreamUnreachableError,
 )
-from usage_tracker.upstream.records import (
+from usage_tracker.providers.records import (
+    DIMENSIONS,
+    METRICS,
     ApiKey,
     CostBucket,
     CostResult,
@@ -66,9 +67,9 @@ class AnthropicAdminKeyError(AdminKeyError):
         )
 
 
-class AnthropicClient:
+class AnthropicClient(SdkClient):
     """Reads one Anthropic organization. Each method reads to the end and raises only
-    :class:`~usage_tracker.upstream.errors.UpstreamError` subclasses; the SDK retries
+    :class:`~usage_tracker.providers.errors.UpstreamError` subclasses; the SDK retries
     transient faults (429, 5xx, dropped connections) with its own backoff."""
 
     provider = "anthropic"
@@ -87,22 +88,9 @@ class AnthropicClient:
         self._sdk = anthropic.Anthropic(
             api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
-        self.requests: Counter[str] = Counter()
-        self.new_fields: dict[str, set[str]] = {}
-        self.trouble: str | None = None
-        self.on_trouble: Callable[[str | None], object] | None = None
-        self._lock = threading.Lock()
+        super().__init__(self._sdk)
         self._keys_lock = threading.Lock()
         self._keys: dict[str, list[ApiKey]] | None = None
-
-    def close(self) -> None:
-        self._sdk.close()
-
-    def __enter__(self) -> AnthropicClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- usage and cost ---------------------------------------------------------------------
 
@@ -256,18 +244,12 @@ class AnthropicClient:
                 BadUpstreamResponseError(f"Anthropic answered {e.status_code}: {e.message}")
             ) from None
         log.debug("anthropic %s answered in %.2f s", label, time.monotonic() - started)
-        self._say(None)
+        self._set_trouble(None)
         return result
 
     def _failed(self, error: UpstreamError) -> UpstreamError:
-        self._say(str(error))
+        self._set_trouble(str(error))
         return error
-
-    def _say(self, words: str | None) -> None:
-        if words != self.trouble:
-            self.trouble = words
-            if self.on_trouble is not None:
-                self.on_trouble(words)
 
 
 # -- normalisation ----------------------------------------------------------------------------

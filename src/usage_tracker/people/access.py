@@ -19,7 +19,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from usage_tracker.scope import EVERYTHING, Scope
+from usage_tracker.people.scope import EVERYTHING, Scope
 
 Role = Literal["admin", "viewer", "member"]
 ROLES: tuple[Role, ...] = ("admin", "viewer", "member")

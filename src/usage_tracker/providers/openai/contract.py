@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from usage_tracker.providers.records import TOKEN_METRICS
+
 WIDTH_SECONDS: Final = {"1m": 60, "1h": 3600, "1d": 86400}
 """Seconds in each bucket width the usage endpoints accept."""
 
@@ -19,55 +21,9 @@ MAX_LIMIT: Final = {"1m": 1440, "1h": 168, "1d": 31}
 COSTS_DEFAULT_LIMIT: Final = 7
 COSTS_MAX_LIMIT: Final = 180
 
-DIMENSIONS: Final = (
-    "project_id",
-    "user_id",
-    "api_key_id",
-    "model",
-    "batch",
-    "service_tier",
-    "size",
-    "source",
-    "vector_store_id",
-    "context_level",
-    "api_source",
-)
-"""Every field a usage result can be grouped by, across all sources."""
 LATER_DIMENSIONS: Final = ("api_source",)
 """Dimensions the API gained after its first release, newest last: an API that refuses a
 ``group_by`` without saying which value is taken to refuse the newest of these."""
-
-_TOKEN_METRICS = (
-    "input_tokens",
-    "output_tokens",
-    "input_cached_tokens",
-    "input_uncached_tokens",
-    "input_cache_write_tokens",
-    "input_cache_write_30m_tokens",
-    "input_cache_write_12h_tokens",
-    "input_text_tokens",
-    "output_text_tokens",
-    "input_cached_text_tokens",
-    "input_audio_tokens",
-    "input_cached_audio_tokens",
-    "output_audio_tokens",
-    "input_image_tokens",
-    "input_cached_image_tokens",
-    "output_image_tokens",
-    "num_model_requests",
-)
-"""The counters of the token sources (completions, decisions)."""
-
-METRICS: Final = (
-    *_TOKEN_METRICS,
-    "images",
-    "characters",
-    "seconds",
-    "usage_bytes",
-    "num_sessions",
-    "num_requests",
-)
-"""Every integer counter a usage result can carry, across all sources."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +61,7 @@ SOURCES: Final = {
             "completions",
             "organization.usage.completions.result",
             _TOKEN_GROUPS,
-            _TOKEN_METRICS,
+            TOKEN_METRICS,
             {**_MODEL_FILTERS, "batch": "batch"},
         ),
         Source(
@@ -113,7 +69,7 @@ SOURCES: Final = {
             "decisions",
             "organization.usage.decisions.result",
             _TOKEN_GROUPS,
-            _TOKEN_METRICS,
+            TOKEN_METRICS,
             {**_MODEL_FILTERS, "batch": "batch"},
         ),
         Source(

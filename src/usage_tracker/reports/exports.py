@@ -12,7 +12,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from usage_tracker.untrusted import csv_cell, printable, starts_formula
+from usage_tracker.text.untrusted import csv_cell, printable, starts_formula
 
 BY = {
     "person": "person",
@@ -96,7 +96,7 @@ def with_total(
 
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Text cells never start a formula (see :mod:`usage_tracker.untrusted`)."""
+    """Text cells never start a formula (see :mod:`usage_tracker.text.untrusted`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)

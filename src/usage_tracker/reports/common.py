@@ -1,0 +1,124 @@
+"""What every report shares: the groupings and the stored column each reads, the error a report
+raises, names for display, and the fold of stored rows into groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from usage_tracker.people.names import Names
+from usage_tracker.store import Store
+from usage_tracker.store.schema import from_stored
+
+DAY, HOUR = 86400, 3600
+
+GROUPINGS: dict[str, str] = {
+    "connection": "connection",
+    "person": "api_key_id",
+    "api_key": "api_key_id",
+    "user": "user_id",
+    "project": "project_id",
+    "model": "model",
+    "source": "source",
+    "service_tier": "service_tier",
+    "batch": "batch",
+    "day": "day",
+    "hour": "hour",
+}
+"""Report groupings and the stored column each reads. ``person`` merges the keys that map to
+the same display name."""
+
+
+class ReportError(ValueError):
+    """A report was asked for something it cannot answer (the message says which and why)."""
+
+    def __init__(self, message: str, param: str | None = None, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.param = param
+        self.status = status
+        """400: the request cannot be answered; 404: what it names does not exist."""
+
+
+def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
+    return Names(
+        keys={k["id"]: k for k in store.api_keys()},
+        users={u["id"]: u for u in store.users()},
+        projects={p["id"]: p for p in store.projects()},
+        mapping=mapping or {},
+        owners=store.key_owners(),
+        connections=store.connections(),
+    )
+
+
+def _label(names: Names, grouping: str, value: Any) -> Any:
+    if grouping == "person":
+        return names.person(value)
+    if grouping in ("day", "hour"):
+        return value
+    return from_stored(GROUPINGS[grouping], value)
+
+
+def series_label(names: Names, stack: str, value: Any) -> str:
+    """A chart series' label: a key by its name and the end of its id (names repeat: three
+    keys may all be called "default")."""
+    if stack == "api_key":
+        return f"{names.key(value or '')} ({value[-4:]})" if value else names.key("")
+    return str(_label(names, stack, value) or "(none)")
+
+
+def _display(names: Names, grouping: str, value: Any) -> str | None:
+    lookup = {
+        "api_key": names.key,
+        "user": names.user,
+        "project": names.project,
+    }.get(grouping)
+    return lookup(value or "") if lookup else None
+
+
+def check_range(start: int, end: int) -> None:
+    if start % HOUR or end % HOUR or end <= start:
+        raise ReportError("the range must be whole UTC hours with start before end")
+
+
+def fold(
+    names: Names,
+    rows: Iterable[dict[str, Any]],
+    group_by: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    connection: bool = False,
+) -> list[dict[str, Any]]:
+    """Stored rows summed per report grouping (several keys may be one person); with
+    ``connection``, each with the connection its rows came from (None when several)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
+        out = merged.get(key)
+        if out is None:  # the first row of its key: its counters as they are
+            out = merged[key] = dict(zip(group_by, key, strict=True))
+            for g in group_by:
+                if (display := _display(names, g, row[GROUPINGS[g]])) is not None:
+                    out[f"{g}_name"] = display
+            for m in metrics:
+                out[m] = row[m]
+            if connection:
+                out["connection"] = row.get("connection")
+        else:
+            for m in metrics:
+                out[m] += row[m]
+            if connection and out["connection"] != row.get("connection"):
+                out["connection"] = None
+    result = list(merged.values())
+    for row in result:
+        row["tokens"] = row["input_tokens"] + row["output_tokens"]
+    if group_by and group_by[0] in ("day", "hour"):
+        return sorted(result, key=lambda r: r[group_by[0]])
+    # Ties (sources without tokens…) in the order of their labels, whatever the rows' order.
+    return sorted(
+        result,
+        key=lambda r: (
+            -r["tokens"],
+            -r.get("num_model_requests", 0),
+            [str(r[g]) for g in group_by],
+        ),
+    )
