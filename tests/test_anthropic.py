@@ -24,7 +24,7 @@ from anthropic.types.beta.organization import (
     workspace_list_params,
 )
 from anthropic.types.beta.organization.analytics import cost_list_params, usage_list_params
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from usage_tracker import simulator
 from usage_tracker.providers.anthropic import AnthropicClient
@@ -284,8 +284,32 @@ def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
                 page.screenshot(
                     path=shots / f"dashboard-providers-{width}-{scheme}.png", full_page=True
                 )
+                if width == 1440 and scheme == "dark":
+                    _pick_anthropic(page, url)
                 assert watched.errors == [], where
                 page.context.close()
+
+
+def _pick_anthropic(page: Page, url: str) -> None:
+    """The provider selector narrows the page to Anthropic: its totals are
+    /api/summary?provider=anthropic's and no pool panel is left (pools are OpenAI's)."""
+    assert page.locator("section.pools").count() == 1
+    assert page.locator("#pick-provider option").all_inner_texts() == ["All", "Anthropic", "OpenAI"]
+    page.select_option("#pick-provider", "anthropic")
+    page.wait_for_url("**provider=anthropic**")
+    label = page.locator(".range-label")
+    shown = {
+        "start_time": label.get_attribute("data-start"),
+        "end_time": label.get_attribute("data-end"),
+    }
+    claude = httpx2.get(url + "/api/summary", params={**shown, "provider": "anthropic"}).json()
+    assert claude["totals"]["input_tokens"] > 0
+    assert (
+        int(page.locator("#kpi-input").get_attribute("data-value") or -1)
+        == (claude["totals"]["input_tokens"])
+    )
+    assert "provider: Anthropic" in page.locator(".context").inner_text()
+    assert page.locator("section.pools").count() == 0
 
 
 def test_a_member_sees_their_own_keys_of_every_provider_and_nothing_else(

@@ -527,3 +527,69 @@ def test_each_openai_organization_has_pools_of_its_own(
                 assert fired == (figures["percent"] >= threshold), (name, pool, threshold)
     assert any(k.startswith("pool:staging:") for k in keys)
     store.close()
+
+
+def test_the_selector_narrows_the_dashboard_to_one_organization_and_its_pools(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """Across every organization the page shows each OpenAI organization's pools apart (the
+    served figures of /api/tiers); picking one in the selector narrows the totals to
+    /api/summary?connection= and the pools to its own, and a change of range keeps it."""
+    from .test_pages_browser import new_page
+
+    with _two_connection_app(tmp_path, two_orgs, monkeypatch) as url:
+        tiers = {
+            name: httpx2.get(url + "/api/tiers", params={"connection": name}).json()
+            for name in ("openai", "staging")
+        }
+        watched = new_page(browser, 1440, "dark")
+        page = watched.page
+        page.goto(url + "/?range=today")
+        label = page.locator(".range-label")
+        shown = {
+            "start_time": label.get_attribute("data-start"),
+            "end_time": label.get_attribute("data-end"),
+        }
+        every = httpx2.get(url + "/api/summary", params=shown).json()
+        staging = httpx2.get(url + "/api/summary", params={**shown, "connection": "staging"}).json()
+
+        def pools_shown() -> dict[str, dict[str, int]]:
+            return {
+                section.get_attribute("data-connection") or "": {
+                    pool.get_attribute("data-pool") or "": int(
+                        pool.locator(".pool-used").get_attribute("data-value") or -1
+                    )
+                    for pool in section.locator("[data-pool]").all()
+                }
+                for section in page.locator("section.pools").all()
+            }
+
+        served = {n: {p: v["used"] for p, v in t["pools"].items()} for n, t in tiers.items()}
+        assert pools_shown() == served
+        assert served["openai"] != served["staging"]
+        kpi = page.locator("#kpi-input").get_attribute("data-value")
+        assert int(kpi or -1) == every["totals"]["input_tokens"]
+        providers = page.locator("#pick-provider option").all_inner_texts()
+        assert providers == ["All", "OpenAI"]
+        page.select_option("#pick-connection", "staging")
+        page.wait_for_url("**connection=staging**")
+        assert "provider=" not in page.url  # "All" is left out, not sent empty
+        assert "connection: staging" in page.locator(".context").inner_text()
+        assert pools_shown() == {"staging": served["staging"]}
+        kpi = page.locator("#kpi-input").get_attribute("data-value")
+        assert int(kpi or -1) == staging["totals"]["input_tokens"]
+        assert staging["totals"]["input_tokens"] < every["totals"]["input_tokens"]
+        page.get_by_role("link", name="Last 7 days").click()
+        page.wait_for_load_state("networkidle")
+        assert "connection=staging" in page.url
+        assert page.locator("#pick-connection").input_value() == "staging"
+        empty = httpx2.get(url + "/", params={"connection": "", "provider": ""})
+        assert empty.status_code == 200  # "All" sent without JavaScript
+        wrong = httpx2.get(url + "/", params={"provider": "acme"})
+        assert wrong.status_code == 400
+        assert wrong.json()["error"]["param"] == "provider"
+        assert watched.errors == []
+        page.context.close()

@@ -19,11 +19,11 @@ from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.reports import ReportError
 from usage_tracker.web import charts
-from usage_tracker.web.api.common import State, hour_range, provisional_from
+from usage_tracker.web.api.common import State, connections_where, hour_range, provisional_from
 from usage_tracker.web.api.health import health_report
 from usage_tracker.web.api.summary import reconciliation_report, summary_body
 from usage_tracker.web.api.tiers import tiers_report
-from usage_tracker.web.auth import CurrentUser, Viewer, csrf_token
+from usage_tracker.web.auth import Access, CurrentUser, Viewer, csrf_token
 from usage_tracker.web.results import Version
 from usage_tracker.web.state import AppState
 from usage_tracker.web.templating import compact, templates, utc
@@ -136,10 +136,13 @@ def _filters(
     project: str | None,
     user: str | None,
     connection: str | None = None,
+    provider: str | None = None,
 ) -> list[tuple[str, str, str, str]]:
-    """The connection, key, project and user drill-downs of a view: (what, its name,
+    """The provider, connection, key, project and user drill-downs of a view: (what, its name,
     parameter, value)."""
     shown = []
+    if provider is not None:
+        shown.append(("provider", PROVIDER_NAMES.get(provider, provider), "provider", provider))
     if connection is not None:
         shown.append(("connection", connection, "connection", connection))
     if key is not None:
@@ -225,13 +228,15 @@ def dashboard(
     project: str | None = None,
     user: str | None = None,
     connection: str | None = None,
+    provider: str | None = None,
     expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
     picked = picked_range(range, now, start, end, fallback="today")
     lo, hi = picked["start"], picked["end"]
     names, scope = access.names, access.scope
-    view = View(lo, hi, stack, person, model, key, project, user, connection)
+    connection, provider = _picked_connection(connection, provider)
+    view = View(lo, hi, stack, person, model, key, project, user, connection, provider)
     summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
     forecast = state.results.get(
         ("forecast", access.version, scope, now - now % DAY),
@@ -248,14 +253,15 @@ def dashboard(
         "stack": stack,
         "person": person,
         "model": model,
-        "filters": _filters(access.names, key, project, user, connection),
+        "filters": _filters(access.names, key, project, user, connection, provider),
         "several_connections": len(names.connections) > 1,
+        "connections": _connection_choices(names, connection, provider),
         "no_keys": no_keys_notice(state, access),
         "summary": summary,
         "chart_svg": chart_svg,
         "legend": legend,
         "chart_bucket": reports.chart_bucket(lo, hi),
-        "pools": tiers_report(state, access, now),
+        "pool_panels": _pool_panels(state, access, now, view),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
         "forecast": forecast,
         "forecast_of": _forecast_of(forecast, person),
@@ -275,6 +281,49 @@ def dashboard(
         lambda: _tables(context, expanded),
     )
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+PROVIDER_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
+def _picked_connection(
+    connection: str | None, provider: str | None
+) -> tuple[str | None, str | None]:
+    """The selector's choice: "All" (an empty value) is no filter; an unknown provider is a
+    400 (an unknown connection is a 404, from the filter itself)."""
+    if provider and provider not in PROVIDER_NAMES:
+        known = ", ".join(PROVIDER_NAMES)
+        raise ReportError(f"Invalid value for 'provider': one of {known}.", "provider")
+    return connection or None, provider or None
+
+
+def _connection_choices(
+    names: Names, connection: str | None, provider: str | None
+) -> dict[str, Any]:
+    """The provider and connection selector's options (shown when there are several) and the
+    parameters a change of range keeps."""
+    known = sorted(names.connections.items())
+    return {
+        "providers": [(p, PROVIDER_NAMES.get(p, p)) for p in sorted({of for _, of in known})],
+        "connections": [(name, PROVIDER_NAMES.get(of, of)) for name, of in known],
+        "provider": provider,
+        "connection": connection,
+        "keep": [(k, v) for k, v in (("provider", provider), ("connection", connection)) if v],
+    }
+
+
+def _pool_panels(state: AppState, access: Access, now: int, view: View) -> list[dict[str, Any]]:
+    """Today's pools of each OpenAI organization the view shows (pools are OpenAI's alone,
+    each organization's its own); before any connection is set up, the settings' pools."""
+    openai = [c.name for c in state.connections if c.provider == "openai"]
+    if not state.connections:
+        return [tiers_report(state, access, now)]
+    shown = [
+        name
+        for name in openai
+        if view.connection in (None, name) and view.provider in (None, "openai")
+    ]
+    return [tiers_report(state, access, now, name) for name in shown]
 
 
 def _tables(context: dict[str, Any], expanded: tuple[str, ...]) -> Markup:
@@ -327,12 +376,12 @@ class View:
     project: str | None = None
     user: str | None = None
     connection: str | None = None
+    provider: str | None = None
 
     def where(self, state: AppState, names: Names) -> dict[str, list[str]]:
         """The usage filter of this view's drill-downs."""
         where: dict[str, list[str]] = {}
-        if self.connection is not None:
-            where["connection"] = [self.connection]
+        where.update(connections_where(names, self.connection, self.provider) or {})
         if self.person:
             keys = reports.keys_of_person(state.store, names, self.lo, self.hi, self.person)
             if self.person == names.person(""):

@@ -115,8 +115,24 @@
     });
   }
 
+  // The provider and organization selector shows a choice at once; picking one clears the
+  // other (an organization has one provider), and "All" leaves its parameter out.
+  function setupConnectionPick() {
+    const form = document.querySelector("form[data-autosubmit]");
+    if (!form) return;
+    const selects = Array.from(form.querySelectorAll("select"));
+    selects.forEach((select) =>
+      select.addEventListener("change", () => {
+        selects.filter((other) => other !== select).forEach((other) => (other.value = ""));
+        selects.filter((s) => !s.value).forEach((s) => (s.disabled = true));
+        form.submit();
+      }),
+    );
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     init();
     setupRefresh();
+    setupConnectionPick();
   });
 })();
