@@ -2,7 +2,7 @@
 SQLite and PostgreSQL, then every figure of issue #11, written to docs/benchmarks.md.
 
     .venv/bin/python bench/large_org.py [--days 365] [--keys 200 …] [--runs 15] [--write]
-        [--skip-postgres] [--only reads,crowd,browser,memory,original]
+        [--skip-postgres] [--only reads,crowd,browser,memory,original,connections]
 
 - backfill: wall time and requests against the minimum, the simulator in its own process with
   300 ms of latency per response (synced databases are kept under .bench/, one per day);
@@ -11,6 +11,8 @@ SQLite and PostgreSQL, then every figure of issue #11, written to docs/benchmark
 - the crowd: 50 clients on /api/summary (30 days) with 1 and 2 worker processes (wrk);
 - the page in Chromium: navigation start to the load event (numbers and chart drawn);
 - memory: the server's RSS before and after walking a year of /api/usage;
+- three connections (bench/connections.py): two OpenAI organizations of this size and an
+  Anthropic one in one database, their backfill and the same reads over all of them;
 - side by side with the original's design: a stand-in that asks the upstream twice per view.
 
 Every server is `usage-tracker serve` in its own process, signed in with an API token.
@@ -256,7 +258,7 @@ def main() -> None:
     parser.add_argument("--crowd-seconds", type=int, default=10)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--only", default="reads,crowd,browser,memory,original")
+    parser.add_argument("--only", default="reads,crowd,browser,memory,original,connections")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args()
     size = simulator.Size(args.keys, args.users, args.projects, args.models, args.rows_per_hour)
@@ -293,6 +295,17 @@ def main() -> None:
         if "memory" in only:
             results["memory"] = memory(facts["database"], token, args.days)
             print("memory:", results["memory"], flush=True)
+    if "connections" in only:
+        from . import connections
+
+        for backend in backends:
+            facts = connections.build(backend, size, args.days, args.latency_ms, POSTGRES)
+            print(backend, "three connections:", facts, flush=True)
+            token = harness.api_token(facts["database"])
+            with harness.app_process(facts["database"]) as app:
+                facts["reads"] = reads(app.url, token, args.runs)
+            results.setdefault("connections", {})[backend] = facts
+            print(backend, "three connections reads:", json.dumps(facts["reads"]), flush=True)
     if "original" in only:
         results["original"] = original.side_by_side(views=100, latency_ms=args.latency_ms)
         print("original:", results["original"], flush=True)

@@ -133,6 +133,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"{m['peak_mb']} MB at the peak, {m['after_mb']} MB after "
             f"(target ≤ 150 MB: {_met(m['after_mb'] <= TARGETS['rss_mb'])}).",
         ]
+    if "connections" in r:
+        lines += _connections(r["connections"])
     if "original" in r:
         o = r["original"]
         lines += [
@@ -151,3 +153,44 @@ def markdown(r: dict[str, Any]) -> str:
             s = o[who]
             lines.append(f"| {who} | {s['median']} | {s['p95']} | {s['upstream_per_100_views']} |")
     return "\n".join(lines) + "\n"
+
+
+def _connections(runs: dict[str, Any]) -> list[str]:
+    """Three connections in one tracker: the backfill and the reads over all of them."""
+    lines = [
+        "",
+        "## Three connections: two OpenAI organizations of this size and an Anthropic one",
+        "",
+        "`openai` and `staging` are two organizations of the size above (seeds 1 and 2), "
+        "`anthropic` is the first one's company on Anthropic's Admin API (its completions as "
+        "Claude traffic, a week of hours per page). Each simulator in its own process; the "
+        "sync reads the connections one after the other into one database; the server reads "
+        "across all three (every view below is of every connection, as a user first sees it).",
+        "",
+        "| backend | hourly rows per connection | requests per connection | wall | database |",
+        "|---|---|---|---|---|",
+    ]
+    for backend, c in runs.items():
+        rows = ", ".join(f"{n} {v:,}" for n, v in c["hourly_rows"].items())
+        requests = ", ".join(f"{n} {v}" for n, v in c["requests"].items())
+        lines.append(
+            f"| {backend} | {rows} | {requests} | {c['wall_seconds']} s | {c['database_mb']} MB |"
+        )
+    lines += [
+        "",
+        "| backend | view | range | first median | first p95 | cached median | cached p95 | "
+        "target (p95 ≤ 50 ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, c in runs.items():
+        for name, figures in c["reads"].items():
+            view, days = name.split()
+            first, cached = figures["first"], figures["cached"]
+            limit = TARGETS["read_p95_ms"] * _slack(backend)
+            ok = first["p95"] <= limit and cached["p95"] <= limit
+            label = "`/api/summary`" if view == "summary" else "dashboard `/`"
+            lines.append(
+                f"| {backend} | {label} | {days} d | {first['median']} | {first['p95']} | "
+                f"{cached['median']} | {cached['p95']} | {_met(ok)} |"
+            )
+    return lines

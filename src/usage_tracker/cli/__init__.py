@@ -85,9 +85,17 @@ def simulate(
             "terminal escapes, duplicates (to check exports, pages and metrics).",
         ),
     ] = False,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Whose Admin API to answer as: openai (base URL …/v1) or anthropic (the same "
+            "company's Claude traffic; base URL without /v1; admin key sk-ant-admin01-simulator)."
+        ),
+    ] = "openai",
 ) -> None:
     """Serve a simulated organization on the OpenAI admin API contract (base URL .../v1): the
-    small hand-written one, or with --keys one of a chosen size (for benchmarks)."""
+    small hand-written one, or with --keys one of a chosen size (for benchmarks); with
+    --provider anthropic, the same organization on Anthropic's."""
     import uvicorn
 
     from usage_tracker import simulator
@@ -96,6 +104,8 @@ def simulate(
         raise typer.BadParameter(
             f"choose among {', '.join(simulator.API_VERSIONS)}", param_hint="--api-version"
         )
+    if provider not in ("openai", "anthropic"):
+        raise typer.BadParameter("choose openai or anthropic", param_hint="--provider")
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
     unknown = set(kinds) - set(simulator.FAULT_KINDS)
     if unknown or not kinds:
@@ -124,6 +134,15 @@ def simulate(
         hostile_names=hostile_names,
         api_version=api_version,
     )
+    if provider == "anthropic":
+        from usage_tracker.simulator.anthropic import AnthropicSimulator
+
+        claude = AnthropicSimulator(sim.org)
+        typer.echo(
+            f"Simulated Anthropic Admin API at http://{host}:{port} (seed {seed}, {days} days)"
+        )
+        uvicorn.run(claude, host=host, port=port, log_level="warning")
+        return
     typer.echo(f"Simulated OpenAI admin API at http://{host}:{port}/v1 (seed {seed}, {days} days)")
     typer.echo(f"ground truth: http://{host}:{port}/_simulator/truth?source=…&start_time=…")
     uvicorn.run(sim, host=host, port=port, log_level="warning")
