@@ -69,17 +69,7 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     reads = r.get("reads", {})
-    for backend, views in reads.items():
-        for name, figures in views.items():
-            view, days = name.split()
-            first, cached = figures["first"], figures["cached"]
-            limit = TARGETS["read_p95_ms"] * _slack(backend)
-            ok = first["p95"] <= limit and cached["p95"] <= limit
-            label = "`/api/summary`" if view == "summary" else "dashboard `/`"
-            lines.append(
-                f"| {backend} | {label} | {days} d | {first['median']} | {first['p95']} | "
-                f"{cached['median']} | {cached['p95']} | {_met(ok)} |"
-            )
+    lines += _read_rows(reads)
     if "sqlite" in reads and "postgresql" in reads:
         worst = max(
             reads["postgresql"][k]["first"]["p95"] / max(0.1, reads["sqlite"][k]["first"]["p95"])
@@ -182,8 +172,14 @@ def _connections(runs: dict[str, Any]) -> list[str]:
         "target (p95 ≤ 50 ms) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for backend, c in runs.items():
-        for name, figures in c["reads"].items():
+    return lines + _read_rows({backend: c["reads"] for backend, c in runs.items()})
+
+
+def _read_rows(reads: dict[str, dict[str, Any]]) -> list[str]:
+    """A row per backend, view and range: first and cached median and p95, against the target."""
+    lines = []
+    for backend, views in reads.items():
+        for name, figures in views.items():
             view, days = name.split()
             first, cached = figures["first"], figures["cached"]
             limit = TARGETS["read_p95_ms"] * _slack(backend)

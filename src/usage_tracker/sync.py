@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from usage_tracker.providers import ProviderClient
 from usage_tracker.providers.errors import (
     ENDS_SYNC,
+    AdminKeyError,
     RefusedDimensionError,
     SourceNotAvailableError,
     UpstreamError,
@@ -64,6 +65,8 @@ class SyncReport:
     outcomes: dict[str, SourceOutcome] = field(default_factory=dict)
     """Per source; per ``connection/source`` in the report of several connections."""
     names_error: str | None = None
+    limits_error: str | None = None
+    """Why the limits were not read this pass (they are not a source: the sync goes on)."""
 
     @property
     def errors(self) -> list[str]:
@@ -186,11 +189,15 @@ def sync_once(
         report = SyncReport()
         fatal: str | None = None
         try:
-            refresh_names(store, client, now, concurrency=window.concurrency, connection=connection)
+            projects = refresh_names(
+                store, client, now, concurrency=window.concurrency, connection=connection
+            )
         except UpstreamError as e:
             report.names_error = str(e)
             fatal = str(e) if isinstance(e, ENDS_SYNC) else None
             log.warning("names not refreshed: %s", e)
+        else:
+            report.limits_error = refresh_limits(store, client, projects, now, connection)
         ended = threading.Event()  # a fatal error (a revoked key…) ends the run for every source
         reasons: list[str] = [fatal] if fatal is not None else []
         if fatal is not None:
@@ -246,10 +253,11 @@ def refresh_names(
     *,
     concurrency: int = 1,
     connection: str = DEFAULT_CONNECTION,
-) -> None:
+) -> list[str]:
     """Projects (archived too), every project's keys and the users, upserted: rows of keys and
     projects deleted upstream stay, so history keeps its names. The keys of ``concurrency``
-    projects (and the users) are asked for at once."""
+    projects (and the users) are asked for at once. Returns the ids of the projects not
+    archived."""
     projects = client.projects()
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="names") as pool:
         users_ = pool.submit(client.users)
@@ -261,6 +269,48 @@ def refresh_names(
         writes.upsert_projects(conn, connection, projects, now)
         writes.upsert_api_keys(conn, connection, keys, now)
         writes.upsert_users(conn, connection, users, now)
+    return [p.id for p in projects if p.archived_at is None]
+
+
+LIMITS = ("limits", "read")
+"""(source, kind) of the note that says when a connection's limits were last read."""
+LIMITS_FAILED = ("limits", "failed")
+LIMITS_SECONDS = 900
+"""Limits are read at most this often (each project's are a few requests)."""
+
+
+def refresh_limits(
+    store: Store, client: ProviderClient, project_ids: Sequence[str], now: int, connection: str
+) -> str | None:
+    """The organization's and its projects' limits, in place of those stored, unless read
+    less than LIMITS_SECONDS ago. A failure (a key without the scope for them, an outage) is
+    noted for health and the page and returned; the limits stored before stay."""
+    last = [
+        r["noted_at"]
+        for r in store.upstream_notes()
+        if r["connection"] == connection and (r["source"], r["kind"]) == LIMITS
+    ]
+    if last and now - last[0] < LIMITS_SECONDS:
+        return None
+    try:
+        limits = client.limits(project_ids)
+    except UpstreamError as e:
+        words = str(e)
+        if isinstance(e, AdminKeyError):  # the key reads usage but may not read limits
+            words = (
+                f"{client.provider} refused this admin key the limits (HTTP {e.status_code}): "
+                "give the key the permission to read them, or leave them unread"
+            )
+        log.warning("limits not read: %s", words)
+        with store.transaction() as conn:
+            writes.forget_upstream_note(conn, connection, *LIMITS_FAILED, None)
+            writes.note_upstream(conn, *LIMITS_FAILED, words[:200], now, connection=connection)
+        return words
+    with store.transaction() as conn:
+        writes.replace_limits(conn, connection, limits, now)
+        writes.note_upstream(conn, *LIMITS, "", now, connection=connection)
+        writes.forget_upstream_note(conn, connection, *LIMITS_FAILED, None)
+    return None
 
 
 def _start(

@@ -13,12 +13,13 @@ from usage_tracker import reports
 from usage_tracker.people.names import Names
 from usage_tracker.providers.openai.contract import align_down
 from usage_tracker.providers.openai.pools import PoolTable
+from usage_tracker.reports import limits
 from usage_tracker.reports.forecast import month_bounds
 from usage_tracker.store import Store
 
 from . import messages as m
 from .messages import Firing
-from .rules import AlertRules, BudgetRule, ForecastRule, SpikeRule
+from .rules import AlertRules, BudgetRule, ForecastRule, LimitRule, SpikeRule
 
 DAY, HOUR = 86400, 3600
 
@@ -47,6 +48,8 @@ def evaluate(rules: AlertRules, inputs: Inputs, now: int) -> list[Firing]:
     firings: list[Firing] = []
     if rules.pools.enabled:
         firings += pool_alerts(rules, inputs, now)
+    if rules.limits.enabled:
+        firings += limit_alerts(rules.limits, inputs, now)
     for budget in rules.budgets:
         firings += budget_alerts(budget, inputs, now)
     for rule in rules.forecasts:
@@ -204,6 +207,56 @@ def _owner_email(inputs: Inputs, where: dict[str, list[str]] | None) -> str:
         if email:
             return email
     return ""
+
+
+def limit_alerts(rule: LimitRule, inputs: Inputs, now: int) -> Iterator[Firing]:
+    """Each hard spend limit a provider reports, against its subject's billed cost this UTC
+    month: once per threshold, limit and month (the key holds the connection and project)."""
+    report = limits.limits(inputs.store, inputs.names, now)
+    period = m.month_label(now)
+    for row in limits.hard_limits(report):
+        if not row["amount_usd"] or row["percent"] is None:
+            continue
+        project = row["project_id"] or ""
+        subject = f"project {row['subject']}" if project else "the organization"
+        where = f"{subject} ({row['connection']})"
+        url = m.link(inputs.base_url, range="mtd", connection=row["connection"], project=project)
+        for threshold in rule.thresholds:
+            if row["percent"] < threshold:
+                continue
+            rule_id = f"limit:{row['connection']}:{project or 'organization'}"
+            enforcing = (
+                " The provider says it is enforcing it: requests are being refused."
+                if row["enforcing"]
+                else ""
+            )
+            yield Firing(
+                dedupe_key=f"{rule_id}:{threshold:g}:{period}",
+                rule="limits",
+                kind="limit",
+                period=period,
+                title=f"Spend limit {threshold:g} % reached: {where}, {period}",
+                lines=_lines(
+                    f"{where[0].upper()}{where[1:]} has been billed {m.usd(row['used_usd'])} of "
+                    f"its {m.usd(row['amount_usd'])} hard spend limit this month "
+                    f"({m.percent(row['percent'])}).{enforcing}",
+                    url,
+                ),
+                payload={
+                    "connection": row["connection"],
+                    "project_id": row["project_id"],
+                    "used": str(row["used_usd"]),
+                    "limit": str(row["amount_usd"]),
+                    "percent": row["percent"],
+                    "threshold_percent": threshold,
+                    "enforcing": row["enforcing"],
+                    "period": period,
+                    "url": url,
+                },
+                channels=rule.channels,
+                group=f"{rule_id}:{period}",
+                rank=threshold,
+            )
 
 
 def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing]:

@@ -7,6 +7,7 @@ The file's shape (every section optional)::
     owner_email: mailto://user:pw@smtp.example.com?from=alerts@example.com
                                           # lets a budget rule email the person it is about
     pools: {thresholds: [50, 80, 100], run_out_before: "16:00"}
+    limits: {thresholds: [80, 100]}       # of every hard spend limit a provider reports
     budgets:
       - {person: Alice, limit: 200, unit: usd, period: month, cost: billed, thresholds: [80, 100]}
     forecasts:
@@ -74,6 +75,15 @@ class PoolRule(_Rule):
 
     _thresholds = field_validator("thresholds")(_percents)
     _time = field_validator("run_out_before", mode="before")(_minutes)
+
+
+class LimitRule(_Rule):
+    enabled: bool = True
+    thresholds: tuple[float, ...] = (80, 100)
+    """Percent of each hard spend limit a provider reports (the organization's and each
+    project's): each fires once per limit per month."""
+
+    _thresholds = field_validator("thresholds")(_percents)
 
 
 class BudgetRule(_Rule):
@@ -174,6 +184,7 @@ class AlertRules(BaseModel):
     channels: tuple[str, ...] = ()
     owner_email: str | None = None
     pools: PoolRule = PoolRule()
+    limits: LimitRule = LimitRule()
     budgets: tuple[BudgetRule, ...] = ()
     forecasts: tuple[ForecastRule, ...] = ()
     spikes: tuple[SpikeRule, ...] = (SpikeRule(),)
@@ -196,7 +207,13 @@ class AlertRules(BaseModel):
         return self
 
     def all_channels(self) -> tuple[str, ...]:
-        rules: list[_Rule] = [self.pools, *self.budgets, *self.forecasts, *self.spikes]
+        rules: list[_Rule] = [
+            self.pools,
+            self.limits,
+            *self.budgets,
+            *self.forecasts,
+            *self.spikes,
+        ]
         if self.digest is not None:
             rules.append(self.digest)
         urls = [*self.channels, *(u for r in rules for u in r.channels)]
@@ -206,7 +223,8 @@ class AlertRules(BaseModel):
 
 
 DEFAULT_RULES = AlertRules()
-"""Without ALERTS_FILE: pools at 50/80/100 % and spikes of 5× a key's usual hourly use."""
+"""Without ALERTS_FILE: pools at 50/80/100 %, hard spend limits at 80/100 % and spikes of 5× a
+key's usual hourly use."""
 
 
 def load_rules(path: Path | None) -> AlertRules:
@@ -255,6 +273,14 @@ def describe_rules(rules: AlertRules) -> list[dict[str, str]]:
             h, mnt = divmod(rules.pools.run_out_before, 60)
             when += f"; when today's pace empties a pool before {h:02d}:{mnt:02d} UTC"
         out.append({"rule": "pools", "watches": "complimentary pools (UTC day)", "fires": when})
+    if rules.limits.enabled:
+        out.append(
+            {
+                "rule": "limits",
+                "watches": "every hard spend limit a provider reports (month)",
+                "fires": f"at {percents(rules.limits.thresholds)} of each",
+            }
+        )
     for b in rules.budgets:
         kind, value = b.subject
         cost = f", {b.cost} cost" if b.unit == "usd" else ""

@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from usage_tracker.providers.records import ApiKey, CostBucket, Project, UsageBucket, User
+    from usage_tracker.providers.records import (
+        ApiKey,
+        CostBucket,
+        Limit,
+        Project,
+        UsageBucket,
+        User,
+    )
 
 
 class ProviderClient(Protocol):
@@ -41,5 +48,10 @@ class ProviderClient(Protocol):
     def api_keys(self, project_id: str) -> list[ApiKey]: ...
 
     def users(self) -> list[User]: ...
+
+    def limits(self, project_ids: Sequence[str]) -> list[Limit]:
+        """The spend limits, spend alerts and rate limits of the organization and of
+        ``project_ids`` (an empty list where the provider reports none through its API)."""
+        ...
 
     def close(self) -> None: ...

@@ -138,3 +138,27 @@ class User:
     name: str | None
     email: str | None
     role: str | None
+
+
+LIMIT_KINDS: Final = ("spend_limit", "spend_alert", "rate_limit")
+"""What a provider lets an organization cap or watch: a hard spend limit (requests stop when it
+is spent), a spend alert (an e-mail at a threshold) and a rate limit (per model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit as the provider reports it. ``project_id`` is None for the organization's
+    own; ``ident`` tells apart several of one kind on one subject (an alert's id, a rate
+    limit's model)."""
+
+    kind: str
+    project_id: str | None
+    ident: str
+    amount_usd: Decimal | None = None
+    """A spend limit's or alert's threshold (the providers send cents)."""
+    interval: str | None = None
+    enforcing: bool | None = None
+    """A hard spend limit: whether it is stopping requests now."""
+    model: str | None = None
+    figures: Mapping[str, int] | None = None
+    """A rate limit's maxima (``max_requests_per_1_minute``, ``max_tokens_per_1_minute``…)."""

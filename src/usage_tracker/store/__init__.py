@@ -211,6 +211,10 @@ class Store:
     def sync_states(self) -> list[Row]:
         return self._all(schema.sync_state)
 
+    def limits(self) -> list[Row]:
+        """Every connection's limits as last read (see ``schema.limits``)."""
+        return self._all(schema.limits)
+
     def upstream_notes(self) -> list[Row]:
         """What the API refused or sent unknown, per source (see ``schema.upstream_notes``)."""
         return self._all(schema.upstream_notes)

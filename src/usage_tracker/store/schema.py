@@ -297,6 +297,24 @@ upstream_notes = Table(
 ``refused_dimension`` (a ``group_by`` value it rejected: fetched without it), ``unavailable``
 (404: the organization has no such source), ``new_field`` (a field this version ignores)."""
 
+limits = Table(
+    "limits",
+    metadata,
+    _connection(),
+    Column("kind", String(20), primary_key=True),
+    Column("project_id", String(100), primary_key=True),
+    Column("ident", String(200), primary_key=True),
+    Column("amount_usd", Scaled(10)),
+    Column("interval", String(20)),
+    Column("enforcing", Boolean),
+    Column("model", String(200)),
+    Column("figures", Text),
+    Column("read_at", BigInteger, nullable=False),
+)
+"""The limits each connection's provider reported at ``read_at`` (replaced whole on each read):
+``spend_limit``, ``spend_alert`` and ``rate_limit`` (``figures``: its maxima as JSON), of the
+organization (``project_id`` "") or of a project."""
+
 connections = Table(
     "connections",
     metadata,

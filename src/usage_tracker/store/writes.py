@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from decimal import Decimal
@@ -15,6 +16,7 @@ from usage_tracker.providers.records import (
     METRICS,
     ApiKey,
     CostResult,
+    Limit,
     Project,
     UsageResult,
     User,
@@ -286,6 +288,30 @@ def upsert_users(conn: Connection, connection: str, items: Iterable[User], seen_
     _upsert(conn, schema.users, _seen(items, connection, seen_at))
 
 
+def replace_limits(conn: Connection, connection: str, limits: Iterable[Limit], now: int) -> None:
+    """What ``connection``'s provider reports of its limits now, in place of what it did."""
+    table = schema.limits
+    conn.execute(table.delete().where(table.c.connection == connection))
+    rows = [
+        {
+            "connection": connection,
+            "kind": limit.kind,
+            "project_id": limit.project_id or "",
+            "ident": limit.ident,
+            "amount_usd": limit.amount_usd,
+            "interval": limit.interval,
+            "enforcing": limit.enforcing,
+            "model": limit.model,
+            "figures": None if limit.figures is None else json.dumps(dict(limit.figures)),
+            "read_at": now,
+        }
+        for limit in limits
+    ]
+    if rows:
+        conn.execute(table.insert(), rows)
+    bump_version(conn)
+
+
 def add_connection(conn: Connection, name: str, provider: str, now: int) -> None:
     """Record that rows of the connection ``name`` (of ``provider``) are stored from now on;
     a connection already recorded stays as it is."""
@@ -388,8 +414,9 @@ def note_upstream(
 
 
 def forget_upstream_note(
-    conn: Connection, connection: str, source: str, kind: str, detail: str = ""
+    conn: Connection, connection: str, source: str, kind: str, detail: str | None = ""
 ) -> None:
+    """Forget a note (every one of ``source`` and ``kind`` when ``detail`` is None)."""
     conn.execute(schema.upstream_notes.delete().where(_note_key(connection, source, kind, detail)))
 
 

@@ -210,17 +210,22 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind sign-in
     )
-    from usage_tracker.web import accounts, alerts, api, metrics, pages, people, security, signin
+    from usage_tracker.web import (
+        accounts,
+        alerts,
+        api,
+        limits,
+        metrics,
+        pages,
+        people,
+        security,
+        signin,
+    )
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(api.router)
-    app.include_router(pages.router)
-    app.include_router(signin.router)
-    app.include_router(accounts.router)
-    app.include_router(people.router)
-    app.include_router(metrics.router)
-    app.include_router(alerts.router)
+    for part in (api, pages, signin, accounts, people, limits, metrics, alerts):
+        app.include_router(part.router)
     app.include_router(alerts.pages)
     if settings.auth_mode == "oidc":
         from usage_tracker.web import oidc

@@ -218,6 +218,13 @@ async def _viewer(request: Request) -> Access:
     return await run_in_threadpool(access, request)
 
 
+async def _staff(request: Request) -> Access:
+    got = await run_in_threadpool(access, request)
+    if got.who.role == "member":
+        raise HTTPException(403, "Only admins and viewers see the organization's limits.")
+    return got
+
+
 async def _admin(who: Annotated[Principal, Depends(_signed_in)]) -> Principal:
     if not who.is_admin:
         raise HTTPException(403, "Only an admin may do this.")
@@ -230,5 +237,7 @@ CurrentUser = Annotated[Principal, Depends(_signed_in)]
 """Anyone signed in."""
 Viewer = Annotated[Access, Depends(_viewer)]
 """Anyone signed in, with the scope of their role."""
+Staff = Annotated[Access, Depends(_staff)]
+"""An admin or a viewer (everything in view), not a member."""
 Admin = Annotated[Principal, Depends(_admin)]
 """Only an admin."""

@@ -109,6 +109,7 @@ class UsageCollector(Collector):
             info.add_metric([group, ident, name, connection, provider], 1)
         yield from (tokens, requests, billed, estimated, info)
         yield from self._pools(now)
+        yield from self._limits(now)
         yield from self._sync(now)
         yield from self._alerts()
 
@@ -126,6 +127,44 @@ class UsageCollector(Collector):
             used.add_metric([pool], figures["used"])
             limit.add_metric([pool], figures["limit"])
         yield from (used, limit)
+
+    def _limits(self, now: int) -> Iterator[Metric]:
+        """Spend limits and alerts (USD), the month's spend of their subjects, and whether a
+        hard limit enforces: for admins and viewers (the organization's, not a member's)."""
+        if self.access.who.role == "member":
+            return
+        from usage_tracker.web.api.limits import limits_report
+
+        rows = limits_report(self.state, self.access, now)["limits"]
+        amount = GaugeMetricFamily(
+            "usage_tracker_limit_usd",
+            "A spend limit's or alert's threshold per month (project \"\": the organization).",
+            labels=["connection", "kind", "project", "ident"],
+        )
+        used = GaugeMetricFamily(
+            "usage_tracker_limit_used_usd",
+            "Billed this UTC month by the subject of a spend limit or alert.",
+            labels=["connection", "project"],
+        )
+        enforcing = GaugeMetricFamily(
+            "usage_tracker_limit_enforcing",
+            "1 while a hard spend limit stops requests.",
+            labels=["connection", "project"],
+        )
+        subjects = set()
+        for r in rows:
+            if r["amount_usd"] is None:
+                continue
+            subject = (printable(r["connection"]), printable(r["project_id"] or ""))
+            connection, project = subject
+            labels = [connection, r["kind"], project, printable(r["ident"])]
+            amount.add_metric(labels, float(r["amount_usd"]))
+            if subject not in subjects:
+                subjects.add(subject)
+                used.add_metric(list(subject), float(r["used_usd"]))
+            if r["kind"] == "spend_limit":
+                enforcing.add_metric(list(subject), 1 if r["enforcing"] else 0)
+        yield from (amount, used, enforcing)
 
     def _sync(self, now: int) -> Iterator[Metric]:
         age = GaugeMetricFamily(

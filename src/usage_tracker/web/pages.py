@@ -21,6 +21,7 @@ from usage_tracker.reports import ReportError
 from usage_tracker.web import charts
 from usage_tracker.web.api.common import State, connections_where, hour_range, provisional_from
 from usage_tracker.web.api.health import health_report
+from usage_tracker.web.api.limits import limits_report
 from usage_tracker.web.api.summary import reconciliation_report, summary_body
 from usage_tracker.web.api.tiers import tiers_report
 from usage_tracker.web.auth import Access, CurrentUser, Viewer, csrf_token
@@ -262,6 +263,7 @@ def dashboard(
         "legend": legend,
         "chart_bucket": reports.chart_bucket(lo, hi),
         "pool_panels": _pool_panels(state, access, now, view),
+        "project_limits": _project_limits(state, access, now),
         "cost_findings": [f for f in findings if f["finding"] != "unpriced"],
         "forecast": forecast,
         "forecast_of": _forecast_of(forecast, person),
@@ -309,6 +311,20 @@ def _connection_choices(
         "provider": provider,
         "connection": connection,
         "keep": [(k, v) for k, v in (("provider", provider), ("connection", connection)) if v],
+    }
+
+
+def _project_limits(
+    state: AppState, access: Access, now: int
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each project's hard spend limit, for the Projects table (admins and viewers)."""
+    if access.who.role == "member":
+        return {}
+    report = limits_report(state, access, now)
+    return {
+        (r["connection"], r["project_id"]): r
+        for r in report["limits"]
+        if r["kind"] == "spend_limit" and r["project_id"]
     }
 
 

@@ -38,6 +38,7 @@ from usage_tracker.providers.records import (
     ApiKey,
     CostBucket,
     CostResult,
+    Limit,
     Project,
     UsageBucket,
     UsageResult,
@@ -220,6 +221,13 @@ class AnthropicClient(SdkClient):
     def users(self) -> list[User]:
         listed = self._call("users", lambda: list(self._sdk.beta.organization.users.list()))
         return [User(id=u.id, name=u.name, email=u.email, role=str(u.role)) for u in listed]
+
+    def limits(self, project_ids: Sequence[str]) -> list[Limit]:
+        """None: Anthropic's Admin API reports spend limits for Claude Enterprise organizations
+        only (``spend_limits/effective``), not for the Console organizations whose API keys
+        the tracker reads; the page says they are not available, rather than none."""
+        del project_ids
+        return []
 
     # -- calls -------------------------------------------------------------------------------
 

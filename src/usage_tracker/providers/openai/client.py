@@ -50,6 +50,9 @@ from usage_tracker.providers.openai.records import (
     parse_api_key,
     parse_cost_result,
     parse_project,
+    parse_rate_limit,
+    parse_spend_alert,
+    parse_spend_limit,
     parse_usage_result,
     parse_user,
 )
@@ -58,6 +61,7 @@ from usage_tracker.providers.records import (
     METRICS,
     ApiKey,
     CostBucket,
+    Limit,
     Project,
     UsageBucket,
     User,
@@ -341,6 +345,33 @@ class AdminClient(SdkClient):
         return [
             parse_user(u) for u in self._listed("users", self._sdk.admin.organization.users.list)
         ]
+
+    # -- limits ------------------------------------------------------------------------------
+
+    def limits(self, project_ids: Sequence[str]) -> list[Limit]:
+        """The organization's hard spend limit and spend alerts, then each project's, and each
+        project's rate limits per model. A spend limit that is not set is none (OpenAI answers
+        404 for it)."""
+        org = self._sdk.admin.organization
+        found = self._spend_limit(None, org.spend_limit.retrieve)
+        found += [parse_spend_alert(None, a) for a in self._listed("limits", org.spend_alerts.list)]
+        for project_id in project_ids:
+            found += self._spend_limit(project_id, org.projects.spend_limit.retrieve, project_id)
+            alerts = self._listed("limits", org.projects.spend_alerts.list, project_id)
+            found += [parse_spend_alert(project_id, a) for a in alerts]
+            rates = self._listed("limits", org.projects.rate_limits.list_rate_limits, project_id)
+            found += [parse_rate_limit(project_id, r) for r in rates]
+        return found
+
+    def _spend_limit(
+        self, project_id: str | None, endpoint: Callable[..., Any], *args: str
+    ) -> list[Limit]:
+        try:
+            return [parse_spend_limit(project_id, self._call("limits", endpoint, *args))]
+        except BadUpstreamResponseError as e:
+            if e.status_code == 404:
+                return []
+            raise
 
     # -- paging, retries and error translation ---------------------------------------------
 

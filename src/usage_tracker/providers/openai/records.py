@@ -18,6 +18,7 @@ from usage_tracker.providers.records import (
     METRICS,
     ApiKey,
     CostResult,
+    Limit,
     Project,
     UsageResult,
     User,
@@ -124,3 +125,47 @@ def parse_user(raw: Mapping[str, Any]) -> User:
 
 def _missing(what: str) -> str:
     raise BadUpstreamResponseError(f"{what} is missing")
+
+
+def parse_spend_limit(project_id: str | None, raw: Mapping[str, Any]) -> Limit:
+    """An organization's or a project's hard spend limit (threshold in cents)."""
+    enforcement = raw.get("enforcement") or {}
+    if not isinstance(enforcement, Mapping):
+        raise BadUpstreamResponseError("field 'enforcement' should be an object")
+    return Limit(
+        kind="spend_limit",
+        project_id=project_id,
+        ident="spend_limit",
+        amount_usd=_cents(raw, "threshold_amount"),
+        interval=_opt_str(raw, "interval"),
+        enforcing=_opt_str(enforcement, "status") == "enforcing",
+    )
+
+
+def parse_spend_alert(project_id: str | None, raw: Mapping[str, Any]) -> Limit:
+    return Limit(
+        kind="spend_alert",
+        project_id=project_id,
+        ident=_opt_str(raw, "id") or _missing("spend alert id"),
+        amount_usd=_cents(raw, "threshold_amount"),
+        interval=_opt_str(raw, "interval"),
+    )
+
+
+def parse_rate_limit(project_id: str, raw: Mapping[str, Any]) -> Limit:
+    model = _opt_str(raw, "model") or _missing("rate limit model")
+    figures = {
+        name: value
+        for name in raw
+        if name.startswith(("max_", "batch_")) and (value := _opt_int(raw, name)) is not None
+    }
+    return Limit(
+        kind="rate_limit", project_id=project_id, ident=model, model=model, figures=figures
+    )
+
+
+def _cents(raw: Mapping[str, Any], key: str) -> Decimal:
+    value = _opt_int(raw, key)
+    if value is None:
+        return Decimal(_missing(key))
+    return Decimal(value) / 100

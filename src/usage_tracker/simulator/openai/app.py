@@ -29,6 +29,7 @@ from usage_tracker.providers.openai.contract import (
 from usage_tracker.simulator.company import SimKey, SimProject, SimUser
 from usage_tracker.simulator.http import ApiError, Query, Receive, Scope, Send, header, lifespan
 from usage_tracker.simulator.openai.faults import Faults
+from usage_tracker.simulator.openai.limits import Limits, rate_limits
 from usage_tracker.simulator.openai.paging import (
     Window,
     bucket_json,
@@ -81,6 +82,9 @@ class Simulator:
         """(monotonic time it arrived, path, status sent) of every request."""
         self.responses_sent = 0
         """Every response, faulted ones included; numbers the x-request-id header."""
+        self._limits: Limits | None = None
+        self.limits_refused = False
+        """Answer 403 to the limits' endpoints, as for an admin key without their permission."""
         self._routes: list[tuple[re.Pattern[str], Callable[..., dict[str, Any]]]] = [
             (re.compile(r"/v1/organization/usage/(?P<source>[a-z_]+)"), self._usage),
             (re.compile(r"/v1/organization/costs"), self._costs),
@@ -92,6 +96,20 @@ class Simulator:
                     r"/v1/organization/projects/(?P<project_id>[^/]+)/api_keys/(?P<key_id>[^/]+)"
                 ),
                 self._key,
+            ),
+            (re.compile(r"/v1/organization/spend_limit"), self._spend_limit),
+            (re.compile(r"/v1/organization/spend_alerts"), self._spend_alerts),
+            (
+                re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)/spend_limit"),
+                self._spend_limit,
+            ),
+            (
+                re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)/spend_alerts"),
+                self._spend_alerts,
+            ),
+            (
+                re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)/rate_limits"),
+                self._rate_limits,
             ),
             (re.compile(r"/v1/organization/users"), self._users),
             (re.compile(r"/v1/organization/users/(?P<user_id>[^/]+)"), self._user),
@@ -301,6 +319,39 @@ class Simulator:
             raise ApiError(404, f"No such project: '{project_id}'.")
         return _project(self.org.projects[project_id])
 
+    # -- limits ------------------------------------------------------------------------------
+
+    @property
+    def limits(self) -> Limits:
+        """The spend limits and alerts the organization has set, made when first asked for
+        (from its last 30 days' spend then); a test may change them."""
+        if self._limits is None:
+            self._limits = Limits.of(self.org)
+        return self._limits
+
+    def _refuse_limits(self) -> None:
+        if self.limits_refused:
+            raise ApiError(403, "You have insufficient permissions for this operation.")
+
+    def _spend_limit(self, query: Query, project_id: str | None = None) -> dict[str, Any]:
+        del query
+        self._refuse_limits()
+        if project_id is not None:
+            self._project(Query(""), project_id)  # 404 for a project that does not exist
+        return self.limits.spend_limit(self.org, project_id)
+
+    def _spend_alerts(self, query: Query, project_id: str | None = None) -> dict[str, Any]:
+        self._refuse_limits()
+        if project_id is not None:
+            self._project(query, project_id)
+        owners = [u.email for u in self.org.users if u.role == "owner"]
+        return list_page(query, self.limits.spend_alerts(project_id, owners))
+
+    def _rate_limits(self, query: Query, project_id: str) -> dict[str, Any]:
+        self._refuse_limits()
+        self._project(query, project_id)
+        return list_page(query, rate_limits(project_id))
+
     def _visible_keys(self, project_id: str, access: str) -> list[SimKey]:
         if project_id not in self.org.projects:
             raise ApiError(404, f"No such project: '{project_id}'.")
@@ -411,5 +462,5 @@ def _route_label(path: str) -> str:
     if parts[0] == "usage" and len(parts) > 1:
         return parts[1]
     if parts[0] == "projects" and len(parts) > 2:
-        return "api_keys"
+        return parts[2]  # api_keys, spend_limit, spend_alerts, rate_limits
     return parts[0]
