@@ -244,3 +244,50 @@ def test_the_limits_page_and_the_projects_limits_read_and_fit(
             assert all("hard limit this month" in s for s in shown), where
             assert watched.errors == [], where
             page.context.close()
+
+
+def test_the_simulators_limits_answer_as_the_pinned_sdks_types() -> None:
+    """Each limits answer validates as the openai SDK's own model, with no field it lacks, and
+    every request the client makes for them is one the SDK builds (its paths)."""
+    from openai.types.admin.organization import OrganizationSpendAlert, OrganizationSpendLimit
+    from openai.types.admin.organization.projects import (
+        ProjectRateLimit,
+        ProjectSpendAlert,
+        ProjectSpendLimit,
+    )
+
+    sim = simulator.build(seed=7, days=40, clock=lambda: NOW)
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with BackgroundServer(sim) as upstream, httpx2.Client(headers=headers) as http:
+        base = upstream.url + "/v1/organization"
+        pid = next(iter(sim.limits.project_cents))
+        bare = next(p for p in sim.org.projects if p not in sim.limits.project_cents)
+        checks = [
+            (f"{base}/spend_limit", OrganizationSpendLimit, False),
+            (f"{base}/spend_alerts", OrganizationSpendAlert, True),
+            (f"{base}/projects/{pid}/spend_limit", ProjectSpendLimit, False),
+            (f"{base}/projects/{pid}/spend_alerts", ProjectSpendAlert, True),
+            (f"{base}/projects/{pid}/rate_limits", ProjectRateLimit, True),
+        ]
+        for url, model, listed in checks:
+            body = http.get(url).json()
+            items = body["data"] if listed else [body]
+            assert items, url
+            for item in items:
+                model.model_validate(item)
+                assert set(item) <= set(model.model_fields), (
+                    url,
+                    set(item) - set(model.model_fields),
+                )
+        unset = http.get(f"{base}/projects/{bare}/spend_limit")
+        assert unset.status_code == 404
+        assert http.get(f"{base}/projects/proj_nope/rate_limits").status_code == 404
+        with AdminClient(ADMIN_KEY, upstream.url + "/v1", retry=FAST_RETRY) as client:
+            client.limits([pid, bare])
+    asked = {path for _, path, _ in sim.log}
+    assert asked >= {
+        "/v1/organization/spend_limit",
+        "/v1/organization/spend_alerts",
+        f"/v1/organization/projects/{bare}/spend_limit",
+        f"/v1/organization/projects/{pid}/rate_limits",
+    }
