@@ -172,6 +172,7 @@ def test_admins_set_rules_and_channels_on_the_page_and_every_process_uses_them(
         assert "the rules set on the Alerts page, line 2, column" in bad.text
         rules = (
             "budgets:\n  - {name: org-day, limit: 1, period: day, cost: estimated}\nspikes: []\n"
+            "limits: {enabled: false}\n"
         )
         saved = admin.post("/alerts/rules", data={"csrf_token": form["csrf_token"], "rules": rules})
         assert saved.status_code == 303

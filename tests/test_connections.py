@@ -146,7 +146,10 @@ def test_a_connection_whose_key_is_refused_leaves_the_others_synced(
 
 
 def _dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    tables = [t for t in schema.metadata.sorted_tables if t.name != "connections"]
+    """Every row of every table a database of 0011 had (the limits, read again by the next
+    sync, came after it)."""
+    later = ("connections", "limits")
+    tables = [t for t in schema.metadata.sorted_tables if t.name not in later]
     with store.engine.connect() as conn:
         return {t.name: sorted(map(tuple, conn.execute(select(t)).all()), key=repr) for t in tables}
 

@@ -20,11 +20,27 @@ from .test_browser import ARTIFACTS, Watched, browser  # noqa: F401 - the fixtur
 NEWCOMER = "newcomer@example.com"
 """A member whose email owns no key."""
 PAGES = {
-    "admin": ["/", "/people", "/reconciliation", "/alerts", "/accounts", "/tokens", "/docs"],
-    "viewer": ["/", "/people", "/reconciliation", "/docs"],
+    "admin": [
+        "/",
+        "/people",
+        "/reconciliation",
+        "/limits",
+        "/alerts",
+        "/accounts",
+        "/tokens",
+        "/docs",
+    ],
+    "viewer": ["/", "/people", "/reconciliation", "/limits", "/docs"],
     "member": ["/", "/people", "/reconciliation"],
     "newcomer": ["/", "/people"],
 }
+NAV = {
+    "admin": PAGES["admin"],
+    "viewer": PAGES["viewer"],
+    "member": ["/", "/people", "/reconciliation", "/docs"],
+    "newcomer": ["/", "/people", "/reconciliation", "/docs"],
+}
+"""The navigation each role sees (a member's has no Limits)."""
 EMAILS = {"admin": ADMIN, "viewer": VIEWER, "member": JANE, "newcomer": NEWCOMER}
 CONTRAST = (Path(__file__).parent / "js" / "contrast.js").read_text()
 
@@ -105,7 +121,7 @@ def test_every_page_by_role_navigates_reads_and_fits(
                 where = f"{role} {path} {width} {scheme}"
                 nav = page.locator('nav[aria-label="Pages"] a')
                 links = nav.evaluate_all("(links) => links.map((a) => a.getAttribute('href'))")
-                expected = PAGES["admin"] if role == "admin" else PAGES["viewer"]
+                expected = NAV[role]
                 assert links == expected, where
                 current = page.locator('nav[aria-label="Pages"] a[aria-current="page"]')
                 assert current.get_attribute("href") == path, where

@@ -188,6 +188,7 @@ def sync_once(
             writes.add_connection(conn, connection, client.provider, now)
         report = SyncReport()
         fatal: str | None = None
+        projects: list[str] = []
         try:
             projects = refresh_names(
                 store, client, now, concurrency=window.concurrency, connection=connection
@@ -196,8 +197,6 @@ def sync_once(
             report.names_error = str(e)
             fatal = str(e) if isinstance(e, ENDS_SYNC) else None
             log.warning("names not refreshed: %s", e)
-        else:
-            report.limits_error = refresh_limits(store, client, projects, now, connection)
         ended = threading.Event()  # a fatal error (a revoked key…) ends the run for every source
         reasons: list[str] = [fatal] if fatal is not None else []
         if fatal is not None:
@@ -239,6 +238,8 @@ def sync_once(
             writer.close()  # every page handed over is written (or the failure raised) first
         report.outcomes.update(zip(sources, outcomes, strict=True))
         _note_new_fields(store, client, connection, notes)
+        if report.names_error is None and not ended.is_set():  # after the usage: it matters more
+            report.limits_error = refresh_limits(store, client, projects, now, connection)
         # What the backfills left to sum once (also what a killed one left: readers take the
         # six-hour blocks there until then).
         with store.transaction() as conn:  # the figures stay as they are: no new version
@@ -272,9 +273,6 @@ def refresh_names(
     return [p.id for p in projects if p.archived_at is None]
 
 
-LIMITS = ("limits", "read")
-"""(source, kind) of the note that says when a connection's limits were last read."""
-LIMITS_FAILED = ("limits", "failed")
 LIMITS_SECONDS = 900
 """Limits are read at most this often (each project's are a few requests)."""
 
@@ -285,12 +283,10 @@ def refresh_limits(
     """The organization's and its projects' limits, in place of those stored, unless read
     less than LIMITS_SECONDS ago. A failure (a key without the scope for them, an outage) is
     noted for health and the page and returned; the limits stored before stay."""
-    last = [
-        r["noted_at"]
-        for r in store.upstream_notes()
-        if r["connection"] == connection and (r["source"], r["kind"]) == LIMITS
-    ]
-    if last and now - last[0] < LIMITS_SECONDS:
+    last = next(
+        (r["limits_read_at"] for r in store.connection_rows() if r["name"] == connection), None
+    )
+    if last is not None and now - last < LIMITS_SECONDS:
         return None
     try:
         limits = client.limits(project_ids)
@@ -303,13 +299,10 @@ def refresh_limits(
             )
         log.warning("limits not read: %s", words)
         with store.transaction() as conn:
-            writes.forget_upstream_note(conn, connection, *LIMITS_FAILED, None)
-            writes.note_upstream(conn, *LIMITS_FAILED, words[:200], now, connection=connection)
+            writes.limits_failed(conn, connection, words)
         return words
     with store.transaction() as conn:
         writes.replace_limits(conn, connection, limits, now)
-        writes.note_upstream(conn, *LIMITS, "", now, connection=connection)
-        writes.forget_upstream_note(conn, connection, *LIMITS_FAILED, None)
     return None
 
 

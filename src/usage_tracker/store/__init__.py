@@ -211,6 +211,10 @@ class Store:
     def sync_states(self) -> list[Row]:
         return self._all(schema.sync_state)
 
+    def connection_rows(self) -> list[Row]:
+        """Every connection with stored rows: name, provider, and when its limits were read."""
+        return self._all(schema.connections)
+
     def limits(self) -> list[Row]:
         """Every connection's limits as last read (see ``schema.limits``)."""
         return self._all(schema.limits)

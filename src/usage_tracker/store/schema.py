@@ -321,9 +321,12 @@ connections = Table(
     Column("name", String(100), primary_key=True),
     Column("provider", String(40), nullable=False),
     Column("first_seen_at", BigInteger, nullable=False),
+    Column("limits_read_at", BigInteger),
+    Column("limits_error", String(200)),
 )
 """Every connection whose rows are stored (its identity: a name, and its provider), kept after
-it leaves the settings, so that its history keeps its provider."""
+it leaves the settings, so that its history keeps its provider; when its limits were last read,
+and why the last try failed (None: it did not)."""
 
 accounts = Table(
     "accounts",

@@ -288,8 +288,20 @@ def upsert_users(conn: Connection, connection: str, items: Iterable[User], seen_
     _upsert(conn, schema.users, _seen(items, connection, seen_at))
 
 
+def limits_failed(conn: Connection, connection: str, words: str) -> None:
+    """Why ``connection``'s limits could not be read (those read before stay)."""
+    table = schema.connections
+    conn.execute(update(table).where(table.c.name == connection).values(limits_error=words[:200]))
+
+
 def replace_limits(conn: Connection, connection: str, limits: Iterable[Limit], now: int) -> None:
     """What ``connection``'s provider reports of its limits now, in place of what it did."""
+    known = schema.connections
+    conn.execute(
+        update(known)
+        .where(known.c.name == connection)
+        .values(limits_read_at=now, limits_error=None)
+    )
     table = schema.limits
     conn.execute(table.delete().where(table.c.connection == connection))
     rows = [

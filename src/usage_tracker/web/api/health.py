@@ -9,7 +9,7 @@ from fastapi import Request, Response
 
 from usage_tracker import __version__
 from usage_tracker.store import StoreUnavailableError, writes
-from usage_tracker.sync import LIMITS, LIMITS_FAILED, describe_note
+from usage_tracker.sync import describe_note
 from usage_tracker.web.api.common import State, router
 from usage_tracker.web.auth import SignInRequired, principal
 from usage_tracker.web.state import AppState
@@ -26,9 +26,10 @@ def health_report(state: AppState) -> dict[str, Any]:
         state.store.ping()
         sync_states = state.store.sync_states()
         notes = state.store.upstream_notes()
+        stored = state.store.connection_rows()
         database: dict[str, Any] = {"ok": True, "backend": state.store.backend, "error": None}
     except StoreUnavailableError as e:
-        sync_states, notes = [], []
+        sync_states, notes, stored = [], [], []
         database = {"ok": False, "backend": state.store.backend, "error": str(e)}
     syncs = []
     errors: dict[str, list[str]] = {name: [] for name in state.clients}
@@ -67,16 +68,15 @@ def health_report(state: AppState) -> dict[str, Any]:
         )
         error = (client.trouble if client is not None else None) or shared
         error = error or (failures[0] if failures else None)
-        limits = {(n["source"], n["kind"]): n for n in notes if n["connection"] == name}
-        read, failed = limits.get(LIMITS), limits.get(LIMITS_FAILED)
+        known = next((r for r in stored if r["name"] == name), None)
         connections.append(
             {
                 "name": name,
                 "provider": client.provider if client is not None else None,
                 "configured": client is not None,
                 "error": error,
-                "limits_read_at": read["noted_at"] if read else None,
-                "limits_error": failed["detail"] if failed else None,
+                "limits_read_at": known["limits_read_at"] if known else None,
+                "limits_error": known["limits_error"] if known else None,
             }
         )
     failing = [c for c in connections if c["error"] and c["configured"]]
@@ -86,7 +86,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         upstream_error = (
             first["error"] if len(connections) == 1 else (f"{first['name']}: {first['error']}")
         )
-    notes = [n for n in notes if not _is_trouble(n) and n["source"] != LIMITS[0]]
+    notes = [n for n in notes if not _is_trouble(n)]
     if not state.clients:
         upstream_error = (
             "No admin key is set (OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY or CONNECTIONS_FILE): "

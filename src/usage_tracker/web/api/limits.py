@@ -18,20 +18,16 @@ def limits_report(state: AppState, access: Access, now: int) -> dict[str, Any]:
         ("limits", access.version, now - now % HOUR),
         lambda: limits(state.store, access.names, now),
     )
-    notes = state.store.upstream_notes()
-    connections = []
-    for name, provider in sorted(access.names.connections.items()):
-        mine = {(n["source"], n["kind"]): n for n in notes if n["connection"] == name}
-        read, failed = mine.get(("limits", "read")), mine.get(("limits", "failed"))
-        connections.append(
-            {
-                "name": name,
-                "provider": provider,
-                "read_at": read["noted_at"] if read else None,
-                "error": failed["detail"] if failed else None,
-                "reported": provider == "openai",
-            }
-        )
+    connections = [
+        {
+            "name": r["name"],
+            "provider": r["provider"],
+            "read_at": r["limits_read_at"],
+            "error": r["limits_error"],
+            "reported": r["provider"] == "openai",
+        }
+        for r in sorted(state.store.connection_rows(), key=lambda r: r["name"])
+    ]
     return {**report, "connections": connections}
 
 
