@@ -203,10 +203,11 @@ def serve_process(  # type: ignore[no-untyped-def]
     ready_path: str = "/static/img/favicon.svg",
     host: str = "127.0.0.1",
     reach: str = "127.0.0.1",
+    startup_seconds: float = 30,
 ):
     """``usage-tracker serve`` as a real process on a free port of ``host``, with ``env`` on
-    top of this one's; yields (base URL at the address ``reach``, path of its combined output).
-    Stopped afterwards."""
+    top of this one's; yields (base URL at the address ``reach``, path of its combined output),
+    once it answers (within ``startup_seconds``). Stopped afterwards."""
     import socket
     import subprocess
     import sys
@@ -226,20 +227,22 @@ def serve_process(  # type: ignore[no-untyped-def]
         )
     url = f"http://{reach}:{port}"
     try:
-        wait_until_up(url + ready_path, proc, log_path.read_text)
+        wait_until_up(url + ready_path, proc, log_path.read_text, seconds=startup_seconds)
         yield url, log_path
     finally:
         proc.terminate()
         proc.wait(timeout=15)
 
 
-def wait_until_up(url: str, proc: Any, log: Callable[[], str] = lambda: "") -> None:
-    """Until ``url`` answers (anything at all); fails when ``proc`` exits or after 30 s."""
+def wait_until_up(
+    url: str, proc: Any, log: Callable[[], str] = lambda: "", *, seconds: float = 30
+) -> None:
+    """Until ``url`` answers (anything at all); fails when ``proc`` exits or after ``seconds``."""
     import time
 
     import httpx2
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + seconds
     while True:
         try:
             httpx2.get(url, timeout=2)

@@ -26,13 +26,25 @@ def tune_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+WORKER_PATIENCE_SECONDS = 60
+"""How long uvicorn's supervisor waits for a worker to answer its ping before it kills the worker
+and starts another: its default, 5 s, killed workers that were only starting on a busy machine
+(a fresh interpreter, the app's imports, its start-up), again and again (issue 22)."""
+
+
 def run(app: Any, host: str, port: int, log_level: str = "info", *, workers: int = 1) -> None:
     """Serve ``app`` in the foreground until interrupted; with several ``workers``, ``app`` is
     the import string of a factory each worker process calls."""
     tune_collector()
     options = {**APP_SERVER_OPTIONS, "host": host, "port": port, "log_level": log_level}
     if workers > 1:
-        uvicorn.run(app, factory=True, workers=workers, **options)
+        uvicorn.run(
+            app,
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_PATIENCE_SECONDS,
+            **options,
+        )
     else:
         uvicorn.run(app, **options)
 
