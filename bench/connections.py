@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from usage_tracker import simulator
 from usage_tracker.providers.anthropic import AnthropicClient
@@ -38,7 +39,14 @@ def build(
     if facts.exists():
         return dict(json.loads(facts.read_text()))
     directory.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{directory / 'bench.db'}" if backend == "sqlite" else postgres_url
+    # A database of its own on PostgreSQL: the large organization's stays as it was built.
+    own = make_url(postgres_url)
+    own = own.set(database=f"{own.database}_connections")
+    url = (
+        f"sqlite:///{directory / 'bench.db'}"
+        if backend == "sqlite"
+        else own.render_as_string(hide_password=False)
+    )
     if backend == "sqlite":
         (directory / "bench.db").unlink(missing_ok=True)
     else:

@@ -596,3 +596,54 @@ def test_the_selector_narrows_the_dashboard_to_one_organization_and_its_pools(
         assert wrong.json()["error"]["param"] == "provider"
         assert watched.errors == []
         page.context.close()
+
+
+def test_reconciliation_forecast_exports_and_people_narrow_to_a_connection(
+    tmp_path: Path,
+    two_orgs: dict[str, tuple[simulator.Simulator, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """?connection= narrows the reconciliation (its bill is that organization's Costs API),
+    the forecast (the two organizations' add up to the whole), the exports (every key row of
+    one connection) as it narrows the summary; an unknown one is a 404 on each; the People
+    page names each key's connection."""
+    start = NOW - NOW % DAY - 10 * DAY
+    end = NOW - NOW % DAY + DAY
+    with (
+        _two_connection_app(tmp_path, two_orgs, monkeypatch) as url,
+        httpx2.Client(base_url=url) as http,
+    ):
+        params = {"start_time": start, "end_time": end}
+        billed = {}
+        for name in ("openai", "staging"):
+            summary = http.get("/api/summary", params={**params, "connection": name}).json()
+            report = http.get("/api/reconciliation", params={**params, "connection": name}).json()
+            assert Decimal(str(report["totals"]["billed"])) == Decimal(str(summary["billed_usd"]))
+            billed[name] = Decimal(str(report["totals"]["billed"]))
+        whole = http.get("/api/reconciliation", params=params).json()
+        assert Decimal(str(whole["totals"]["billed"])) == billed["openai"] + billed["staging"]
+        assert billed["openai"] != billed["staging"]
+        forecasts = {
+            name: http.get("/api/forecast", params={"connection": name}).json()["organization"]
+            for name in ("openai", "staging")
+        }
+        whole_forecast = http.get("/api/forecast").json()
+        every = whole_forecast["organization"]
+        before = sum(Decimal(str(f["before_today"])) for f in forecasts.values())
+        assert before == Decimal(str(every["before_today"]))
+        # Each run rate is rounded to the cent, then times the days left.
+        rounding = Decimal("0.01") * (whole_forecast["days_left"] + 1)
+        parts = sum(Decimal(str(f["projected_month_end"])) for f in forecasts.values())
+        assert abs(parts - Decimal(str(every["projected_month_end"]))) <= rounding
+        exported = http.get(
+            "/api/export",
+            params={**params, "by": "key", "format": "json", "connection": "staging"},
+        ).json()
+        keys = [r for r in exported if not str(r.get("key", "")).startswith("TOTAL")]
+        assert keys
+        assert {r["connection"] for r in keys} == {"staging"}
+        for path in ("/api/reconciliation", "/api/forecast", "/api/export"):
+            assert http.get(path, params={"connection": "nope"}).status_code == 404, path
+        people = http.get("/people").text
+        assert "(staging)" in people
+        assert "(openai)" in people

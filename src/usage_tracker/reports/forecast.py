@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -40,18 +40,21 @@ def forecast(
     *,
     scope: Scope = EVERYTHING,
     run_rate_days: int = RUN_RATE_DAYS,
+    only: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
+    """``only``: the billed cost of some connections (``{"connection": [...]}``)."""
     month_start, month_end = month_bounds(now)
     today = now - now % DAY
     rate_from = today - run_rate_days * DAY
     first = min(rate_from, month_start)
-    if scope.everything:  # the folded billed cost: per key, and per project, by day
+    if scope.everything and not only:  # the folded billed cost: per key, per project, by day
         by_key = store.folded_cost_days(first, today + DAY, "api_key")
         by_project = store.folded_cost_days(first, today + DAY, "project")
     else:
+        group = ["day", "api_key_id", "project_id"]
         by_key = by_project = [
             r
-            for r in store.cost_totals(first, today + DAY, ["day", "api_key_id", "project_id"])
+            for r in store.cost_totals(first, today + DAY, group, where=only)
             if scope.allows(r["api_key_id"])
         ]
     days_left = (month_end - today) // DAY

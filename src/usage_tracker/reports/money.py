@@ -24,15 +24,22 @@ DAY = 86400
 
 
 def scoped_costs(
-    store: Store, start: int, end: int, group_by: Sequence[str], scope: Scope
+    store: Store,
+    start: int,
+    end: int,
+    group_by: Sequence[str],
+    scope: Scope,
+    *,
+    where: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Billed amounts per ``group_by`` over whole UTC days, of the ``scope``'s keys only: a
-    member's costs are read per key and folded back; everyone's are read as they are."""
+    """Billed amounts per ``group_by`` over whole UTC days, of the ``scope``'s keys only (and
+    the rows ``where`` allows: a connection's): a member's costs are read per key and folded
+    back; everyone's are read as they are."""
     if scope.everything:
-        return store.cost_totals(start - start % DAY, end, group_by)
+        return store.cost_totals(start - start % DAY, end, group_by, where=where)
     by_key = list(dict.fromkeys([*group_by, "api_key_id"]))
     folded: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in store.cost_totals(start - start % DAY, end, by_key):
+    for row in store.cost_totals(start - start % DAY, end, by_key, where=where):
         if not scope.allows(row["api_key_id"]):
             continue
         key = tuple(row[g] for g in group_by)

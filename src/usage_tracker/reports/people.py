@@ -39,6 +39,7 @@ def people(
                 "id": key_id,
                 "name": names.key(key_id),
                 "project": names.project(str(key.get("project_id") or "")),
+                "connection": key.get("connection"),
                 "last_used_at": key.get("last_used_at"),
                 "tokens": tokens,
                 "assigned": key_id in names.owners,

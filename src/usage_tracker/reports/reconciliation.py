@@ -9,6 +9,7 @@ that used tokens but has no list price, is a finding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,15 +34,22 @@ def reconciliation(
     scope: Scope = EVERYTHING,
     threshold: Decimal = THRESHOLD,
     per_day: bool = True,
+    only: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Rows per (day, model or line item) and per model over [start, end) in whole UTC days,
     each with ``billed``, ``estimated`` (None: no list price, or nothing to estimate from),
     ``difference`` and ``finding``. Without ``per_day``, the models over the whole range only
-    (what the dashboard's banner needs: no rows per day)."""
+    (what the dashboard's banner needs: no rows per day). ``only``: the usage and cost of some
+    connections (``{"connection": [...]}``)."""
     start, end = start - start % DAY, -(-end // DAY) * DAY
     metrics = ("input_tokens", "output_tokens", *ESTIMATES)
-    where = scope.where()
-    if not per_day:
+    where = {**(scope.where() or {}), **(only or {})} or None
+    if only:  # read as they are, not folded: the rollups are across connections
+        group = ["day", "line_item"] if per_day else ["line_item"]
+        costs = scoped_costs(store, start, end, group, scope, where=only)
+        models = [*group[:-1], "model"]
+        usage = store.usage_totals(start, end, models, where=where, metrics=metrics)
+    elif not per_day:
         costs = (
             store.folded_costs(start, end)["line_item"]
             if scope.everything

@@ -56,6 +56,7 @@ def people_page(
         "version": __version__,
         "who": access.who,
         "csrf": csrf_token(request, access.who),
+        "several_connections": len(access.names.connections) > 1,
         **picked,
         "totals": {
             "tokens": sum(p["tokens"] for p in found),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -77,6 +77,20 @@ EndTime = Annotated[
         le=MAX_TIME,
         description=f"{TIME_DOC} Exclusive; must be after start_time. Default: now.",
     ),
+]
+
+
+ConnectionParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=40,
+        description="Only this connection's usage and cost (its name).",
+    ),
+]
+ProviderParam = Annotated[
+    Literal["openai", "anthropic"] | None,
+    Query(description="Only the usage and cost of this provider's connections."),
 ]
 
 

@@ -20,8 +20,10 @@ from usage_tracker.web.api.common import (
     DAY,
     MAX_TIME,
     TIME_DOC,
+    ConnectionParam,
     EndTime,
     ErrorBody,
+    ProviderParam,
     State,
     connections_where,
     hour_range,
@@ -49,18 +51,8 @@ async def summary(
         ),
     ] = None,
     end_time: EndTime = None,
-    connection: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=40,
-            description="Only this connection's usage and cost (its name).",
-        ),
-    ] = None,
-    provider: Annotated[
-        Literal["openai", "anthropic"] | None,
-        Query(description="Only the usage and cost of this provider's connections."),
-    ] = None,
+    connection: ConnectionParam = None,
+    provider: ProviderParam = None,
 ) -> Response:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served. `by.connection` and
@@ -88,27 +80,41 @@ def reconciliation(
         Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: 30 days before end_time."),
     ] = None,
     end_time: EndTime = None,
+    connection: ConnectionParam = None,
+    provider: ProviderParam = None,
 ) -> dict[str, Any]:
     """Whole UTC days. `findings` lists the models whose estimate is off by more than
     `threshold_percent` of the bill, or that have no list price."""
-    return reconciliation_report(state, access, start_time, end_time)
+    only = connections_where(access.names, connection, provider)
+    return reconciliation_report(state, access, start_time, end_time, only)
 
 
 def reconciliation_report(
-    state: AppState, access: Access, start: int | None, end: int | None
+    state: AppState,
+    access: Access,
+    start: int | None,
+    end: int | None,
+    only: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     if start is not None and end is not None and end <= start:
         raise ReportError("Invalid value for 'end_time': must be after start_time.", "end_time")
     end = align_up(end if end is not None else int(state.clock()) + 1, "1d")
     start = align_down(start, "1d") if start is not None else end - 30 * DAY
-    return reports.reconciliation(state.store, start, end, scope=access.scope)
+    return reports.reconciliation(state.store, start, end, scope=access.scope, only=only)
 
 
 @router.get("/forecast", summary="Month to date and projected month-end billed cost")
-def forecast(state: State, access: Viewer) -> dict[str, Any]:
+def forecast(
+    state: State,
+    access: Viewer,
+    connection: ConnectionParam = None,
+    provider: ProviderParam = None,
+) -> dict[str, Any]:
     """For the organization, each project and each person (a member: their own), with the
     method used in `method`."""
-    return reports.forecast(state.store, access.names, int(state.clock()), scope=access.scope)
+    only = connections_where(access.names, connection, provider)
+    now = int(state.clock())
+    return reports.forecast(state.store, access.names, now, scope=access.scope, only=only)
 
 
 EXPORT_TYPES = {
@@ -135,16 +141,22 @@ def export(
         int | None, Query(ge=0, le=MAX_TIME, description=f"{TIME_DOC} Default: today's start.")
     ] = None,
     end_time: EndTime = None,
+    connection: ConnectionParam = None,
+    provider: ProviderParam = None,
 ) -> Response:
     """The rows of `/api/summary` for one grouping (tokens, requests, billed and estimated
-    cost), or of `/api/reconciliation`, over the same range and with the same scope."""
+    cost), or of `/api/reconciliation`, over the same range and with the same scope (and the
+    same `connection` or `provider`)."""
+    only = connections_where(access.names, connection, provider)
     if by == "reconciliation":
-        report = reconciliation_report(state, access, start_time, end_time)
+        report = reconciliation_report(state, access, start_time, end_time, only)
         start, end = report["start_time"], report["end_time"]
         header, rows = exports.reconciliation_table(report["days"])
     else:
         start, end = hour_range(int(state.clock()), start_time, end_time)
-        summary = reports.summary(state.store, access.names, start, end, scope=access.scope)
+        summary = reports.summary(
+            state.store, access.names, start, end, scope=access.scope, where=only
+        )
         header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     name = f"usage-{by}-{_date(start)}-{_date(end - 1)}.{format}"
     return Response(

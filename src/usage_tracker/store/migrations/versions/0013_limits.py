@@ -1,5 +1,4 @@
-"""limits: the spend limits, spend alerts and rate limits each connection's provider reports,
-and when each connection's were last read (or why not)
+"""limits: the spend limits, spend alerts and rate limits each connection's provider reports
 
 Revision ID: 0013
 Revises: 0012
@@ -34,12 +33,6 @@ def upgrade() -> None:
         ),
     )
 
-    op.add_column("connections", sa.Column("limits_read_at", sa.BigInteger()))
-    op.add_column("connections", sa.Column("limits_error", sa.String(200)))
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("connections") as batch:
-        batch.drop_column("limits_error")
-        batch.drop_column("limits_read_at")
     op.drop_table("limits")
