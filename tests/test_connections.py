@@ -5,6 +5,10 @@ upgrade that assigns every stored row to ``openai``, and CONNECTIONS_FILE's erro
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -647,3 +651,28 @@ def test_reconciliation_forecast_exports_and_people_narrow_to_a_connection(
         people = http.get("/people").text
         assert "(staging)" in people
         assert "(openai)" in people
+    day = dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()
+    last = dt.datetime.fromtimestamp(end - 1, dt.UTC).date().isoformat()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    command = [sys.executable, "-m", "usage_tracker", "report", "--since", day, "--until", last]
+    shown = subprocess.run(
+        [*command, "--by", "key", "--format", "json", "--connection", "staging"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    keys = [r for r in json.loads(shown.stdout) if not str(r["key"]).startswith("TOTAL")]
+    assert keys
+    assert {r["connection"] for r in keys} == {"staging"}
+    wrong = subprocess.run(
+        [*command, "--connection", "nope"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert "no connection named 'nope'" in wrong.stderr

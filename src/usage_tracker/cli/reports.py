@@ -19,7 +19,17 @@ from usage_tracker.store import StoreUnavailableError
 from usage_tracker.text.untrusted import rich_text
 
 DAY = 86400
-By = Annotated[str, typer.Option(metavar="BY", help="person, key, user, project or model.")]
+By = Annotated[
+    str,
+    typer.Option(metavar="BY", help="person, key, user, project, model, connection or provider."),
+]
+Connection = Annotated[
+    str | None, typer.Option(metavar="NAME", help="Only this connection's usage and cost.")
+]
+Provider = Annotated[
+    str | None,
+    typer.Option(metavar="PROVIDER", help="Only this provider's (openai or anthropic)."),
+]
 Since = Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First UTC day.")]
 Until = Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="Last UTC day (included).")]
 
@@ -37,12 +47,16 @@ def _day(value: str, option: str) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
 
 
-def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]], int, int]:
+def _table(
+    by: str, since: str, until: str, connection: str | None = None, provider: str | None = None
+) -> tuple[list[str], list[list[Any]], int, int]:
     if by not in exports.BY:
         raise _fail(f"--by: expected one of {', '.join(exports.BY)}, got {by!r}")
     start, end = _day(since, "--since"), _day(until, "--until") + DAY
     if end <= start:
         raise _fail("--until is before --since")
+    if provider is not None and provider not in ("openai", "anthropic"):
+        raise _fail(f"--provider: expected openai or anthropic, got {provider!r}")
     try:
         settings = load_settings()
         store = runtime.open_store(settings, Prices.load(settings.prices_file))
@@ -50,7 +64,10 @@ def _table(by: str, since: str, until: str) -> tuple[list[str], list[list[Any]],
         raise _fail(str(e)) from None
     try:
         names = reports.load_names(store)
-        summary = reports.summary(store, names, start, end)
+        only = reports.connections_where(names, connection, provider)
+        summary = reports.summary(store, names, start, end, where=only)
+    except reports.ReportError as e:
+        raise _fail(f"--connection: {e}") from None
     finally:
         store.close()
     header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
@@ -65,12 +82,14 @@ def export(
     output: Annotated[
         Path | None, typer.Option(help="The file to write; standard output when not given.")
     ] = None,
+    connection: Connection = None,
+    provider: Provider = None,
 ) -> None:
     """Write one table (tokens, requests, billed and estimated cost per row) as CSV, JSON or
     Excel."""
     if format not in ("csv", "json", "xlsx"):
         raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
-    header, rows, start, end = _table(by, since, until)
+    header, rows, start, end = _table(by, since, until, connection, provider)
     body: str | bytes = exports.render(
         format, header, exports.with_total(header, rows, start, end), by
     )
@@ -95,11 +114,13 @@ def report(
     until: Until,
     by: By = "person",
     format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    connection: Connection = None,
+    provider: Provider = None,
 ) -> None:
     """Print one table with its totals: a Rich table on a terminal, or CSV/JSON."""
     if format not in ("table", "csv", "json"):
         raise _fail(f"--format: expected table, csv or json, got {format!r}")
-    header, rows, start, end = _table(by, since, until)
+    header, rows, start, end = _table(by, since, until, connection, provider)
     if format in ("csv", "json"):
         sys.stdout.write(
             exports.render(format, header, exports.with_total(header, rows, start, end), by)

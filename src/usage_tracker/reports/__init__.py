@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from usage_tracker.reports import money
 from usage_tracker.reports.charts import CHART_DAYS, TOKENS, chart_bucket, usage_over_time
-from usage_tracker.reports.common import GROUPINGS, ReportError, load_names
+from usage_tracker.reports.common import GROUPINGS, ReportError, connections_where, load_names
 from usage_tracker.reports.forecast import daily_billed, forecast
 from usage_tracker.reports.people import people
 from usage_tracker.reports.pools import EVERYONE_ELSE, PoolReport, PoolStatus, pool_rows, pool_usage
@@ -33,6 +33,7 @@ __all__ = [
     "PoolStatus",
     "ReportError",
     "chart_bucket",
+    "connections_where",
     "cost_totals",
     "daily_billed",
     "forecast",

@@ -18,8 +18,9 @@ from usage_tracker.people.names import Names
 from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.providers.openai.contract import SOURCES
 from usage_tracker.reports import ReportError
+from usage_tracker.reports.common import connections_where
 from usage_tracker.web import charts
-from usage_tracker.web.api.common import State, connections_where, hour_range, provisional_from
+from usage_tracker.web.api.common import State, hour_range, provisional_from
 from usage_tracker.web.api.health import health_report
 from usage_tracker.web.api.limits import limits_report
 from usage_tracker.web.api.summary import reconciliation_report, summary_body

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from usage_tracker.people.names import Names
 from usage_tracker.providers.openai.contract import (
     align_down,
     align_up,
@@ -92,29 +91,6 @@ ProviderParam = Annotated[
     Literal["openai", "anthropic"] | None,
     Query(description="Only the usage and cost of this provider's connections."),
 ]
-
-
-def connections_where(
-    names: Names, connection: str | None, provider: str | None
-) -> dict[str, list[str]] | None:
-    """The usage filter of ``?connection=`` and ``?provider=`` (None: every connection)."""
-    if connection is None and provider is None:
-        return None
-    known = names.connections
-    if connection is not None and connection not in known:
-        listed = ", ".join(sorted(known)) or "none yet"
-        raise ReportError(
-            f"Invalid value for 'connection': no connection named {connection!r} has stored "
-            f"data (known: {listed}).",
-            "connection",
-            status=404,
-        )
-    picked = [
-        name
-        for name, of in sorted(known.items())
-        if (connection is None or name == connection) and (provider is None or of == provider)
-    ]
-    return {"connection": picked or ["-"]}
 
 
 def provisional_from(state: AppState) -> int:

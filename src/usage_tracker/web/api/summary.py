@@ -16,6 +16,7 @@ from usage_tracker.providers.openai.contract import (
     align_up,
 )
 from usage_tracker.reports import ReportError, exports
+from usage_tracker.reports.common import connections_where
 from usage_tracker.web.api.common import (
     DAY,
     MAX_TIME,
@@ -25,7 +26,6 @@ from usage_tracker.web.api.common import (
     ErrorBody,
     ProviderParam,
     State,
-    connections_where,
     hour_range,
     provisional_from,
     router,
