@@ -350,3 +350,39 @@ def test_a_member_sees_their_own_keys_of_every_provider_and_nothing_else(
         if key in expected
     )
     assert providers["openai"]["tokens"] == openai_tokens
+
+
+def test_a_year_of_backfill_asks_anthropic_nothing_before_its_reports_begin(
+    tmp_path: Path,
+) -> None:
+    """BACKFILL_DAYS=365 against Anthropic, whose reports start 365 days back at most (and not
+    before 2026-01-01) and refuse an earlier start: the sync asks from there, stores every
+    token and cent after it, and fails nothing (the bench's three connections met this)."""
+    import time
+
+    now = int(time.time())
+    sim = AnthropicSimulator(simulator.build(seed=7, days=20, clock=lambda: now).org)
+    store = Store.open(f"sqlite:///{tmp_path / 'year.db'}")
+    with BackgroundServer(sim) as served, AnthropicClient(DEFAULT_ADMIN_KEY, served.url) as client:
+        report = sync_once(
+            store, client, now=now, window=SyncWindow(backfill_days=365), connection="anthropic"
+        )
+    assert report.errors == []
+    asked = [query for path, query, _beta, status, _body in sim.log if "analytics" in path]
+    assert asked
+    assert all(status == 200 for *_rest, status, _body in sim.log)
+    starts = [dt_from(q["starting_at"][0]) for q in asked]
+    assert min(starts) >= now - 365 * DAY
+    start, end = now - now % DAY - 20 * DAY, now - now % HOUR + HOUR
+    stored = store.usage_totals(start, end, metrics=["input_tokens", "output_tokens"])[0]
+    truth = sim.company.truth(start, end, ())
+    assert stored["input_tokens"] == sum(v["input_tokens"] for v in truth.values()) > 0
+    billed = store.cost_totals(start - start % DAY, now - now % DAY + DAY)[0]["amount"]
+    assert billed == sim.company.cost_truth(start, now - now % DAY + DAY)
+    store.close()
+
+
+def dt_from(text: str) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())

@@ -68,6 +68,10 @@ class AnthropicAdminKeyError(AdminKeyError):
         )
 
 
+REPORTS_FROM = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
+"""The first day of Anthropic's usage and cost reports (facts/anthropic-admin-api.md)."""
+
+
 class AnthropicClient(SdkClient):
     """Reads one Anthropic organization. Each method reads to the end and raises only
     :class:`~usage_tracker.providers.errors.UpstreamError` subclasses; the SDK retries
@@ -139,6 +143,14 @@ class AnthropicClient(SdkClient):
     def _report(
         self, kind: str, start: int, end: int, width: str, group_by: Sequence[str]
     ) -> list[Any]:
+        """Every row of ``kind`` over [start, end). Anthropic keeps these reports from
+        2026-01-01 and for the last 365 days only, and refuses a request that starts earlier:
+        before then there is nothing to read (the buckets stay empty)."""
+        step = HOUR if width == "1h" else DAY
+        floor = max(REPORTS_FROM, -(-(int(time.time()) - 365 * DAY) // step) * step + step)
+        if end <= floor:
+            return []
+        start = max(start, floor)
         endpoint = getattr(self._sdk.beta.organization.analytics, kind)
         first = self._call(
             kind,
