@@ -272,29 +272,38 @@ def main() -> None:
     )
     results["size"] = {**asdict(size), "days": args.days}
     backends = [b for b in args.backends.split(",") if b != "postgresql" or not args.skip_postgres]
+
+    def keep() -> None:  # each part as it is measured: a later part that fails loses none
+        results_file.write_text(json.dumps(results, indent=1))
+
     for backend in backends:
         facts = build(backend, size, args.days, args.latency_ms)
         print(backend, "backfill:", facts, flush=True)
         results.setdefault("backfill", {})[backend] = facts
+        keep()
         token = harness.api_token(facts["database"])
         if "reads" in only:
             with harness.app_process(facts["database"]) as app:
                 results.setdefault("reads", {})[backend] = reads(app.url, token, args.runs)
             print(backend, "reads:", json.dumps(results["reads"][backend]), flush=True)
+            keep()
         if "crowd" in only:
             results.setdefault("crowd", {})[backend] = crowd(
                 facts["database"], token, args.crowd_seconds
             )
             print(backend, "crowd:", results["crowd"][backend], flush=True)
+            keep()
         if backend != "sqlite":
             continue
         if "browser" in only:
             with harness.app_process(facts["database"]) as app:
                 results["browser"] = browser(app.url, token, args.runs)
             print("browser:", results["browser"], flush=True)
+            keep()
         if "memory" in only:
             results["memory"] = memory(facts["database"], token, args.days)
             print("memory:", results["memory"], flush=True)
+            keep()
     if "connections" in only:
         from . import connections
 
@@ -306,9 +315,11 @@ def main() -> None:
                 facts["reads"] = reads(app.url, token, args.runs)
             results.setdefault("connections", {})[backend] = facts
             print(backend, "three connections reads:", json.dumps(facts["reads"]), flush=True)
+            keep()
     if "original" in only:
         results["original"] = original.side_by_side(views=100, latency_ms=args.latency_ms)
         print("original:", results["original"], flush=True)
+        keep()
     results_file.write_text(json.dumps(results, indent=1))
     from .report import markdown
 
