@@ -34,12 +34,16 @@ from usage_tracker.web.auth import Access, Viewer
 from usage_tracker.web.results import Version, as_json
 from usage_tracker.web.state import AppState
 
+NO_SUCH_CONNECTION: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No connection of that name."}
+}
+
 
 @router.get(
     "/summary",
     summary="Totals per person, key, user, project, model, source, connection and provider",
     response_model=dict[str, Any],
-    responses={404: {"model": ErrorBody, "description": "No connection of that name."}},
+    responses=NO_SUCH_CONNECTION,
 )
 async def summary(
     state: State,
@@ -71,6 +75,7 @@ async def summary(
 @router.get(
     "/reconciliation",
     summary="Billed against estimated cost per UTC day and model, and where they disagree",
+    responses=NO_SUCH_CONNECTION,
 )
 def reconciliation(
     state: State,
@@ -103,7 +108,11 @@ def reconciliation_report(
     return reports.reconciliation(state.store, start, end, scope=access.scope, only=only)
 
 
-@router.get("/forecast", summary="Month to date and projected month-end billed cost")
+@router.get(
+    "/forecast",
+    summary="Month to date and projected month-end billed cost",
+    responses=NO_SUCH_CONNECTION,
+)
 def forecast(
     state: State,
     access: Viewer,
@@ -128,7 +137,10 @@ EXPORT_TYPES = {
     "/export",
     summary="A dashboard table or the reconciliation as CSV, JSON or Excel",
     response_class=Response,
-    responses={200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
+    responses={
+        200: {"content": {t: {} for t in EXPORT_TYPES.values()}},
+        **NO_SUCH_CONNECTION,
+    },
 )
 def export(
     state: State,
