@@ -24,8 +24,14 @@ class Settings(BaseSettings):
     openai_admin_key: SecretStr | None = None
     openai_admin_key_file: Path | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    openai_admin_write_key: SecretStr | None = None
+    """A second admin key, with write scopes, for the actions budget rules may name (none:
+    nothing is ever written to OpenAI)."""
+    openai_admin_write_key_file: Path | None = None
     anthropic_admin_key: SecretStr | None = None
     anthropic_admin_key_file: Path | None = None
+    anthropic_admin_write_key: SecretStr | None = None
+    anthropic_admin_write_key_file: Path | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
     """Anthropic's Admin API (the SDK's base URL: no /v1); the simulator's in tests."""
     connections_file: Path | None = None
@@ -126,6 +132,8 @@ class Settings(BaseSettings):
     @field_validator(
         "openai_admin_key",
         "anthropic_admin_key",
+        "openai_admin_write_key",
+        "anthropic_admin_write_key",
         "alert_urls",
         "metrics_token",
         "oidc_client_secret",
@@ -267,6 +275,8 @@ class Settings(BaseSettings):
     def _key_from_file(self) -> Settings:
         self._secret_from_file("openai_admin_key")
         self._secret_from_file("anthropic_admin_key")
+        self._secret_from_file("openai_admin_write_key")
+        self._secret_from_file("anthropic_admin_write_key")
         return self
 
     def admin_key(self) -> str:

@@ -9,6 +9,7 @@ and that organization's settings.
       - name: staging
         provider: openai
         key_env: OPENAI_STAGING_ADMIN_KEY     # or key_file: /run/secrets/staging-admin-key
+        write_key_env: OPENAI_STAGING_WRITE_KEY   # optional, lets rules act (or write_key_file)
         usage_tier: "3-5"
         sharing_projects: [proj_abc]
         backfill_days: 30
@@ -47,6 +48,8 @@ class Connection:
     usage_tier: Literal["1-2", "3-5"] = "1-2"
     sharing_projects: tuple[str, ...] = ()
     backfill_days: int = 90
+    write_key: SecretStr | None = field(default=None, repr=False)
+    """A second admin key with write scopes: without it, nothing is ever written."""
 
 
 class _Entry(BaseModel):
@@ -58,6 +61,8 @@ class _Entry(BaseModel):
     provider: str
     key_env: str | None = None
     key_file: Path | None = None
+    write_key_env: str | None = None
+    write_key_file: Path | None = None
     base_url: str | None = None
     usage_tier: Literal["1-2", "3-5"] | None = None
     sharing_projects: tuple[str, ...] = ()
@@ -98,6 +103,10 @@ class _Entry(BaseModel):
                 "environment variable holding it) or key_file (a file holding it); never the "
                 "key itself"
             )
+        if self.write_key_env is not None and self.write_key_file is not None:
+            raise ValueError(
+                "give the write key's place with one of write_key_env or write_key_file"
+            )
         return self
 
 
@@ -136,6 +145,7 @@ def load_connections(
                     usage_tier=settings.usage_tier,
                     sharing_projects=settings.sharing_projects if provider == "openai" else (),
                     backfill_days=settings.backfill_days,
+                    write_key=_environment_write_key(settings, provider),
                 )
             )
     if settings.connections_file is None:
@@ -166,7 +176,12 @@ def load_connections(
             Connection(
                 name=entry.name,
                 provider=entry.provider,
-                key=_key(entry, environ, problem),
+                key=_key(entry.key_env, entry.key_file, environ, problem, "key"),
+                write_key=_key(
+                    entry.write_key_env, entry.write_key_file, environ, problem, "write_key"
+                )
+                if entry.write_key_env is not None or entry.write_key_file is not None
+                else None,
                 base_url=entry.base_url or _base_url(settings, entry.provider),
                 usage_tier=entry.usage_tier or settings.usage_tier,
                 sharing_projects=entry.sharing_projects,
@@ -184,20 +199,34 @@ def _base_url(settings: Settings, provider: str) -> str:
     return settings.anthropic_base_url if provider == "anthropic" else settings.openai_base_url
 
 
+def _environment_write_key(settings: Settings, provider: str) -> SecretStr | None:
+    key = (
+        settings.anthropic_admin_write_key
+        if provider == "anthropic"
+        else settings.openai_admin_write_key
+    )
+    return key if key is not None and key.get_secret_value() else None
+
+
 def _key(
-    entry: _Entry, environ: Mapping[str, str], problem: Callable[[str, str], SettingsError]
+    env: str | None,
+    path: Path | None,
+    environ: Mapping[str, str],
+    problem: Callable[[str, str], SettingsError],
+    place: str,
 ) -> SecretStr:
-    if entry.key_env is not None:
-        value = environ.get(entry.key_env, "").strip()
+    """The key ``place`` (``key`` or ``write_key``) names: its variable's or its file's."""
+    if env is not None:
+        value = environ.get(env, "").strip()
         if not value:
-            raise problem("key_env", f"the environment variable {entry.key_env} is not set")
+            raise problem(f"{place}_env", f"the environment variable {env} is not set")
         return SecretStr(value)
-    assert entry.key_file is not None
+    assert path is not None
     try:
-        value = entry.key_file.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
-        raise problem("key_file", f"cannot read {entry.key_file}: {reason}") from None
+        raise problem(f"{place}_file", f"cannot read {path}: {reason}") from None
     if not value:
-        raise problem("key_file", f"{entry.key_file} is empty")
+        raise problem(f"{place}_file", f"{path} is empty")
     return SecretStr(value)

@@ -151,3 +151,19 @@ class RefusedDimensionError(BadUpstreamResponseError):
 
 
 ENDS_SYNC = (AdminKeyError, UpstreamUnreachableError, NotJsonError)
+
+
+class WriteRefusedError(UpstreamError):
+    """The provider refused a write: the write key lacks a permission (or is not an admin key
+    with write scopes at all). Retrying does not help until the key is changed."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(
+            f"the provider refused the write (HTTP {status_code}): the write key lacks the "
+            "permission to change keys or spend limits",
+            status_code=status_code,
+        )
+
+
+class PreviousStateUnknownError(UpstreamError):
+    """What a change would undo cannot be read, so the change is not made."""

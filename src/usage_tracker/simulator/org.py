@@ -42,6 +42,7 @@ from usage_tracker.simulator.scale import (
     key_weight,
     model_catalogue,
 )
+from usage_tracker.simulator.stops import Stops
 from usage_tracker.simulator.traffic import (
     CHAT_MODELS,
     DECISIONS_RATE,
@@ -82,6 +83,8 @@ class Organization:
     start: int = field(init=False)
     leaks: dict[int, list[tuple[str, int]]] = field(init=False, default_factory=dict)
     """Scenario bursts (see :meth:`leak`): hour → (key id, extra completions)."""
+    stops: Stops = field(init=False, default_factory=Stops)
+    """What an admin has stopped through the API (keys paused, project limits written)."""
     _hours: dict[int, tuple[Event, ...]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -285,8 +288,16 @@ class Organization:
         late_from = now - self.late_hours * HOUR if self.late_hours else now
         while hour < t1:
             for event in self._hour(hour):
-                if t0 <= event.ts < t1:
+                if t0 <= event.ts < t1 and not self.stops.refuses(event, self.generated):
                     yield self._as_reported(event) if event.ts >= late_from else event
+            hour += HOUR
+
+    def generated(self, t0: int, t1: int) -> Iterator[Event]:
+        """Every event the traffic makes in [t0, t1), before any stop, as it finally is."""
+        hour = max(t0, self.start)
+        hour -= hour % HOUR
+        while hour < t1:
+            yield from (e for e in self._hour(hour) if t0 <= e.ts < t1)
             hour += HOUR
 
     def _as_reported(self, event: Event) -> Event:

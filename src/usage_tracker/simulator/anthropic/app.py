@@ -33,15 +33,22 @@ WIDTHS = {"1d": 86400, "1h": 3600, "1m": 60}
 USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier", "actor")
 COST_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier")
 DEFAULT_ADMIN_KEY = "sk-ant-admin01-simulator"
+WRITE_KEY = "sk-ant-admin01-write-simulator"
+"""An admin key that may change keys' status (and read); the default one may only read."""
 
 
 class AnthropicSimulator:
     """ASGI app answering like Anthropic's Admin API for one organization."""
 
-    def __init__(self, org: Organization, *, admin_key: str = DEFAULT_ADMIN_KEY) -> None:
+    def __init__(
+        self, org: Organization, *, admin_key: str = DEFAULT_ADMIN_KEY, write_key: str = WRITE_KEY
+    ) -> None:
         self.company = AnthropicOrganization(org)
         self.org = org
         self.admin_key = admin_key
+        self.write_key = write_key
+        self.status: dict[str, str] = {}
+        """Keys (the organization's ids) set inactive or active again through the API."""
         self.requests: Counter[str] = Counter()
         self.log: list[tuple[str, dict[str, list[str]], str | None, int, Any]] = []
         """(path, query, anthropic-beta header, status, body) of every request answered."""
@@ -52,7 +59,14 @@ class AnthropicSimulator:
             return
         if scope["type"] != "http":
             return
-        status, body = self._respond(scope)
+        sent = b""
+        if scope["method"] == "POST":
+            while True:
+                message = await receive()
+                sent += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+        status, body = self._respond(scope, sent)
         query = Query(scope.get("query_string", b"").decode("latin-1"))
         beta = header(scope, b"anthropic-beta")
         self.log.append((scope["path"], dict(query.values), beta, status, body))
@@ -61,15 +75,25 @@ class AnthropicSimulator:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    def _respond(self, scope: Scope) -> tuple[int, Any]:
+    def _respond(self, scope: Scope, sent: bytes = b"") -> tuple[int, Any]:
         path = scope["path"].rstrip("/")
         self.requests[path.rsplit("/", 1)[-1]] += 1
         # The pinned SDK sends the key as a bearer token; Anthropic's reference shows x-api-key.
         bearer = (header(scope, b"authorization") or "").removeprefix("Bearer ")
-        if self.admin_key not in (bearer, header(scope, b"x-api-key")):
+        given = {bearer, header(scope, b"x-api-key")}
+        if self.admin_key not in given and self.write_key not in given:
             return 401, _error("authentication_error", "invalid x-api-key")
         query = Query(scope.get("query_string", b"").decode("latin-1"))
         try:
+            keyed = re.fullmatch(r"/v1/organizations/api_keys/([^/]+)", path)
+            if keyed and scope["method"] == "POST":
+                if self.write_key not in given:
+                    return 403, _error(
+                        "permission_error", "This admin key may not change API keys."
+                    )
+                return 200, self._update_key(keyed.group(1), sent)
+            if keyed and scope["method"] == "GET":
+                return 200, self._key(self._find_key(keyed.group(1)))
             if scope["method"] != "GET":
                 raise ApiError(405, f"{scope['method']} is not supported by the simulator.")
             if path in ("/v1/organizations/analytics/usage", "/v1/organizations/analytics/cost"):
@@ -179,6 +203,31 @@ class AnthropicSimulator:
             }
         return item
 
+    def _find_key(self, ident: str) -> SimKey:
+        found = next((k for k in self.org.keys if key_id(k.id) == ident), None)
+        if found is None:
+            raise ApiError(404, f"API key {ident} not found")
+        return found
+
+    def _update_key(self, ident: str, sent: bytes) -> dict[str, Any]:
+        key = self._find_key(ident)
+        try:
+            body = json.loads(sent or b"{}")
+        except ValueError:
+            raise ApiError(400, "the body is not JSON") from None
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in ("active", "inactive", "archived", None):
+            raise ApiError(400, "status: expected active, inactive or archived")
+        if status is not None:
+            if key.deleted_at is not None or self.status.get(ident) == "archived":
+                raise ApiError(400, "an archived key cannot be changed")
+            self.status[ident] = status
+            if status == "active":
+                self.org.stops.unblock(key.id, self.org.now)
+            else:
+                self.org.stops.block(key.id, self.org.now)
+        return self._key(key)
+
     def _key(self, key: SimKey) -> dict[str, Any]:
         owner = {"type": "user_actor", "user_id": user_id(key.owner_id)}
         return {
@@ -194,7 +243,9 @@ class AnthropicSimulator:
             "partial_key_hint": "sk-ant-api03-" + key.id[-4:] + "...AAAA",
             "principal": owner if key.owner_type == "user" else None,
             "scope": {"type": "workspace", "workspace_id": workspace_id(key.project_id)},
-            "status": "archived" if key.deleted_at is not None else "active",
+            "status": "archived"
+            if key.deleted_at is not None
+            else self.status.get(key_id(key.id), "active"),
         }
 
 

@@ -28,6 +28,7 @@ from usage_tracker.providers.openai.contract import (
 )
 from usage_tracker.simulator.company import SimKey, SimProject, SimUser
 from usage_tracker.simulator.http import ApiError, Query, Receive, Scope, Send, header, lifespan
+from usage_tracker.simulator.openai.controls import Controls
 from usage_tracker.simulator.openai.faults import Faults
 from usage_tracker.simulator.openai.limits import Limits, rate_limits
 from usage_tracker.simulator.openai.paging import (
@@ -47,6 +48,12 @@ API_VERSIONS = ("2026-08", "2026-11", "2027-01")
 Decisions source: 404), as it does now, or as a newer one (results carry a field this version
 does not know)."""
 CURRENT_API = "2026-11"
+WRITE_KEY = "sk-admin-write-simulator"
+"""An admin key with write scopes: it may read too. The read-only admin key may not write."""
+WRITE_SCOPE_MESSAGE = (
+    "You have insufficient permissions for this operation. "
+    "Missing scopes: api.organization.projects.api_keys.write."
+)
 LATER_SOURCES = frozenset({"decisions"})
 
 
@@ -61,6 +68,7 @@ class Simulator:
         org: Organization,
         *,
         admin_key: str = "sk-admin-simulator",
+        write_key: str = WRITE_KEY,
         revoked_keys: tuple[str, ...] = ("sk-admin-revoked-simulator",),
         faults: Faults | None = None,
         scope_error_style: str = "2026",
@@ -71,6 +79,13 @@ class Simulator:
         self.api_version = api_version
         self.org = org
         self.admin_key = admin_key
+        self.write_key = write_key
+        self.controls = Controls(org)
+        self.write_faults: list[int] = []
+        """Statuses the next writes are answered with (500: failing; 403: a key without the
+        scope), one per write, before writes succeed again."""
+        self.writes: list[tuple[str, str, Any]] = []
+        """(method, path, body) of every write that was applied."""
         self.revoked_keys = revoked_keys
         self.faults = faults or Faults()
         self.scope_error_style = scope_error_style
@@ -111,6 +126,7 @@ class Simulator:
                 re.compile(r"/v1/organization/projects/(?P<project_id>[^/]+)/rate_limits"),
                 self._rate_limits,
             ),
+            (re.compile(r"/v1/organization/audit_logs"), self._audit_logs),
             (re.compile(r"/v1/organization/users"), self._users),
             (re.compile(r"/v1/organization/users/(?P<user_id>[^/]+)"), self._user),
             (re.compile(r"/_simulator/truth"), self._truth),
@@ -130,20 +146,24 @@ class Simulator:
         try:
             if self.faults.latency_seconds:
                 await asyncio.sleep(self.faults.latency_seconds)
-            status, body, headers = self._respond(scope)
+            sent = await _body(receive) if scope["method"] in ("POST", "DELETE") else b""
+            status, body, headers = self._respond(scope, sent)
             fault = self.faults.draw() if status == 200 else None
             self.log.append((arrived, scope["path"], 429 if fault == "429" else status))
             await self._send(send, fault, status, body, headers)
         finally:
             self.in_flight -= 1
 
-    def _respond(self, scope: Scope) -> tuple[int, Any, dict[str, str]]:
+    def _respond(self, scope: Scope, sent: bytes = b"") -> tuple[int, Any, dict[str, str]]:
         path = scope["path"].rstrip("/")
+        method = scope["method"]
         self.requests[_route_label(path)] += 1
         try:
-            self._authenticate(header(scope, b"authorization"))
-            if scope["method"] != "GET":
-                raise ApiError(405, f"Method {scope['method']} is not supported by the simulator.")
+            key = self._authenticate(header(scope, b"authorization"))
+            if method in ("POST", "DELETE"):
+                return 200, self._write(key, method, path, sent), {}
+            if method != "GET":
+                raise ApiError(405, f"Method {method} is not supported by the simulator.")
             query = Query(scope.get("query_string", b"").decode("latin-1"))
             for pattern, handler in self._routes:
                 match = pattern.fullmatch(path)
@@ -154,6 +174,48 @@ class Simulator:
             return failure.status, failure.body, {}
         except ApiError as error:
             return error.status, error.body(), {}
+
+    def _write(self, key: str, method: str, path: str, sent: bytes) -> dict[str, Any]:
+        """A key's scopes or a project's hard spend limit changed (with the write key only)."""
+        if key != self.write_key:
+            if self.scope_error_style == "2026":
+                raise _AuthFailure(403, {"error": WRITE_SCOPE_MESSAGE})
+            raise _AuthFailure(401, _error_body(WRITE_SCOPE_MESSAGE, None))
+        if self.write_faults:
+            status = self.write_faults.pop(0)
+            if status == 403:
+                raise _AuthFailure(403, {"error": WRITE_SCOPE_MESSAGE})
+            raise ApiError(status, "The server had an error processing your request.")
+        try:
+            body = json.loads(sent or b"{}")
+        except ValueError:
+            raise ApiError(400, "We could not parse the JSON body of your request.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "We could not parse the JSON body of your request.")
+        keyed = re.fullmatch(r"/v1/organization/projects/([^/]+)/api_keys/([^/]+)", path)
+        limited = re.fullmatch(r"/v1/organization/projects/([^/]+)/spend_limit", path)
+        if keyed and method == "POST":
+            project_id, key_id = keyed.groups()
+            found = next((k for k in self._visible_keys(project_id, "any") if k.id == key_id), None)
+            if found is None:
+                raise ApiError(404, f"No such API key: '{key_id}'.")
+            self.controls.update_key(found, body)
+            answer = self._key_json(found)
+        elif limited:
+            project_id = limited.group(1)
+            self._project(Query(""), project_id)
+            self.controls.write_limit(project_id, body if method == "POST" else None)
+            if method == "DELETE":
+                answer = {"object": "project.spend_limit.deleted", "deleted": True}
+            else:
+                answer = self.limits.spend_limit(self.org, project_id)
+        else:
+            raise ApiError(404, f"Invalid URL ({method} {path})")
+        self.writes.append((method, path, body))
+        return answer
+
+    def _audit_logs(self, query: Query) -> dict[str, Any]:
+        return self.controls.audit_logs(query)
 
     async def _send(
         self, send: Send, fault: str | None, status: int, body: Any, headers: dict[str, str]
@@ -203,10 +265,10 @@ class Simulator:
             return
         await send({"type": "http.response.body", "body": payload})
 
-    def _authenticate(self, authorization: str | None) -> None:
+    def _authenticate(self, authorization: str | None) -> str:
         key = (authorization or "").removeprefix("Bearer ").strip()
-        if key == self.admin_key:
-            return
+        if key in (self.admin_key, self.write_key):
+            return key
         if not key:
             raise _AuthFailure(401, _error_body("You didn't provide an API key.", None))
         if key in self.revoked_keys:
@@ -464,3 +526,12 @@ def _route_label(path: str) -> str:
     if parts[0] == "projects" and len(parts) > 2:
         return parts[2]  # api_keys, spend_limit, spend_alerts, rate_limits
     return parts[0]
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)

@@ -101,6 +101,9 @@ class Limits:
         cents = (
             self.organization_cents if project_id is None else self.project_cents.get(project_id)
         )
+        if project_id is not None:
+            written, last = org.stops.limit_now(project_id)
+            cents = last if written else cents
         if cents is None:
             where = "organization" if project_id is None else f"project {project_id}"
             raise ApiError(404, f"No spend limit is set for the {where}.", code="not_found")
