@@ -17,10 +17,11 @@ LAYERS: dict[str, int] = {
     "sync": 4,
     "reports": 4,
     "alerts": 5,
-    "runtime": 6,
-    "web": 7,
-    "cli": 8,
-    "__main__": 9,
+    "actions": 6,
+    "runtime": 7,
+    "web": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 """The room of each top-level module or package and its height: a room imports only from
 itself and from rooms below it. The simulator stands apart: it imports only the providers'

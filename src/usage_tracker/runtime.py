@@ -18,10 +18,14 @@ from usage_tracker.sync import Feed, SyncWindow
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from usage_tracker.actions.engine import ActionEngine
     from usage_tracker.alerts.engine import AlertEngine
     from usage_tracker.alerts.rules import AlertRules
     from usage_tracker.people.names import KeyMappings
     from usage_tracker.providers.openai.pools import PoolTable
+    from usage_tracker.providers.writes import Writer
 
 
 def configure_logging(settings: Settings) -> None:
@@ -203,3 +207,45 @@ def alert_engine(
         )
 
     return AlertEngine(store, rules, urls, inputs, clock=clock)
+
+
+WRITE_RETRY = RetryPolicy(max_retries=1, base_delay=0.5, max_delay=2.0, trouble_budget=None)
+"""A write is tried twice at once; the actions retry it later with their own backoff."""
+
+
+def writers(settings: Settings) -> dict[str, Callable[[], Writer]]:
+    """Each connection with a write key: its name → how to open its writer."""
+    found: dict[str, Callable[[], Writer]] = {}
+    timeout = settings.upstream_timeout_seconds
+    for c in connections(settings):
+        if c.write_key is None:
+            continue
+        key: SecretStr = c.write_key
+        if c.provider == "anthropic":
+            from usage_tracker.providers.anthropic.writer import AnthropicWriter
+
+            def anthropic_writer(key: SecretStr = key, url: str = c.base_url) -> Writer:
+                return AnthropicWriter(key, url, timeout=timeout, max_retries=1)
+
+            found[c.name] = anthropic_writer
+        else:
+            from usage_tracker.providers.openai.writer import OpenAIWriter
+
+            def openai_writer(key: SecretStr = key, url: str = c.base_url) -> Writer:
+                return OpenAIWriter(key, url, timeout=timeout, retry=WRITE_RETRY)
+
+            found[c.name] = openai_writer
+    return found
+
+
+def action_engine(
+    settings: Settings,
+    store: Store,
+    alerts: Callable[[], AlertEngine],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> ActionEngine:
+    """The actions over ``store``, with the write keys of the settings' connections."""
+    from usage_tracker.actions.engine import ActionEngine
+
+    return ActionEngine(store, writers(settings), alerts, clock=clock)

@@ -10,6 +10,8 @@ The file's shape (every section optional)::
     limits: {thresholds: [80, 100]}       # of every hard spend limit a provider reports
     budgets:
       - {person: Alice, limit: 200, unit: usd, period: month, cost: billed, thresholds: [80, 100]}
+      - {person: Bob, limit: 50, action: pause_keys, mode: propose}   # acts at 100 % (write key)
+      - {project: proj_abc, limit: 500, action: project_limit, mode: auto}
     forecasts:
       - {limit: 5000}                     # the organization's month-end forecast over $5,000
     spikes:
@@ -98,6 +100,14 @@ class BudgetRule(_Rule):
     thresholds: tuple[float, ...] = (80, 100)
     notify_owner: bool = False
     """Also email the person the budget is about (needs ``owner_email`` and their email)."""
+    action: Literal["pause_keys", "project_limit"] | None = None
+    """What to do at the provider once the budget is spent (100 %), with the connection's
+    write key: ``pause_keys`` makes the person's (or the key's) keys read-only (OpenAI) or
+    inactive (Anthropic); ``project_limit`` sets the project's hard spend limit to what the
+    budget has left this month. Resume gives back exactly what was there."""
+    mode: Literal["propose", "auto"] = "propose"
+    """``propose``: an admin approves or dismisses it on the Alerts page; ``auto``: done at
+    once, then told on the rule's channels with how to undo it."""
 
     _thresholds = field_validator("thresholds")(_percents)
 
@@ -108,6 +118,15 @@ class BudgetRule(_Rule):
             raise ValueError("a budget is about one person, key or project (or, with none, all)")
         if self.notify_owner and self.person is None and self.key is None:
             raise ValueError("notify_owner needs a person or a key")
+        if self.action == "pause_keys" and self.person is None and self.key is None:
+            raise ValueError("action pause_keys needs a person or a key")
+        if self.action == "project_limit" and (
+            self.project is None or self.unit != "usd" or self.period != "month"
+        ):
+            raise ValueError(
+                "action project_limit needs a project, unit usd and period month (a provider's "
+                "hard spend limit is in dollars per month)"
+            )
         return self
 
     @property
@@ -257,6 +276,12 @@ def _rules(data: Any, text: str, origin: str) -> AlertRules:
         raise AlertRulesError(str(e)) from None
 
 
+ACTION_WORDS = {
+    "pause_keys": "pauses the keys (read-only at OpenAI, inactive at Anthropic)",
+    "project_limit": "sets the project's hard spend limit to what the budget has left",
+}
+
+
 def describe_rules(rules: AlertRules) -> list[dict[str, str]]:
     """Each rule in words: what it watches and when it fires."""
 
@@ -290,7 +315,13 @@ def describe_rules(rules: AlertRules) -> list[dict[str, str]]:
                 "watches": f"{kind} {value}" if kind != "organization" else "the organization",
                 "fires": f"at {percents(b.thresholds)} of {limit(b.limit, b.unit)} per "
                 f"{'UTC day' if b.period == 'day' else 'month'}{cost}"
-                + ("; emails the person too" if b.notify_owner else ""),
+                + ("; emails the person too" if b.notify_owner else "")
+                + (
+                    f"; when spent, {ACTION_WORDS[b.action]} "
+                    f"({'at once' if b.mode == 'auto' else 'once an admin approves'})"
+                    if b.action
+                    else ""
+                ),
             }
         )
     for f in rules.forecasts:

@@ -204,6 +204,7 @@ def sync(
 
 
 def _sync(store: Store, feeds: list[Feed], settings: Settings, *, once: bool) -> None:
+    from usage_tracker import runtime
     from usage_tracker.store import StoreUnavailableError
     from usage_tracker.sync import run_forever, sync_each, sync_once, sync_recent
 
@@ -230,6 +231,12 @@ def _sync(store: Store, feeds: list[Feed], settings: Settings, *, once: bool) ->
         from usage_tracker.cli.alerts import engine_for
 
         engine = engine_for(settings, store)
+        acting = runtime.action_engine(settings, store, lambda: engine)
+
+        def after() -> None:
+            engine.run()
+            acting.run()
+
         stopping = threading.Event()
         typer.echo(f"syncing every {settings.sync_interval_seconds} s; Ctrl-C stops")
         try:
@@ -239,7 +246,7 @@ def _sync(store: Store, feeds: list[Feed], settings: Settings, *, once: bool) ->
                 stopping,
                 recent=recent if settings.recent_sync_seconds else None,
                 recent_seconds=settings.recent_sync_seconds,
-                after=engine.run,
+                after=after,
             )
         except KeyboardInterrupt:
             stopping.set()
@@ -285,6 +292,7 @@ def _grouped(errors: list[str]) -> list[str]:
 def _alerts_after_sync(settings: Settings, store: Store) -> bool:
     """What the sync loop does after each pass, for a sync run by cron: evaluate the alert
     rules and deliver what is due. True when something failed (said on standard error)."""
+    from usage_tracker import runtime
     from usage_tracker.cli.alerts import engine_for
     from usage_tracker.text.untrusted import terminal
 
@@ -295,7 +303,13 @@ def _alerts_after_sync(settings: Settings, store: Store) -> bool:
     typer.echo(f"alerts: {len(report.recorded)} new, {report.sent} sent, {report.failed} failed")
     if engine.status.error:
         typer.echo(f"error: {engine.status.error}", err=True)
-    return bool(engine.status.error or report.failed)
+    acting = runtime.action_engine(settings, store, lambda: engine)
+    recorded = acting.run()
+    if acting.enabled:
+        typer.echo(f"actions: {len(recorded)} new")
+    if acting.status.error:
+        typer.echo(f"error: {acting.status.error}", err=True)
+    return bool(engine.status.error or report.failed or acting.status.error)
 
 
 class _ProgressBars:
@@ -497,6 +511,7 @@ def main() -> None:
 def _register_subcommands() -> None:
     from usage_tracker.cli import reports
     from usage_tracker.cli.accounts import tokens, users
+    from usage_tracker.cli.actions import actions
     from usage_tracker.cli.alerts import alerts
     from usage_tracker.cli.pools import pools
 
@@ -504,6 +519,7 @@ def _register_subcommands() -> None:
     app.add_typer(tokens, name="token")
     app.add_typer(pools, name="pools")
     app.add_typer(alerts, name="alerts")
+    app.add_typer(actions, name="actions")
     app.command()(reports.export)
     app.command()(reports.report)
 

@@ -457,3 +457,35 @@ alert_deliveries = Table(
 """One message of an alert to one channel. ``channel`` is the SHA-256 of the channel's URL
 (which holds its credentials, so it is never stored) and ``channel_label`` its redacted form;
 ``status`` is pending, sent or failed (gave up after the last retry)."""
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection", String(100), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("period", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("mode", String(10), nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("targets", Text, nullable=False),
+    Column("previous", Text),
+    Column("last_error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False, default=0),
+    Column("claimed_until", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_by", String(320)),
+    Column("decided_at", BigInteger),
+    Column("done_at", BigInteger),
+    Column("resumed_by", String(320)),
+    Column("resumed_at", BigInteger),
+    UniqueConstraint("connection", "rule", "subject", "period"),
+)
+"""What a budget rule asked to be done at a provider, recorded before anything is written: the
+unique (connection, rule, subject, period) makes it happen once whatever the restarts and
+replicas. ``targets`` (JSON) are the keys or the project it changes; ``previous`` (JSON) what
+each was before, stored before the write, and written back by resume. ``state``: proposed,
+approved (to be done), done, failed (gave up), dismissed, resuming (to be undone), resumed."""

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usage_tracker import __version__, runtime
+from usage_tracker.actions.engine import ActionEngine
 from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.people.names import KeyMappings
 from usage_tracker.providers import ProviderClient
@@ -90,6 +91,18 @@ def _start_alerts(state: AppState) -> AlertEngine:
         engine = build_engine(state, {})
         engine.status.error = str(e)
         return engine
+
+
+def _start_actions(state: AppState) -> ActionEngine:
+    """The actions, over the alert engine in force (whose budget rules name them)."""
+    from usage_tracker.web.alerts import current_engine
+
+    def alerts() -> AlertEngine:
+        engine = current_engine(state)
+        assert engine is not None
+        return engine
+
+    return runtime.action_engine(state.settings, state.store, alerts, clock=state.clock)
 
 
 def _minute_client(
@@ -183,6 +196,7 @@ def create_app(
             connections=list(found),
         )
         state.alerts = _start_alerts(state)
+        state.actions = _start_actions(state)
         for name, opened in clients.items():
             opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state
@@ -325,6 +339,8 @@ def _after_sync(state: AppState) -> None:
     engine = current_engine(state)
     if engine is not None:
         engine.run()
+    if state.actions is not None:
+        state.actions.run()
     from usage_tracker.web.pages import warm
 
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from usage_tracker.actions.engine import ActionEngine
 from usage_tracker.alerts.engine import AlertEngine
 from usage_tracker.people.names import KeyMappings
 from usage_tracker.providers import ProviderClient
@@ -46,6 +47,8 @@ class AppState:
     """How the background sync went (a database failure, an unexpected error)."""
     alerts: AlertEngine | None = None
     """Evaluates the alert rules after every sync and delivers what fired."""
+    actions: ActionEngine | None = None
+    """Records what budget rules ask to be done at a provider, and does it (after the alerts)."""
     clients: dict[str, ProviderClient] = field(default_factory=dict)
     """Every connection's client, by connection name (``client`` is the primary one's)."""
     connections: list[Connection] = field(default_factory=list)
