@@ -137,6 +137,9 @@ class LiveApp:
             workdir,
         )
 
+    upstream_url = ""
+    """Where the simulator answers (``…/v1``)."""
+
     @property
     def org(self) -> simulator.Organization:
         return self.sim.org
@@ -191,7 +194,9 @@ def live_app(
         app = create_app(config, client=client, run_sync=False, clock=lambda: now)
         port = int(settings["port"]) if "port" in settings else 0  # type: ignore[call-overload]
         with BackgroundServer(app, port=port) as server:
-            yield LiveApp(server.url, sim, now, database_url, workdir)
+            live = LiveApp(server.url, sim, now, database_url, workdir)
+            live.upstream_url = upstream.url + "/v1"
+            yield live
         client.close()
 
 

@@ -289,7 +289,7 @@ def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing
             period=period,
             title=f"Budget {threshold:g} % reached: {who}, {period}",
             lines=_lines(
-                f"{who.capitalize()} has used {shown} of a {limit_shown} budget for "
+                f"{m.sentence(who)} has used {shown} of a {limit_shown} budget for "
                 f"{'the UTC day' if rule.period == 'day' else 'the month'} {period} "
                 f"({m.percent(share)}).",
                 url,
@@ -333,7 +333,7 @@ def forecast_alerts(rule: ForecastRule, inputs: Inputs, now: int) -> Iterator[Fi
         period=month,
         title=f"Month-end forecast over budget: {who}, {month}",
         lines=_lines(
-            f"{who.capitalize()} is forecast to be billed {m.usd(entry['projected_month_end'])} "
+            f"{m.sentence(who)} is forecast to be billed {m.usd(entry['projected_month_end'])} "
             f"by the end of {month}, over the {m.usd(rule.limit)} budget: "
             f"{m.usd(entry['month_to_date'])} so far, {m.usd(entry['daily_run_rate'])} a day "
             "lately.",
@@ -434,7 +434,7 @@ def _spike(
         period=day,
         title=f"Usage spike: {who}",
         lines=_lines(
-            f"{who.capitalize() if rule.per == 'person' else who[0].upper() + who[1:]} used "
+            f"{m.sentence(who)} used "
             f"{m.tokens(used)} tokens in {when}, {ratio:.0f}× its usual "
             f"{m.tokens(usual)} in a busy {rule.window} of the last {rule.baseline_days} days.",
             "If nobody expected this, the key may have leaked: revoke it on OpenAI's API keys "

@@ -36,6 +36,12 @@ class Firing:
         return "\n".join(self.lines)
 
 
+def sentence(text: str) -> str:
+    """``text`` opening a sentence: its first letter upper-case and nothing else changed (a
+    name keeps its capitals, unlike ``str.capitalize``)."""
+    return text[:1].upper() + text[1:]
+
+
 def day_label(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
 

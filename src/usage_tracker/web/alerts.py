@@ -22,7 +22,8 @@ from usage_tracker.alerts.rules import AlertRulesError, describe_rules, parse_ru
 from usage_tracker.settings import SettingsError
 from usage_tracker.store import alerts as rows
 from usage_tracker.store import people as audit
-from usage_tracker.web.auth import Admin, CsrfForm, check_csrf, csrf_token
+from usage_tracker.web.api.actions import actions_report
+from usage_tracker.web.auth import Admin, CsrfForm, access, check_csrf, csrf_token
 from usage_tracker.web.state import AppState, app_state
 from usage_tracker.web.templating import templates
 
@@ -130,6 +131,7 @@ def _page(
 ) -> HTMLResponse:
     report = alerts_report(request)
     context = {
+        "actions": actions_report(app_state(request), access(request, who)),
         "request": request,
         "version": __version__,
         "who": who,

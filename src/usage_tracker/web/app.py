@@ -226,6 +226,7 @@ def create_app(
     )
     from usage_tracker.web import (
         accounts,
+        actions,
         alerts,
         api,
         limits,
@@ -238,7 +239,7 @@ def create_app(
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for part in (api, pages, signin, accounts, people, limits, metrics, alerts):
+    for part in (api, pages, signin, accounts, people, limits, metrics, alerts, actions):
         app.include_router(part.router)
     app.include_router(alerts.pages)
     if settings.auth_mode == "oidc":

@@ -132,6 +132,22 @@ def no_keys_notice(state: AppState, access: Any) -> str | None:
     )
 
 
+def paused_notices(state: AppState, access: Any) -> list[dict[str, Any]]:
+    """For a member: the actions that paused one of their keys and still hold (what, when,
+    why, whom to ask); none for anyone else (the Alerts page shows them every action)."""
+    if access.who.role != "member":
+        return []
+    from usage_tracker.reports.actions import actions
+
+    return [
+        a
+        for a in actions(state.store, access.scope, 50)
+        if a["kind"] == "pause_keys"
+        and a["state"] in ("done", "resuming")
+        and any(t["changed"] for t in a["targets"])
+    ]
+
+
 def _filters(
     names: Names,
     key: str | None,
@@ -259,6 +275,7 @@ def dashboard(
         "several_connections": len(names.connections) > 1,
         "connections": _connection_choices(names, connection, provider),
         "no_keys": no_keys_notice(state, access),
+        "paused": paused_notices(state, access),
         "summary": summary,
         "chart_svg": chart_svg,
         "legend": legend,

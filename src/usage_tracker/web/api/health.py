@@ -98,6 +98,12 @@ def health_report(state: AppState) -> dict[str, Any]:
             alerts = state.alerts.health()
         except StoreUnavailableError:
             alerts = None
+    acting = None
+    if state.actions is not None and database["ok"]:
+        try:
+            acting = state.actions.health()
+        except StoreUnavailableError:
+            acting = None
     state.mappings.current()  # re-reads the file if it changed
     mapping_error = state.mappings.error
     problems = (
@@ -108,6 +114,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         state.pool_error,
         state.prices_error,
         alerts is not None and alerts["problem"],
+        acting is not None and acting["problem"],
     )
     return {
         "status": "degraded" if any(problems) else "ok",
@@ -122,6 +129,7 @@ def health_report(state: AppState) -> dict[str, Any]:
         "pool_table_error": state.pool_error,
         "prices_file_error": state.prices_error,
         "alerts": alerts,
+        "actions": acting,
     }
 
 
