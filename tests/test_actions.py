@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from sqlalchemy import select
 
@@ -372,3 +373,203 @@ def test_project_limit_sets_the_hard_limit_the_provider_enforces_and_resume_rest
     else:
         assert world.sim.limits.spend_limit(org, project)["threshold_amount"] == previous
     store.close()
+
+
+def test_an_anthropic_key_is_set_inactive_its_usage_stops_and_resume_sets_it_back() -> None:
+    from usage_tracker.providers.anthropic.writer import AnthropicWriter
+    from usage_tracker.providers.errors import WriteRefusedError
+    from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
+    from usage_tracker.simulator.anthropic.app import WRITE_KEY as ANTHROPIC_WRITE_KEY
+    from usage_tracker.simulator.anthropic.org import key_id
+
+    clock = [NOW]
+    org = simulator.build(seed=7, days=40, clock=lambda: clock[0]).org
+    sim = AnthropicSimulator(org)
+    key = next(
+        k
+        for k in org.keys
+        if k.active(NOW, org.projects)
+        and sum(1 for e in org.generated(NOW, NOW + WINDOW) if e.dims[2] == k.id) > 3
+    )
+    ident = key_id(key.id)
+    with (
+        BackgroundServer(sim) as upstream,
+        AnthropicWriter(DEFAULT_ADMIN_KEY, upstream.url, max_retries=0) as reader,
+        AnthropicWriter(ANTHROPIC_WRITE_KEY, upstream.url, max_retries=0) as writer,
+    ):
+        with pytest.raises(WriteRefusedError):
+            reader.pause_key("", ident)  # the read key may not write
+        before = writer.key_state("", ident)
+        assert before == {"status": "active"}
+        writer.pause_key("", ident)
+        assert writer.key_state("", ident) == {"status": "inactive"}
+        clock[0] += WINDOW
+        assert [e for e in org.events(NOW, clock[0]) if e.dims[2] == key.id] == []
+        writer.restore_key("", ident, before)
+        assert writer.key_state("", ident) == before
+        clock[0] += WINDOW
+        assert [e for e in org.events(NOW + WINDOW, clock[0]) if e.dims[2] == key.id]
+
+
+def test_the_simulators_write_answers_are_the_pinned_sdks_types(world: World) -> None:
+    """What the simulator answers to each write, and its audit log, validate as the openai
+    SDK's own models (the requests are the SDK's: the writer makes them with it)."""
+    from openai.types.admin.organization import AuditLogListResponse
+    from openai.types.admin.organization.projects import (
+        ProjectAPIKey,
+        ProjectSpendLimit,
+        ProjectSpendLimitDeleted,
+    )
+
+    key = world.sim.org.keys[1]
+    base = world.url
+    headers = {"Authorization": f"Bearer {WRITE_KEY}"}
+    with httpx2.Client(base_url=base, headers=headers) as http:
+        updated = http.post(
+            f"/organization/projects/{key.project_id}/api_keys/{key.id}",
+            json={"scopes": ["api.all.read"]},
+        )
+        ProjectAPIKey.model_validate(updated.json(), strict=False)
+        limit = http.post(
+            f"/organization/projects/{key.project_id}/spend_limit",
+            json={"currency": "USD", "interval": "month", "threshold_amount": 12_300},
+        )
+        assert ProjectSpendLimit.model_validate(limit.json()).threshold_amount == 12_300
+        deleted = http.request("DELETE", f"/organization/projects/{key.project_id}/spend_limit")
+        ProjectSpendLimitDeleted.model_validate(deleted.json())
+        logs = http.get(
+            "/organization/audit_logs",
+            params={"resource_ids[]": key.id, "event_types[]": "api_key.updated"},
+        ).json()
+        (event,) = logs["data"]
+        parsed = AuditLogListResponse.model_validate(event)
+        assert parsed.api_key_updated is not None
+        assert parsed.api_key_updated.changes_requested is not None
+        assert parsed.api_key_updated.changes_requested.scopes == ["api.all.read"]
+        refused = httpx2.post(
+            f"{base}/organization/projects/{key.project_id}/spend_limit",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"currency": "USD", "interval": "month", "threshold_amount": 1},
+        )
+        assert refused.status_code == 403
+
+
+def test_a_write_key_is_named_by_place_and_a_missing_one_is_said_with_its_line(
+    tmp_path: Path,
+) -> None:
+    from usage_tracker.providers.connections import load_connections
+    from usage_tracker.settings import SettingsError
+
+    path = tmp_path / "connections.yaml"
+    path.write_text(
+        "connections:\n"
+        "  - name: staging\n"
+        "    provider: openai\n"
+        "    key_env: STAGING_KEY\n"
+        "    write_key_env: STAGING_WRITE_KEY\n"
+    )
+    settings = load_settings(connections_file=path)
+    (found,) = load_connections(settings, {"STAGING_KEY": "sk-admin-x", "STAGING_WRITE_KEY": "w"})
+    assert found.write_key is not None
+    assert found.write_key.get_secret_value() == "w"
+    assert "w" not in repr(found)
+    with pytest.raises(SettingsError) as missing:
+        load_connections(settings, {"STAGING_KEY": "sk-admin-x"})
+    assert "line 5, column 20" in str(missing.value)
+    assert "connections.0.write_key_env" in str(missing.value)
+    assert "STAGING_WRITE_KEY is not set" in str(missing.value)
+    (plain,) = load_connections(
+        load_settings(openai_admin_key="sk-admin-x", openai_admin_write_key="sk-admin-w"), {}
+    )
+    assert plain.write_key is not None
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("{project: p, limit: 5, action: pause_keys}", "pause_keys needs a person or a key"),
+        ("{person: A, limit: 5, action: project_limit}", "project_limit needs a project"),
+        (
+            "{project: p, limit: 5, unit: tokens, action: project_limit}",
+            "project_limit needs a project, unit usd",
+        ),
+        ("{person: A, limit: 5, action: delete_keys}", "line 2"),
+        ("{person: A, limit: 5, action: pause_keys, mode: later}", "line 2"),
+    ],
+)
+def test_an_action_a_budget_cannot_take_is_refused_with_its_place(rule: str, says: str) -> None:
+    from usage_tracker.alerts.rules import AlertRulesError, parse_rules
+
+    with pytest.raises(AlertRulesError) as refused:
+        parse_rules(f"budgets:\n  - {rule}\n", "alerts.yaml")
+    assert says in str(refused.value)
+    assert "alerts.yaml" in str(refused.value)
+
+
+def test_actions_plan_prints_what_would_be_done_and_changes_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """On the wall clock, as the command runs: the month's busiest person over a 1-token
+    budget."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from usage_tracker.simulator.stops import month_start
+
+    now = int(time.time())
+    sim = simulator.build(seed=7, days=40, clock=lambda: now)
+    used = sim.org.truth("completions", month_start(now), now, ("api_key_id",))
+    owners = {k.id: k for k in sim.org.keys if k.owner_type == "user"}
+    busiest = max(
+        (v["input_tokens"], owners[k[0]].owner_name) for k, v in used.items() if k[0] in owners
+    )
+    person = busiest[1]
+    keys = {k.id: k.project_id for k in owners.values() if k.owner_name == person}
+    with BackgroundServer(sim) as upstream:
+        url = upstream.url + "/v1"
+        store = Store.open(database_url)
+        with AdminClient(ADMIN_KEY, url, retry=FAST_RETRY) as client:
+            assert sync_once(store, client, now=now).errors == []
+        store.close()
+        rules = tmp_path / "alerts.yaml"
+        rules.write_text(_budget(person, "auto").replace("limit: 0.01", "limit: 1, unit: tokens"))
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_ADMIN_KEY": ADMIN_KEY,
+            "OPENAI_ADMIN_WRITE_KEY": WRITE_KEY,
+            "OPENAI_BASE_URL": url,
+            "ALERTS_FILE": str(rules),
+            "KEY_MAPPINGS_FILE": str(tmp_path / "api_key_mappings.json"),
+        }
+        world = World(sim, [now], url, database_url, tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "usage_tracker", "actions", "plan"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"openai: pause the keys of person:{person}" in done.stdout
+        assert "at once (mode: auto)" in done.stdout
+        for key in keys:
+            assert owners[key].name in done.stdout
+        assert world.sim.writes == []
+        store = Store.open(world.database_url)
+        with store.transaction() as conn:
+            assert rows.listing(conn) == []
+        store.close()
+        unknown = subprocess.run(
+            [sys.executable, "-m", "usage_tracker", "actions", "resume", "999"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert unknown.returncode == 2
+        assert "no action #999" in unknown.stderr
