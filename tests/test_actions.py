@@ -235,6 +235,7 @@ def test_without_a_write_key_nothing_is_ever_written(world: World) -> None:
     _, actions = world.engines(world.settings(_budget(person, "auto"), write=False), store)
     (planned,) = actions.plan()
     assert not planned.writable
+    assert planned.blocked == "this connection has no write key"
     assert {t["key_id"] for t in planned.targets} == set(keys)
     assert actions.run() == []
     with store.transaction() as conn:

@@ -10,15 +10,13 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser
 
-from usage_tracker import runtime
-from usage_tracker.people.names import KeyMappings
-from usage_tracker.providers.openai.pools import load_pool_table
 from usage_tracker.settings import load_settings
 from usage_tracker.simulator.openai.app import WRITE_KEY
 from usage_tracker.store import Store
 from usage_tracker.store import people as audit
 
 from .conftest import ADMIN_KEY, LiveApp, latest, live_app
+from .test_actions import World
 from .test_auth import ADMIN, JANE, VIEWER, _add_account, _form_values, signed_in
 from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 
@@ -63,18 +61,9 @@ def _replica_runs(app: LiveApp) -> list[int]:
         key_mappings_file=app.workdir / "api_key_mappings.json",
         auth_mode="none",
     )
+    world = World(app.sim, [app.now], app.upstream_url, app.database_url, app.workdir)
     store = Store.open(app.database_url)
-    rules, urls = runtime.alert_rules(settings)
-    alerts = runtime.alert_engine(
-        settings,
-        store,
-        rules=rules,
-        urls=urls,
-        pools=load_pool_table(),
-        mappings=KeyMappings(settings.key_mappings_file),
-        clock=lambda: app.now,
-    )
-    recorded = runtime.action_engine(settings, store, lambda: alerts, clock=lambda: app.now).run()
+    recorded = world.engines(settings, store)[1].run()
     store.close()
     return recorded
 

@@ -116,7 +116,7 @@ class ActionEngine:
         proposed, or approved at once in ``mode: auto``. Their ids."""
         new = []
         for action in planned:
-            if not action.writable or not action.targets:
+            if action.blocked or not action.targets:
                 continue
             row = action.row()
             if action.mode == "auto":

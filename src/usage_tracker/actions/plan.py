@@ -15,9 +15,10 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from usage_tracker import reports
-from usage_tracker.alerts.evaluate import HOUR, Inputs, _period, budget_alerts
+from usage_tracker.alerts.evaluate import HOUR, Inputs, budget_alerts
 from usage_tracker.alerts.rules import AlertRules, BudgetRule
 from usage_tracker.providers.openai.contract import align_down
+from usage_tracker.reports.forecast import month_bounds
 
 SPENT = 100.0
 """The share of a budget at which its action is planned."""
@@ -41,6 +42,8 @@ class Planned:
     targets: list[dict[str, Any]] = field(default_factory=list)
     writable: bool = False
     """Whether the connection has a write key (without one, nothing is ever written)."""
+    blocked: str | None = None
+    """Why it will not be done (None: it will, once recorded and approved)."""
     channels: tuple[str, ...] = ()
 
     def row(self) -> dict[str, Any]:
@@ -68,14 +71,11 @@ def plan(
         if rule.action is None:
             continue
         for planned in _of_rule(rule, inputs, now, providers):
-            found.append(
-                Planned(
-                    **{
-                        **planned.__dict__,
-                        "writable": writable.get(planned.connection, False),
-                    }
-                )
-            )
+            can = writable.get(planned.connection, False)
+            blocked = None if can else "this connection has no write key"
+            if planned.kind == "project_limit" and planned.provider == "anthropic":
+                blocked = "Anthropic's workspace spend limits are not written by this version"
+            found.append(Planned(**{**planned.__dict__, "writable": can, "blocked": blocked}))
     return found
 
 
@@ -106,7 +106,7 @@ def _of_rule(
             )
         return
     for project in _projects(inputs, value):
-        start, end, _ = _period("month", now)
+        start, end = month_bounds(now)
         hi = min(end, align_down(now, "1h") + HOUR)
         billed = reports.summary(
             inputs.store,

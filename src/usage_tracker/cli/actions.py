@@ -12,12 +12,10 @@ import typer
 
 from usage_tracker import runtime
 from usage_tracker.actions.engine import WORDS, ActionEngine
-from usage_tracker.settings import SettingsError, load_settings
-from usage_tracker.store import StoreUnavailableError
 from usage_tracker.store import actions as rows
 from usage_tracker.text.untrusted import terminal
 
-from .alerts import _fail, engine_for
+from .alerts import _fail, engine_for, opened
 
 actions = typer.Typer(
     help="Budget rules that act at a provider (an action in ALERTS_FILE, a write key)."
@@ -27,17 +25,9 @@ ACTOR = "cli"
 
 @contextmanager
 def _engine() -> Iterator[ActionEngine]:
-    try:
-        settings = load_settings()
-        store = runtime.open_store(settings)
-    except (SettingsError, StoreUnavailableError) as e:
-        raise _fail(e) from None
-    runtime.configure_logging(settings)
-    try:
+    with opened() as (settings, store):
         alerts = engine_for(settings, store)
         yield runtime.action_engine(settings, store, lambda: alerts)
-    finally:
-        store.close()
 
 
 def _when(ts: int | None) -> str:
@@ -65,8 +55,8 @@ def plan() -> None:
             for t in p.targets
         )
         how = "at once (mode: auto)" if p.mode == "auto" else "once an admin approves"
-        if not p.writable:
-            how = "never: this connection has no write key"
+        if p.blocked:
+            how = f"never: {p.blocked}"
         typer.echo(terminal(f"{p.connection}: {WORDS[p.kind]} of {p.subject}, {p.period}: {how}"))
         typer.echo(terminal(f"  why: {p.reason}"))
         typer.echo(terminal(f"  targets: {names or '(none)'}"))

@@ -48,7 +48,8 @@ def engine_for(settings: Settings, store: Store) -> AlertEngine:
 
 
 @contextmanager
-def _engine() -> Iterator[AlertEngine]:
+def opened() -> Iterator[tuple[Settings, Store]]:
+    """The settings and the store, logging configured; a bad setting is a CLI error."""
     try:
         settings = load_settings()
         store = runtime.open_store(settings)
@@ -56,9 +57,15 @@ def _engine() -> Iterator[AlertEngine]:
         raise _fail(e) from None
     runtime.configure_logging(settings)
     try:
-        yield engine_for(settings, store)
+        yield settings, store
     finally:
         store.close()
+
+
+@contextmanager
+def _engine() -> Iterator[AlertEngine]:
+    with opened() as (settings, store):
+        yield engine_for(settings, store)
 
 
 @alerts.command("check")
