@@ -574,3 +574,32 @@ def test_actions_plan_prints_what_would_be_done_and_changes_nothing(
         )
         assert unknown.returncode == 2
         assert "no action #999" in unknown.stderr
+
+
+def test_the_write_key_is_in_no_log_row_or_answer(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    person, _ = _busy_person(world)
+    store = Store.open(world.database_url)
+    _, actions = world.engines(world.settings(_budget(person, "auto")), store)
+    world.sim.write_faults = [403, 500, 500]
+    (action_id,) = actions.run()
+    world.clock[0] += 3600
+    world.sim.write_faults = []
+    actions.run()
+    actions.resume(action_id, actor="admin@example.com")
+    with store.transaction() as conn:
+        stored = [
+            json.dumps([list(map(str, r)) for r in conn.execute(select(table)).all()])
+            for table in (schema.actions, schema.audit_log, schema.alerts_sent)
+        ]
+    answers = json.dumps(actions.health())
+    store.close()
+    assert "refused the write (HTTP 403)" in caplog.text  # the failures were logged
+    for text in (caplog.text, *stored, answers):
+        assert WRITE_KEY not in text
+        assert WRITE_KEY[-8:] not in text
