@@ -135,6 +135,9 @@ def test_a_proposal_is_approved_resumed_and_seen_by_each_role_as_it_may(app: Liv
         assert {k: app.sim.controls.scopes[k] for k in keys} == before
         assert _janes(admin.get("/api/actions").json()["actions"])[0]["state"] == "resumed"
         assert admin.get("/api/health").json()["actions"]["problem"] is None
+        metrics = admin.get("/metrics").text
+        assert 'usage_tracker_actions{state="resumed"} 1.0' in metrics
+        assert 'usage_tracker_actions{state="proposed"} 1.0' in metrics  # Mei's
         with signed_in(app, JANE) as jane:
             assert "data-paused-action" not in jane.get("/").text
 

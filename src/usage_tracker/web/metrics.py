@@ -112,6 +112,7 @@ class UsageCollector(Collector):
         yield from self._limits(now)
         yield from self._sync(now)
         yield from self._alerts()
+        yield from self._actions()
 
     def _pools(self, now: int) -> Iterator[Metric]:
         from usage_tracker.web.api.tiers import tiers_report
@@ -207,6 +208,21 @@ class UsageCollector(Collector):
         waiting.add_metric(["pending"], counts["pending"])
         waiting.add_metric(["retrying"], counts["retrying"])
         yield from (done, waiting)
+
+    def _actions(self) -> Iterator[Metric]:
+        """For admins and viewers, as the limits."""
+        if self.state.actions is None or self.access.who.role == "member":
+            return
+        states = self.state.actions.health()["states"]
+        found = GaugeMetricFamily(
+            "usage_tracker_actions",
+            "Actions of budget rules by state (proposed, approved, done, failed, dismissed, "
+            "resuming, resumed): done counts what is paused or limited now.",
+            labels=["state"],
+        )
+        for state in ("proposed", "approved", "done", "failed", "dismissed", "resuming", "resumed"):
+            found.add_metric([state], states.get(state, 0))
+        yield found
 
 
 @router.get("/metrics")
