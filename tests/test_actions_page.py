@@ -97,6 +97,9 @@ def test_a_proposal_is_approved_resumed_and_seen_by_each_role_as_it_may(app: Liv
             seen = viewer.get("/api/actions").json()["actions"]
             assert action_id in [a["id"] for a in seen]
             assert len(seen) == 2
+            limits_page = viewer.get("/limits").text  # the actions, without the buttons
+            assert f'id="action-{action_id}"' in limits_page
+            assert "/approve" not in limits_page
             assert viewer.get("/api/actions").json()["write_keys"] == ["openai"]
             refused = viewer.post(
                 f"/alerts/actions/{action_id}/approve", data={"csrf_token": form["csrf_token"]}

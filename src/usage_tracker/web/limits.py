@@ -1,5 +1,6 @@
 """The Limits page (admins and viewers): each connection's spend limits, spend alerts and rate
-limits, with the month's spend against each, and when they were read."""
+limits, with the month's spend against each, and when they were read; and the actions budget
+rules took (deciding them is the Alerts page's, for admins)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from usage_tracker import __version__
 from usage_tracker.web.api.common import State
+from usage_tracker.web.api.actions import actions_report
 from usage_tracker.web.api.limits import limits_report
 from usage_tracker.web.auth import Staff
 from usage_tracker.web.templating import templates
@@ -29,5 +31,7 @@ def limits_page(request: Request, state: State, access: Staff) -> HTMLResponse:
         "report": report,
         "by_connection": by_connection,
         "now": now,
+        "actions": actions_report(state, access),
+        "csrf": None,
     }
     return templates.TemplateResponse(request, "limits.html", context)
