@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from usage_tracker import __version__
-from usage_tracker.web.api.common import State
 from usage_tracker.web.api.actions import actions_report
+from usage_tracker.web.api.common import State
 from usage_tracker.web.api.limits import limits_report
 from usage_tracker.web.auth import Staff
 from usage_tracker.web.templating import templates
