@@ -603,3 +603,45 @@ def test_the_write_key_is_in_no_log_row_or_answer(
     for text in (caplog.text, *stored, answers):
         assert WRITE_KEY not in text
         assert WRITE_KEY[-8:] not in text
+
+
+def test_an_anthropic_keys_status_is_among_its_limits_and_shows_a_paused_key(
+    tmp_path: Path,
+) -> None:
+    """Anthropic reports no spend limit to a Console organization, but each key's status: the
+    limits read list every key that is not archived, and one set inactive shows as such."""
+    from usage_tracker.providers.anthropic import AnthropicClient
+    from usage_tracker.providers.anthropic.writer import AnthropicWriter
+    from usage_tracker.reports import load_names
+    from usage_tracker.reports.limits import limits
+    from usage_tracker.simulator.anthropic import DEFAULT_ADMIN_KEY, AnthropicSimulator
+    from usage_tracker.simulator.anthropic.app import WRITE_KEY as ANTHROPIC_WRITE_KEY
+    from usage_tracker.simulator.anthropic.org import key_id
+    from usage_tracker.sync import LIMITS_SECONDS, SyncWindow
+
+    org = simulator.build(seed=7, days=10, clock=lambda: NOW).org
+    sim = AnthropicSimulator(org)
+    listed = {key_id(k.id) for k in org.keys if k.deleted_at is None}
+    store = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    with (
+        BackgroundServer(sim) as upstream,
+        AnthropicClient(DEFAULT_ADMIN_KEY, upstream.url, max_retries=0) as client,
+        AnthropicWriter(ANTHROPIC_WRITE_KEY, upstream.url, max_retries=0) as writer,
+    ):
+
+        def sync(at: int) -> None:
+            window = SyncWindow(backfill_days=2)
+            sync_once(store, client, now=at, window=window, connection="anthropic")
+
+        sync(NOW)
+        report = limits(store, load_names(store), NOW)["limits"]
+        assert {r["ident"] for r in report if r["kind"] == "key_status"} == listed
+        assert not any(r["enforcing"] for r in report)
+        paused = sorted(listed)[0]
+        writer.pause_key("", paused)
+        sync(NOW + LIMITS_SECONDS)
+        report = limits(store, load_names(store), NOW)["limits"]
+        assert {r["ident"] for r in report if r["enforcing"]} == {paused}
+        (row,) = [r for r in report if r["ident"] == paused]
+        assert row["subject"] == next(k.name for k in org.keys if key_id(k.id) == paused)
+    store.close()

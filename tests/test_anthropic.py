@@ -265,6 +265,9 @@ def test_the_dashboard_of_two_providers_reads_and_fits_in_both_themes(
             ("openai", "openai"),
             ("anthropic", "anthropic"),
         ]
+        listed = [k for k in company[0].org.keys if k.deleted_at is None]
+        limits_page = httpx2.get(url + "/limits").text  # Anthropic's: each key's status
+        assert f'data-active="{len(listed)}" data-inactive="0"' in limits_page
         for scheme in ("dark", "light"):
             for width in (1440, 360):
                 watched = new_page(browser, width, scheme)

@@ -140,9 +140,10 @@ class User:
     role: str | None
 
 
-LIMIT_KINDS: Final = ("spend_limit", "spend_alert", "rate_limit")
+LIMIT_KINDS: Final = ("spend_limit", "spend_alert", "rate_limit", "key_status")
 """What a provider lets an organization cap or watch: a hard spend limit (requests stop when it
-is spent), a spend alert (an e-mail at a threshold) and a rate limit (per model)."""
+is spent), a spend alert (an e-mail at a threshold), a rate limit (per model), and a key's
+status where the provider reports it (Anthropic: ``enforcing`` while the key is inactive)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,11 @@ def limits(store: Store, names: Names, now: int) -> dict[str, Any]:
                 "provider": names.connections.get(r["connection"]),
                 "kind": r["kind"],
                 "project_id": project,
-                "subject": "organization" if project is None else names.project(project),
+                "subject": names.key(r["ident"])
+                if r["kind"] == "key_status"
+                else "organization"
+                if project is None
+                else names.project(project),
                 "ident": r["ident"],
                 "amount_usd": amount,
                 "interval": r["interval"],
@@ -50,7 +54,7 @@ def limits(store: Store, names: Names, now: int) -> dict[str, Any]:
                 "read_at": r["read_at"],
             }
         )
-    order = {"spend_limit": 0, "spend_alert": 1, "rate_limit": 2}
+    order = {"spend_limit": 0, "spend_alert": 1, "rate_limit": 2, "key_status": 3}
     rows.sort(key=lambda r: (r["connection"], r["project_id"] or "", order[r["kind"]], r["ident"]))
     return {"month_start": month_start, "month_end": month_end, "limits": rows}
 

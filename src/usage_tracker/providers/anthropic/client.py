@@ -235,11 +235,22 @@ class AnthropicClient(SdkClient):
         return [User(id=u.id, name=u.name, email=u.email, role=str(u.role)) for u in listed]
 
     def limits(self, project_ids: Sequence[str]) -> list[Limit]:
-        """None: Anthropic's Admin API reports spend limits for Claude Enterprise organizations
-        only (``spend_limits/effective``), not for the Console organizations whose API keys
-        the tracker reads; the page says they are not available, rather than none."""
+        """Each key's status (inactive: its requests are refused), not archived ones. No spend
+        limit: Anthropic's Admin API reports those for Claude Enterprise organizations only
+        (``spend_limits/effective``), not for the Console organizations whose API keys the
+        tracker reads; the page says they are not available, rather than none."""
         del project_ids
-        return []
+        keys = self._call("api_keys", lambda: list(self._sdk.beta.organization.api_keys.list()))
+        return [
+            Limit(
+                kind="key_status",
+                project_id=getattr(k.scope, "workspace_id", None) or None,
+                ident=k.id,
+                enforcing=k.status == "inactive",
+            )
+            for k in keys
+            if k.status != "archived"
+        ]
 
     # -- calls -------------------------------------------------------------------------------
 
