@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from usage_tracker import reports, runtime
+from usage_tracker.people.names import KeyMappings
 from usage_tracker.providers.prices import Prices, PricesFileError
 from usage_tracker.reports import exports
 from usage_tracker.settings import SettingsError, load_settings
@@ -21,7 +22,9 @@ from usage_tracker.text.untrusted import rich_text
 DAY = 86400
 By = Annotated[
     str,
-    typer.Option(metavar="BY", help="person, key, user, project, model, connection or provider."),
+    typer.Option(
+        metavar="BY", help="person, team, key, user, project, model, connection or provider."
+    ),
 ]
 Connection = Annotated[
     str | None, typer.Option(metavar="NAME", help="Only this connection's usage and cost.")
@@ -62,8 +65,13 @@ def _table(
         store = runtime.open_store(settings, Prices.load(settings.prices_file))
     except (SettingsError, StoreUnavailableError, PricesFileError) as e:
         raise _fail(str(e)) from None
+    mappings = KeyMappings(settings.key_mappings_file)
+    mapping = mappings.current()
+    if mappings.error:
+        store.close()
+        raise _fail(mappings.error)
     try:
-        names = reports.load_names(store)
+        names = reports.load_names(store, mapping)
         only = reports.connections_where(names, connection, provider)
         summary = reports.summary(store, names, start, end, where=only)
     except reports.ReportError as e:

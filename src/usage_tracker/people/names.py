@@ -1,7 +1,18 @@
-"""Display names: the mapping file ``{"key_id": "Name"}`` over what OpenAI knows of each key.
+"""Display names and teams: the mapping file over what the providers know of each key.
 
-The file is re-read when it changes. A malformed file is reported (file, line, column) and the
-last good mapping stays in use.
+The mapping file is the original's ``{"key_id": "Name"}``, or richer::
+
+    {
+      "key_abc": "Jane Smith",
+      "key_svc": {"name": "Build bot", "team": "Platform"},   # a key's own team (shared keys)
+      "people": {"Jane Smith": {"team": "Platform"}},        # a person's team
+      "projects": {"proj_abc": {"team": "Research"}},        # its keys' team by default
+      "teams": {"Platform": {"cost_centre": "CC-4100"}}      # a team's cost centre
+    }
+
+A key's team is its own, else its person's, else its project's, else none. The file is re-read
+when it changes. A malformed file is reported (file, line, column) and the last good mapping
+stays in use.
 """
 
 from __future__ import annotations
@@ -13,7 +24,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from usage_tracker.text.documents import parse_json_object
+from usage_tracker.text.documents import parse_json_object, position
+
+NO_TEAM = "(no team)"
+SECTIONS = ("people", "projects", "teams")
+"""The mapping file's sections beside key ids (no provider's key id is one of these)."""
+
+
+@dataclass(frozen=True)
+class Teams:
+    """Who belongs to which team, from the mapping file."""
+
+    keys: Mapping[str, str] = field(default_factory=dict)
+    """key id → its own team (a service account's, a shared key's)."""
+    people: Mapping[str, str] = field(default_factory=dict)
+    """person (as displayed) → team."""
+    projects: Mapping[str, str] = field(default_factory=dict)
+    """project id → the team of its keys that have none of their own or of their person's."""
+    cost_centres: Mapping[str, str] = field(default_factory=dict)
+    """team → its cost centre code."""
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """What the mapping file says: names of keys, and teams."""
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    teams: Teams = field(default_factory=Teams)
+
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +67,15 @@ class KeyMappings:
         self.path = path
         self.error: str | None = None
         self._origin = f"KEY_MAPPINGS_FILE {path.name}"
-        self._mapping: dict[str, str] = {}
+        self._mapping = Mappings()
         self._stamp: tuple[float, int] | None = None
         self._seen = False
         self._lock = threading.Lock()
 
-    def current(self) -> dict[str, str]:
+    def current(self) -> Mappings:
         with self._lock:
             self._reload_if_changed()
-            return dict(self._mapping)
+            return self._mapping
 
     def stamp(self) -> tuple[float, int] | None:
         """Changes whenever the file does (None: no file): what cached names are keyed by."""
@@ -55,7 +93,7 @@ class KeyMappings:
                     "names are shown instead). Restore the file to bring them back."
                 )
                 log.warning("key mappings: %s", self.error)
-            self._mapping, self._stamp = {}, None
+            self._mapping, self._stamp = Mappings(), None
             return
         except OSError as e:
             self._fail(f"{self._origin}: cannot read it: {e.strerror}")
@@ -81,13 +119,68 @@ class KeyMappings:
         log.error("key mappings: %s", self.error)
 
 
-def parse_mappings(text: str, origin: str) -> dict[str, str]:
-    """``{"key_id": "Name", …}``; a ValueError names ``origin``, line and column otherwise."""
+def parse_mappings(text: str, origin: str) -> Mappings:
+    """The mapping file's names and teams (see the module); a ValueError names ``origin``, the
+    line and the column of what is wrong."""
     data = parse_json_object(text, origin, "an object of key id to name")
-    bad = [k for k, v in data.items() if not isinstance(v, str)]
-    if bad:
-        raise ValueError(f"{origin}: the name of {bad[0]!r} is not a string")
-    return {str(k): v.strip() for k, v in data.items() if v.strip()}
+
+    def wrong(path: list[str], problem: str) -> ValueError:
+        return ValueError(f"{origin}{position(text, path)}: {problem}")
+
+    def team_of(path: list[str], value: object, *, named: bool) -> tuple[str | None, str | None]:
+        """(name, team) of an entry: a string (a name, or a team where ``named`` is False) or
+        an object with ``name`` (keys only) and ``team``."""
+        if isinstance(value, str):
+            return (value.strip() or None, None) if named else (None, value.strip() or None)
+        allowed = {"name", "team"} if named else {"team"}
+        if not isinstance(value, dict) or not set(value) <= allowed:
+            fields = " and ".join(f'"{a}"' for a in sorted(allowed))
+            raise wrong(path, f"expected a string or an object with {fields}")
+        found = {}
+        for part in allowed:
+            if part in value and not isinstance(value[part], str):
+                raise wrong([*path, part], f"the {part} is not a string")
+            found[part] = str(value.get(part) or "").strip() or None
+        return found.get("name"), found.get("team")
+
+    names: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            continue
+        name, team = team_of([key], value, named=True)
+        if name:
+            names[str(key)] = name
+        if team:
+            keys[str(key)] = team
+    sections: dict[str, dict[str, str]] = {}
+    for section in SECTIONS:
+        entries = data.get(section, {})
+        if not isinstance(entries, dict):
+            raise wrong([section], f'"{section}" is not an object')
+        sections[section] = {}
+        for ident, value in entries.items():
+            if section == "teams":
+                if not isinstance(value, dict) or not set(value) <= {"cost_centre"}:
+                    raise wrong([section, ident], 'expected an object with "cost_centre"')
+                code = value.get("cost_centre")
+                if code is not None and not isinstance(code, str):
+                    raise wrong([section, ident, "cost_centre"], "the cost centre is not a string")
+                if code and code.strip():
+                    sections[section][str(ident)] = code.strip()
+                continue
+            _, team = team_of([section, ident], value, named=False)
+            if team:
+                sections[section][str(ident)] = team
+    return Mappings(
+        names=names,
+        teams=Teams(
+            keys=keys,
+            people=sections["people"],
+            projects=sections["projects"],
+            cost_centres=sections["teams"],
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +196,22 @@ class Names:
     """key id → {"person", "email"}: the People page's assignments."""
     connections: Mapping[str, str] = field(default_factory=dict)
     """connection name → its provider (``openai``, ``anthropic``)."""
+    teams: Teams = field(default_factory=Teams)
+
+    def team(self, key_id: str) -> str:
+        """The team a key's usage and cost count for: the key's own (the mapping file), else its
+        person's, else its project's, else :data:`NO_TEAM`."""
+        if not key_id:
+            return NO_TEAM
+        teams = self.teams
+        found = teams.keys.get(key_id) or teams.people.get(self.person(key_id))
+        if found:
+            return found
+        project = self.keys.get(key_id, {}).get("project_id")
+        return teams.projects.get(str(project or ""), NO_TEAM)
+
+    def cost_centre(self, team: str) -> str | None:
+        return self.teams.cost_centres.get(team)
 
     def connection(self, key_id: str) -> str | None:
         """The connection a key belongs to (None: no key, or a key never listed)."""

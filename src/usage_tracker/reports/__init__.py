@@ -19,6 +19,7 @@ from usage_tracker.reports.summary import (
     SUMMARY_GROUPS,
     cost_totals,
     keys_of_person,
+    keys_of_team,
     summary,
     usage_totals,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "daily_billed",
     "forecast",
     "keys_of_person",
+    "keys_of_team",
     "load_names",
     "money",
     "people",

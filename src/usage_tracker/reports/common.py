@@ -3,10 +3,10 @@ raises, names for display, and the fold of stored rows into groups."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from usage_tracker.people.names import Names
+from usage_tracker.people.names import Mappings, Names
 from usage_tracker.store import Store
 from usage_tracker.store.schema import from_stored
 
@@ -15,6 +15,7 @@ DAY, HOUR = 86400, 3600
 GROUPINGS: dict[str, str] = {
     "connection": "connection",
     "person": "api_key_id",
+    "team": "api_key_id",
     "api_key": "api_key_id",
     "user": "user_id",
     "project": "project_id",
@@ -26,7 +27,7 @@ GROUPINGS: dict[str, str] = {
     "hour": "hour",
 }
 """Report groupings and the stored column each reads. ``person`` merges the keys that map to
-the same display name."""
+the same display name; ``team`` the keys of one team."""
 
 
 class ReportError(ValueError):
@@ -39,20 +40,25 @@ class ReportError(ValueError):
         """400: the request cannot be answered; 404: what it names does not exist."""
 
 
-def load_names(store: Store, mapping: dict[str, str] | None = None) -> Names:
+def load_names(store: Store, mapping: Mappings | Mapping[str, str] | None = None) -> Names:
+    """Names as stored, with the mapping file's (its names and teams; or names alone)."""
+    found = mapping if isinstance(mapping, Mappings) else Mappings(names=dict(mapping or {}))
     return Names(
         keys={k["id"]: k for k in store.api_keys()},
         users={u["id"]: u for u in store.users()},
         projects={p["id"]: p for p in store.projects()},
-        mapping=mapping or {},
+        mapping=found.names,
         owners=store.key_owners(),
         connections=store.connections(),
+        teams=found.teams,
     )
 
 
 def _label(names: Names, grouping: str, value: Any) -> Any:
     if grouping == "person":
         return names.person(value)
+    if grouping == "team":
+        return names.team(value)
     if grouping in ("day", "hour"):
         return value
     return from_stored(GROUPINGS[grouping], value)

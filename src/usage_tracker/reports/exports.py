@@ -16,6 +16,7 @@ from usage_tracker.text.untrusted import csv_cell, printable, starts_formula
 
 BY = {
     "person": "person",
+    "team": "team",
     "key": "api_key",
     "user": "user",
     "project": "project",
@@ -50,14 +51,22 @@ def usage_table(by: str, rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], 
     grouping = BY[by]
     has_id = by in ("key", "user", "project")
     of_key = ["connection"] if by == "key" else []  # the organization a key belongs to
-    header = [by, *(["id"] if has_id else []), *of_key, *(title for _, title in USAGE_COLUMNS)]
+    centre = ["cost centre"] if by == "team" else []
+    header = [
+        by,
+        *(["id"] if has_id else []),
+        *of_key,
+        *centre,
+        *(title for _, title in USAGE_COLUMNS),
+    ]
     table = []
     for row in rows:
         label = row.get(f"{grouping}_name", row[grouping])
         ids = [row[grouping] or ""] if has_id else []
         where = [row.get("connection") or ""] if of_key else []
+        code = [row.get("cost_centre") or ""] if centre else []
         values = (row.get(key) for key, _ in USAGE_COLUMNS)
-        table.append([label or "(none)", *ids, *where, *values])
+        table.append([label or "(none)", *ids, *where, *code, *values])
     return header, table
 
 

@@ -67,6 +67,7 @@ def billed_labels(names: Names) -> dict[str, Callable[[Mapping[str, Any]], Any]]
     return {
         "connection": lambda r: r["connection"],
         "person": lambda r: names.person(r["api_key_id"]),
+        "team": lambda r: names.team(r["api_key_id"]),
         "api_key": lambda r: from_stored("api_key_id", r["api_key_id"]),
         "project": lambda r: from_stored("project_id", r["project_id"]),
         "model": lambda r: from_stored("model", model_of_line_item(r["line_item"])),
@@ -89,6 +90,7 @@ def billed_by(
 FOLDED_FROM = {
     "connection": "connection",
     "person": "api_key",
+    "team": "api_key",
     "api_key": "api_key",
     "project": "project",
     "model": "line_item",

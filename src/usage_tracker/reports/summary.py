@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from usage_tracker.people.names import Names
+from usage_tracker.people.names import NO_TEAM, Names
 from usage_tracker.people.scope import EVERYTHING, Scope
 from usage_tracker.providers.openai.contract import align_down
 from usage_tracker.providers.records import METRICS
@@ -70,8 +70,23 @@ def cost_totals(
     return sorted(rows, key=lambda r: -r["amount"])
 
 
-SUMMARY_GROUPS = ("person", "api_key", "user", "project", "model", "source", "connection")
-FOLDED_AS = {"person": "api_key", "api_key": "api_key", "user": "user", "project": "project"}
+SUMMARY_GROUPS = (
+    "person",
+    "team",
+    "api_key",
+    "user",
+    "project",
+    "model",
+    "source",
+    "connection",
+)
+FOLDED_AS = {
+    "person": "api_key",
+    "team": "api_key",
+    "api_key": "api_key",
+    "user": "user",
+    "project": "project",
+}
 """Which folded grouping each summary grouping is read from (model and source: their own)."""
 ESTIMATED = (*METRICS, *ESTIMATES)
 OF_ONE_CONNECTION = ("api_key", "project", "user")
@@ -139,6 +154,8 @@ def summary(
         for g in SUMMARY_GROUPS
     }
     by["provider"] = _per_provider(names, by["connection"])
+    for row in by["team"]:
+        row["cost_centre"] = names.cost_centre(row["team"])
     for row in by["api_key"]:  # a key billed without usage: the connection its names are of
         row.setdefault("connection", names.connection(row["api_key"] or ""))
         row["provider"] = names.provider(row["connection"])
@@ -187,6 +204,24 @@ def _per_provider(names: Names, connections: list[dict[str, Any]]) -> list[dict[
 
 def _zero_totals() -> dict[str, Any]:
     return {**dict.fromkeys(METRICS, 0), "tokens": 0}
+
+
+def keys_of_team(names: Names, team: str) -> list[str]:
+    """Every known key whose usage and cost count for ``team`` (for :data:`NO_TEAM`, the keys
+    of none, and ``""``: the costs no key carries). A team that no key is of is a 404 naming
+    the teams there are."""
+    keys = sorted(k for k in names.keys if names.team(k) == team)
+    if team == NO_TEAM:
+        return ["", *keys]
+    if not keys:
+        known = sorted({names.team(k) for k in names.keys} - {NO_TEAM})
+        raise ReportError(
+            f"no key is of the team {team!r}; the teams are: {', '.join(known) or 'none'} "
+            "(teams come from the mapping file)",
+            "team",
+            status=404,
+        )
+    return keys
 
 
 def keys_of_person(store: Store, names: Names, start: int, end: int, person: str) -> list[str]:

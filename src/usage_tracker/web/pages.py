@@ -45,16 +45,18 @@ PRESETS = {
 """Every preset is whole UTC days (today's up to the current hour): costs are billed per UTC
 day, so the money of a range is exactly that of its days."""
 Preset = Literal["today", "yesterday", "7d", "30d", "mtd", "lastmonth", "lastquarter", "custom"]
-Table = Literal["person", "model", "project", "user", "api_key", "connection"]
+Table = Literal["person", "team", "model", "project", "user", "api_key", "connection"]
 TABLES: dict[Table, str] = {
     "person": "People",
+    "team": "Teams",
     "model": "Models",
     "project": "Projects",
     "user": "Users",
     "api_key": "API keys",
     "connection": "Connections",
 }
-"""The dashboard's tables (Connections only when there is more than one)."""
+"""The dashboard's tables (Teams only when the mapping file names any, Connections only when
+there is more than one)."""
 TABLE_ROWS = 25
 """Rows of a table on the page until its "show all" (the most tokens first)."""
 OTHER_SOURCE_COUNTERS = {
@@ -148,6 +150,11 @@ def paused_notices(state: AppState, access: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _has_teams(names: Names) -> bool:
+    teams = names.teams
+    return bool(teams.keys or teams.people or teams.projects)
+
+
 def _filters(
     names: Names,
     key: str | None,
@@ -155,10 +162,13 @@ def _filters(
     user: str | None,
     connection: str | None = None,
     provider: str | None = None,
+    team: str | None = None,
 ) -> list[tuple[str, str, str, str]]:
-    """The provider, connection, key, project and user drill-downs of a view: (what, its name,
-    parameter, value)."""
+    """The provider, connection, team, key, project and user drill-downs of a view: (what, its
+    name, parameter, value)."""
     shown = []
+    if team is not None:
+        shown.append(("team", team, "team", team))
     if provider is not None:
         shown.append(("provider", PROVIDER_NAMES.get(provider, provider), "provider", provider))
     if connection is not None:
@@ -239,7 +249,7 @@ def dashboard(
     range: Annotated[Preset, Query()] = "today",
     start: str | None = None,
     end: str | None = None,
-    stack: Literal["person", "model", "api_key"] = "person",
+    stack: Literal["person", "team", "model", "api_key"] = "person",
     person: str | None = None,
     model: str | None = None,
     key: str | None = None,
@@ -247,6 +257,7 @@ def dashboard(
     user: str | None = None,
     connection: str | None = None,
     provider: str | None = None,
+    team: Annotated[str | None, Query(max_length=200)] = None,
     expand: Annotated[list[Table] | None, Query(alias="all")] = None,
 ) -> HTMLResponse:
     now = int(state.clock())
@@ -254,7 +265,7 @@ def dashboard(
     lo, hi = picked["start"], picked["end"]
     names, scope = access.names, access.scope
     connection, provider = _picked_connection(connection, provider)
-    view = View(lo, hi, stack, person, model, key, project, user, connection, provider)
+    view = View(lo, hi, stack, person, model, key, project, user, connection, provider, team)
     summary, (chart_svg, legend), findings = page_figures(state, access.version, names, scope, view)
     forecast = state.results.get(
         ("forecast", access.version, scope, now - now % DAY),
@@ -271,7 +282,8 @@ def dashboard(
         "stack": stack,
         "person": person,
         "model": model,
-        "filters": _filters(access.names, key, project, user, connection, provider),
+        "filters": _filters(access.names, key, project, user, connection, provider, team),
+        "has_teams": _has_teams(names),
         "several_connections": len(names.connections) > 1,
         "connections": _connection_choices(names, connection, provider),
         "no_keys": no_keys_notice(state, access),
@@ -371,6 +383,8 @@ def _tables(context: dict[str, Any], expanded: tuple[str, ...]) -> Markup:
     for key, title in TABLES.items():
         if key == "connection" and not context["several_connections"]:
             continue
+        if key == "team" and not context["has_teams"]:
+            continue
         rows = [
             r
             for r in summary["by"][key]
@@ -411,15 +425,20 @@ class View:
     user: str | None = None
     connection: str | None = None
     provider: str | None = None
+    team: str | None = None
 
     def where(self, state: AppState, names: Names) -> dict[str, list[str]]:
         """The usage filter of this view's drill-downs."""
         where: dict[str, list[str]] = {}
         where.update(connections_where(names, self.connection, self.provider) or {})
+        if self.team is not None:
+            where["api_key_id"] = reports.keys_of_team(names, self.team)
         if self.person:
             keys = reports.keys_of_person(state.store, names, self.lo, self.hi, self.person)
             if self.person == names.person(""):
                 keys.append("")  # "(no key)": the costs no key carries
+            if "api_key_id" in where:  # a person within a team
+                keys = [k for k in keys if k in set(where["api_key_id"])]
             where["api_key_id"] = keys or ["-"]
         if self.key is not None:
             where["api_key_id"] = [k for k in where.get("api_key_id", [self.key]) if k == self.key]

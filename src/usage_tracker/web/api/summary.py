@@ -41,7 +41,7 @@ NO_SUCH_CONNECTION: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/summary",
-    summary="Totals per person, key, user, project, model, source, connection and provider",
+    summary="Totals per person, team, key, user, project, model, source, connection, provider",
     response_model=dict[str, Any],
     responses=NO_SUCH_CONNECTION,
 )
@@ -57,12 +57,23 @@ async def summary(
     end_time: EndTime = None,
     connection: ConnectionParam = None,
     provider: ProviderParam = None,
+    team: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only the usage and cost of this team's keys (teams come from the "
+            "mapping file; `(no team)`: the keys of none and the costs no key carries).",
+        ),
+    ] = None,
 ) -> Response:
     """Over [start_time, end_time), widened to whole UTC hours; by default today (UTC) so far.
     The answer's `start_time` and `end_time` are the bounds served. `by.connection` and
-    `by.provider` split it per connection and provider; every `by.api_key` row names its own."""
+    `by.provider` split it per connection and provider; every `by.api_key` row names its own;
+    `by.team` per team, with its `cost_centre`."""
     start, end = hour_range(int(state.clock()), start_time, end_time)
     where = connections_where(access.names, connection, provider)
+    if team is not None:
+        where = {**(where or {}), "api_key_id": reports.keys_of_team(access.names, team)}
     key = _summary_key(state, access.version, access.scope, start, end, where)
     body = state.results.peek(key)
     if body is None:  # computed in a worker thread; an answer already made is sent from here
@@ -146,7 +157,15 @@ def export(
     state: State,
     access: Viewer,
     by: Literal[
-        "person", "key", "user", "project", "model", "connection", "provider", "reconciliation"
+        "person",
+        "team",
+        "key",
+        "user",
+        "project",
+        "model",
+        "connection",
+        "provider",
+        "reconciliation",
     ] = "person",
     format: Literal["csv", "json", "xlsx"] = "csv",
     start_time: Annotated[

@@ -1,0 +1,177 @@
+"""Teams (issue 21): the mapping file says who belongs to which team (a key's own, its person's,
+its project's), and the team is a dimension and a filter: ``by.team`` in /api/summary, the
+dashboard's Teams table, exports and ``report --by team``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from usage_tracker.people.names import NO_TEAM, Names, Teams, parse_mappings
+from usage_tracker.providers.openai.contract import SOURCES
+
+from .conftest import LiveApp, latest, live_app
+
+NOW = latest(18)
+
+
+def test_the_original_mapping_file_still_names_keys_and_gives_no_team() -> None:
+    found = parse_mappings('{"key_a": "Alice", "key_b": " "}', "m.json")
+    assert dict(found.names) == {"key_a": "Alice"}
+    assert found.teams == Teams()
+
+
+def test_a_keys_team_is_its_own_else_its_persons_else_its_projects() -> None:
+    found = parse_mappings(
+        json.dumps(
+            {
+                "key_svc": {"name": "Build bot", "team": "Platform"},
+                "key_jane": "Jane Smith",
+                "people": {"Jane Smith": {"team": "Research"}, "Tom": "Sales"},
+                "projects": {"proj_x": {"team": "Ops"}},
+                "teams": {"Platform": {"cost_centre": "CC-4100"}},
+            }
+        ),
+        "m.json",
+    )
+    keys = {
+        "key_svc": {"project_id": "proj_x"},
+        "key_jane": {"project_id": "proj_x"},
+        "key_tom": {"project_id": "proj_y", "owner_name": "Tom"},
+        "key_x": {"project_id": "proj_x", "owner_name": "Nobody"},
+        "key_y": {"project_id": "proj_y", "owner_name": "Nobody"},
+    }
+    names = Names(keys=keys, users={}, projects={}, mapping=found.names, teams=found.teams)
+    assert names.person("key_svc") == "Build bot"
+    teams = {k: names.team(k) for k in keys}
+    assert teams == {
+        "key_svc": "Platform",  # its own, over its project's
+        "key_jane": "Research",  # her person's, over the project's
+        "key_tom": "Sales",
+        "key_x": "Ops",  # the project's
+        "key_y": NO_TEAM,
+    }
+    assert names.team("") == NO_TEAM
+    assert names.cost_centre("Platform") == "CC-4100"
+    assert names.cost_centre("Ops") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{\n  "key_a": {"name": "A", "team": 3}\n}', "line 2, column 34"),
+        ('{\n  "key_a": {"nme": "A"}\n}', "line 2, column 12"),
+        ('{\n  "people": ["Jane"]\n}', "line 2, column 13"),
+        ('{\n  "teams": {"T": {"cost_centre": 12}}\n}', "line 2, column 34"),
+    ],
+)
+def test_a_wrong_entry_is_named_with_its_line_and_column(text: str, where: str) -> None:
+    with pytest.raises(ValueError, match=r"m\.json") as wrong:
+        parse_mappings(text, "m.json")
+    assert where in str(wrong.value)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    workdir = tmp_path_factory.mktemp("teams")
+    # The simulator's people are the same whatever the seed's day: teams by person and project.
+    (workdir / "api_key_mappings.json").write_text(
+        json.dumps(
+            {
+                "people": {
+                    "Jane Smith": {"team": "Research"},
+                    "Mei Chen": {"team": "Research"},
+                    "Arjun Patel": {"team": "Platform"},
+                },
+                "teams": {"Research": {"cost_centre": "CC-2200"}},
+            }
+        )
+    )
+    url = f"sqlite:///{workdir / 'teams.db'}"
+    with live_app(url, workdir, now=NOW) as live:
+        yield live
+
+
+def test_by_team_adds_each_keys_usage_and_cost_to_its_team(app: LiveApp) -> None:
+    start, end = NOW - NOW % 86400 - 6 * 86400, NOW - NOW % 3600
+    query = f"?start_time={start}&end_time={end}"
+    served = httpx2.get(app.url + "/api/summary" + query).json()
+    by_team = {r["team"]: r for r in served["by"]["team"]}
+    owners = {k.id: k.owner_name for k in app.org.keys}
+    team_of = {"Jane Smith": "Research", "Mei Chen": "Research", "Arjun Patel": "Platform"}
+    expected: dict[str, int] = defaultdict(int)
+    for source, spec in SOURCES.items():
+        if "input_tokens" not in spec.metrics or "api_key_id" not in spec.group_by:
+            continue
+        for (key,), figures in app.org.truth(source, start, end, ("api_key_id",)).items():
+            expected[team_of.get(owners.get(key, ""), NO_TEAM)] += figures["input_tokens"]
+    assert {t: r["input_tokens"] for t, r in by_team.items() if r["input_tokens"]} == {
+        t: v for t, v in expected.items() if v
+    }
+    assert by_team["Research"]["cost_centre"] == "CC-2200"
+    assert by_team["Platform"]["cost_centre"] is None
+    billed = sum((Decimal(str(r["billed_cost"] or 0)) for r in by_team.values()), Decimal(0))
+    assert billed == Decimal(str(served["billed_usd"]))  # every billed cent is in one team
+
+    research = httpx2.get(app.url + "/api/summary" + query + "&team=Research").json()
+    assert research["totals"]["input_tokens"] == by_team["Research"]["input_tokens"]
+    assert Decimal(str(research["billed_usd"])) == Decimal(str(by_team["Research"]["billed_cost"]))
+    unknown = httpx2.get(app.url + "/api/summary" + query + "&team=Nobody")
+    assert unknown.status_code == 404
+    assert "Platform, Research" in unknown.json()["error"]["message"]
+
+
+def test_the_dashboard_has_a_teams_table_and_exports_by_team(app: LiveApp) -> None:
+    page = httpx2.get(app.url + "/?range=7d").text
+    assert 'id="table-team"' in page
+    assert "CC-2200" in page
+    assert "stack=team" in page
+    narrowed = httpx2.get(app.url + "/?range=7d&team=Research&stack=team")
+    assert narrowed.status_code == 200
+    csv = httpx2.get(app.url + "/api/export?by=team&format=csv").text
+    header, *rows = csv.strip().splitlines()
+    assert header.startswith("team,cost centre,")
+    assert any(r.startswith("Research,CC-2200,") for r in rows)
+
+
+def test_report_by_team_on_the_command_line(app: LiveApp, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    since = dt.datetime.fromtimestamp(NOW, dt.UTC).date().isoformat()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "usage_tracker",
+            "report",
+            "--since",
+            since,
+            "--until",
+            since,
+            "--by",
+            "team",
+            "--format",
+            "csv",
+        ],
+        env={
+            **os.environ,
+            "DATABASE_URL": app.database_url,
+            "KEY_MAPPINGS_FILE": str(app.workdir / "api_key_mappings.json"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("team,cost centre,")
+    assert "Research,CC-2200" in done.stdout
