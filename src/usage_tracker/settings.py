@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     in USD per 1M tokens, over genai-prices' data."""
     costs_lookback_days: int = Field(default=3, ge=1, le=60)
     """Costs settle late: every sync re-fetches this many recent days, shown as provisional."""
+    statement_allocation: str = "proportional"
+    """How a monthly statement shares the costs no team carries: ``proportional`` (to each
+    team's billed cost) or ``team:NAME`` (all to one team)."""
     recent_sync_seconds: int = Field(default=60, ge=0, le=3600)
     """Between full syncs, re-fetch the previous and current hour this often (one request per
     usage source); 0 turns it off."""
@@ -144,6 +147,14 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``OPENAI_ADMIN_KEY=`` (a blank line in a compose file) means not set."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("statement_allocation")
+    @classmethod
+    def _allocation(cls, value: str) -> str:
+        value = value.strip()
+        if value != "proportional" and not (value.startswith("team:") and value[5:].strip()):
+            raise ValueError("expected proportional, or team:NAME (all to one team)")
+        return value
 
     @field_validator("admin_emails")
     @classmethod

@@ -522,6 +522,7 @@ def _register_subcommands() -> None:
     app.add_typer(actions, name="actions")
     app.command()(reports.export)
     app.command()(reports.report)
+    app.command()(reports.statement)
 
 
 _register_subcommands()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -101,6 +102,11 @@ def export(
     body: str | bytes = exports.render(
         format, header, exports.with_total(header, rows, start, end), by
     )
+    _emit(body, output, f"{len(rows)} rows")
+
+
+def _emit(body: str | bytes, output: Path | None, what: str) -> None:
+    """``body`` to ``output``, or to standard output when there is none."""
     if output is None:
         if isinstance(body, bytes):
             sys.stdout.buffer.write(body)
@@ -114,7 +120,55 @@ def export(
             output.write_text(body, encoding="utf-8")
     except OSError as e:
         raise _fail(f"cannot write {output}: {e.strerror}") from None
-    typer.echo(f"{len(rows)} rows written to {output}", err=True)
+    typer.echo(f"{what} written to {output}", err=True)
+
+
+def statement(
+    month: Annotated[str, typer.Option(help="The UTC month, YYYY-MM.")],
+    format: Annotated[str, typer.Option(help="csv, json or xlsx.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option(help="The file to write; standard output when not given.")
+    ] = None,
+    allocate: Annotated[
+        str | None,
+        typer.Option(
+            help="proportional or team:NAME (default: STATEMENT_ALLOCATION); a closed month "
+            "keeps the allocation it closed with."
+        ),
+    ] = None,
+) -> None:
+    """A month's statement per team and person: billed cost per provider and connection,
+    tokens and requests, the costs no team carries allocated, totalling the month's bill."""
+    from usage_tracker.reports import statement_files, statements
+
+    if format not in ("csv", "json", "xlsx"):
+        raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
+    try:
+        settings = load_settings()
+        store = runtime.open_store(settings, Prices.load(settings.prices_file))
+    except (SettingsError, StoreUnavailableError, PricesFileError) as e:
+        raise _fail(str(e)) from None
+    mappings = KeyMappings(settings.key_mappings_file)
+    mapping = mappings.current()
+    try:
+        if mappings.error:
+            raise _fail(mappings.error)
+        rule = statements.Allocation.parse(allocate or settings.statement_allocation)
+        body = statements.statement(
+            store,
+            reports.load_names(store, mapping),
+            month,
+            int(time.time()),
+            allocation=rule,
+            lookback_days=settings.costs_lookback_days,
+        )
+    except reports.ReportError as e:
+        raise _fail(
+            f"--{ {'allocation': 'allocate'}.get(e.param or '', e.param or 'month') }: {e}"
+        ) from None
+    finally:
+        store.close()
+    _emit(statement_files.render(body, format), output, f"statement {month}")
 
 
 def report(

@@ -141,11 +141,11 @@ def to_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], title: str) ->
     sheet.title = title[:31]
     sheet.append(list(header))
     for row in rows:
-        sheet.append([_xlsx_value(v) for v in row])
+        sheet.append([xlsx_value(v) for v in row])
         for written in sheet.iter_rows(min_row=sheet.max_row):
             for cell in written:
                 if isinstance(cell.value, str):
-                    _as_text(cell)
+                    as_text(cell)
     for column, name in enumerate(header, start=1):
         if "USD" in name:
             for cells in sheet.iter_cols(min_col=column, max_col=column, min_row=2):
@@ -156,13 +156,13 @@ def to_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], title: str) ->
     return out.getvalue()
 
 
-def _xlsx_value(value: Any) -> Any:
+def xlsx_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return printable(value) if isinstance(value, str) else value
 
 
-def _as_text(cell: Any) -> None:
+def as_text(cell: Any) -> None:
     # openpyxl makes any string starting with "=" a formula: the type is set after the value.
     cell.data_type = "s"
     if starts_formula(cell.value):

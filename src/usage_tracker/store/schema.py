@@ -489,3 +489,16 @@ unique (connection, rule, subject, period) makes it happen once whatever the res
 replicas. ``targets`` (JSON) are the keys or the project it changes; ``previous`` (JSON) what
 each was before, stored before the write, and written back by resume. ``state``: proposed,
 approved (to be done), done, failed (gave up), dismissed, resuming (to be undone), resumed."""
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("closed_at", BigInteger, nullable=False),
+    Column("allocation", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("team_totals", Text, nullable=False),
+)
+"""Each month's statement as it was when the month closed (the providers' revision window,
+COSTS_LOOKBACK_DAYS, after its end): never changed after. ``team_totals`` (JSON) holds each
+team's exact amount, against which a later revision is an adjustment in a later month."""
