@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from usage_tracker.reports.exports import as_text, xlsx_value, to_csv
+from usage_tracker.reports.exports import as_text, to_csv, xlsx_value
 
 HEADER = (
     "team",
