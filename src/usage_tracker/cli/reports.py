@@ -163,9 +163,8 @@ def statement(
             lookback_days=settings.costs_lookback_days,
         )
     except reports.ReportError as e:
-        raise _fail(
-            f"--{ {'allocation': 'allocate'}.get(e.param or '', e.param or 'month') }: {e}"
-        ) from None
+        option = "allocate" if e.param == "allocation" else "month"
+        raise _fail(f"--{option}: {e}") from None
     finally:
         store.close()
     _emit(statement_files.render(body, format), output, f"statement {month}")
