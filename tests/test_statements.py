@@ -191,3 +191,103 @@ def test_a_closed_month_never_changes_and_a_revision_is_next_months_adjustment(
     assert sum(_money(ln["billed_usd"]) for ln in november["lines"]) == _money(
         november["total_usd"]
     )
+
+
+def test_the_statements_page_api_and_files_show_the_same_statement(
+    books: Books, tmp_path: Path
+) -> None:
+    """The page (admins and viewers; a member gets 403), /api/statement as JSON, CSV and Excel
+    (a summary sheet and one per team, currency cells, a totals row) and the CLI's file."""
+    import os
+    import subprocess
+    import sys
+
+    from openpyxl import load_workbook
+
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    from .test_auth import JANE, VIEWER, _add_account, signed_in
+
+    url = books.store.engine.url.render_as_string(hide_password=False)
+    for email, role in ((VIEWER, "viewer"), (JANE, "member")):
+        _add_account(url, email, role)
+    settings = load_settings(
+        database_url=url,
+        openai_admin_key=ADMIN_KEY,
+        openai_base_url=books.openai_url,
+        key_mappings_file=books.mapping,
+        auth_mode="password",
+    )
+    expected = books.statement(OCTOBER)
+    with BackgroundServer(create_app(settings, run_sync=False, clock=lambda: NOW)) as server:
+        app = type("App", (), {"url": server.url})()
+        with signed_in(app, JANE) as jane:  # type: ignore[arg-type]
+            assert jane.get("/statements").status_code == 403
+            assert jane.get(f"/api/statement?month={OCTOBER}").status_code == 403
+        with signed_in(app, VIEWER) as viewer:  # type: ignore[arg-type]
+            page = viewer.get(f"/statements?month={OCTOBER}").text
+            served = viewer.get(f"/api/statement?month={OCTOBER}").json()
+            csv = viewer.get(f"/api/statement?month={OCTOBER}&format=csv").text
+            xlsx = viewer.get(f"/api/statement?month={OCTOBER}&format=xlsx").content
+            bad = viewer.get("/api/statement?month=2026-13")
+    assert bad.status_code in (400, 422)
+    assert f'data-value="{expected["total_usd"]}"' in page
+    assert 'href="/statements"' in page
+    assert _money(served["total_usd"]) == _money(expected["total_usd"])
+    assert served["closed"] is True
+    *lines, total = csv.strip().splitlines()
+    assert total.startswith(f'"TOTAL, {OCTOBER}"') or total.startswith(f"TOTAL, {OCTOBER}")
+    assert len(lines) == len(expected["lines"]) + 1  # the header
+    path = tmp_path / "statement.xlsx"
+    path.write_bytes(xlsx)
+    book = load_workbook(path)
+    assert book.sheetnames == ["Summary", *(t["team"] for t in expected["teams"])]
+    summary = book["Summary"]
+    totals = [r for r in summary.iter_rows(values_only=True) if r and r[0] == "TOTAL"]
+    assert _cents(Decimal(str(totals[0][2]))) == _money(expected["total_usd"])
+    research = book["Research"]
+    money = [c for c in research["E"][1:] if c.value is not None]
+    assert money
+    assert all(c.number_format == '"$"#,##0.00' for c in money)
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "usage_tracker",
+            "statement",
+            "--month",
+            OCTOBER,
+            "--format",
+            "xlsx",
+            "--output",
+            str(tmp_path / "cli.xlsx"),
+        ],
+        env={**os.environ, "DATABASE_URL": url, "KEY_MAPPINGS_FILE": str(books.mapping)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert load_workbook(tmp_path / "cli.xlsx").sheetnames == book.sheetnames
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "usage_tracker",
+            "statement",
+            "--month",
+            "2026-11",
+            "--allocate",
+            "everyone",
+        ],
+        env={**os.environ, "DATABASE_URL": url, "KEY_MAPPINGS_FILE": str(books.mapping)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert "--allocate" in wrong.stderr

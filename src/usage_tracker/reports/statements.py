@@ -127,9 +127,21 @@ def statement(
 
 
 def _kept(row: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(row["body"])
+    """A kept statement as it was computed: its amounts (``…_usd``) Decimal again."""
+    body: dict[str, Any] = _amounts(json.loads(row["body"]))
     body["closed_at"] = row["closed_at"]
     return body
+
+
+def _amounts(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_amounts(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            k: Decimal(v) if k.endswith("_usd") and isinstance(v, str) else _amounts(v)
+            for k, v in value.items()
+        }
+    return value
 
 
 def _figures(

@@ -235,11 +235,23 @@ def create_app(
         people,
         security,
         signin,
+        statements,
     )
 
     security.install(app, settings)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for part in (api, pages, signin, accounts, people, limits, metrics, alerts, actions):
+    for part in (
+        api,
+        pages,
+        signin,
+        accounts,
+        people,
+        limits,
+        statements,
+        metrics,
+        alerts,
+        actions,
+    ):
         app.include_router(part.router)
     app.include_router(alerts.pages)
     if settings.auth_mode == "oidc":
