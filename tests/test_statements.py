@@ -9,11 +9,13 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 from usage_tracker import simulator
 from usage_tracker.people.names import NO_TEAM, KeyMappings
@@ -27,6 +29,7 @@ from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.web.serving import BackgroundServer
 
 from .conftest import ADMIN_KEY, FAST_RETRY, NOW
+from .test_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
 
 CENT = Decimal("0.01")
 OCTOBER, NOVEMBER = "2026-10", "2026-11"
@@ -80,6 +83,12 @@ class Books:
 
 @pytest.fixture
 def books(database_url: str, tmp_path: Path) -> Iterator[Books]:
+    with _books(database_url, tmp_path) as found:
+        yield found
+
+
+@contextmanager
+def _books(database_url: str, tmp_path: Path) -> Iterator[Books]:
     mapping = tmp_path / "api_key_mappings.json"
     mapping.write_text(json.dumps(MAPPING))
     openai = simulator.build(seed=7, days=80, clock=lambda: NOW)
@@ -291,3 +300,66 @@ def test_the_statements_page_api_and_files_show_the_same_statement(
     )
     assert wrong.returncode == 2
     assert "--allocate" in wrong.stderr
+
+
+def test_the_statements_page_and_the_teams_table_read_and_fit(
+    tmp_path: Path,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """The Statements page at 1440 and 360 px and the dashboard's Teams table at 360 px, dark
+    and light (screenshots in test-artifacts/pages/)."""
+    from usage_tracker.settings import load_settings
+    from usage_tracker.web import create_app
+
+    from .test_pages_browser import CONTRAST, _cut, new_page
+
+    shots = ARTIFACTS / "pages"
+    shots.mkdir(parents=True, exist_ok=True)
+    with _books(f"sqlite:///{tmp_path / 's.db'}", tmp_path) as found:
+        url = found.store.engine.url.render_as_string(hide_password=False)
+        settings = load_settings(
+            database_url=url,
+            openai_admin_key=ADMIN_KEY,
+            openai_base_url=found.openai_url,
+            key_mappings_file=found.mapping,
+            auth_mode="none",
+        )
+        app = create_app(settings, run_sync=False, clock=lambda: NOW)
+        with BackgroundServer(app) as server:
+            for scheme in ("dark", "light"):
+                for width in (1440, 360):
+                    where = f"{width} {scheme}"
+                    watched = new_page(browser, width, scheme)
+                    page = watched.page
+                    page.goto(server.url + f"/statements?month={OCTOBER}")
+                    assert page.locator("#statement-teams tbody tr").count() == 2, where
+                    assert page.evaluate(CONTRAST) == [], where
+                    assert _cut(page) == [], where
+                    page.screenshot(path=shots / f"statements-{width}-{scheme}.png", full_page=True)
+                    if width == 360:
+                        page.goto(server.url + "/?range=mtd")
+                        table = page.locator("#table-team")
+                        assert table.locator("tbody tr").count() >= 3, where
+                        assert _cut(page) == [], where
+                        table.screenshot(path=shots / f"teams-{width}-{scheme}.png")
+                    assert watched.errors == [], where
+                    page.context.close()
+
+
+def test_a_months_chart_counts_every_providers_tokens_once(books: Books) -> None:
+    """Found by the Teams screenshot: a chart of days computed "other" from OpenAI's sources
+    only, so with Anthropic's tokens in the top series "other" went negative (bars of negative
+    height) and each day's bar was short of its tokens."""
+    from usage_tracker.reports.charts import usage_over_time
+
+    start, end = month_range(NOVEMBER)[0], NOW - NOW % 3600
+    chart = usage_over_time(books.store, books.names(), start, end, "person")
+    assert chart["bucket"] == "day"
+    days = list(zip(*chart["series"].values(), strict=True))
+    assert all(v >= 0 for day in days for v in day)
+    stored = books.store.usage_totals(
+        start, end, ["source"], metrics=["input_tokens", "output_tokens"]
+    )
+    assert sum(sum(day) for day in days) == sum(
+        r["input_tokens"] + r["output_tokens"] for r in stored
+    )

@@ -140,6 +140,9 @@ class User:
     role: str | None
 
 
+ANTHROPIC_SOURCES: Final = ("messages",)
+"""Anthropic's usage, stored as one source (OpenAI's are ``openai.contract.SOURCES``)."""
+
 LIMIT_KINDS: Final = ("spend_limit", "spend_alert", "rate_limit", "key_status")
 """What a provider lets an organization cap or watch: a hard spend limit (requests stop when it
 is spent), a spend alert (an e-mail at a threshold), a rate limit (per model), and a key's

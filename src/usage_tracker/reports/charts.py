@@ -7,6 +7,7 @@ from typing import Any
 
 from usage_tracker.people.names import Names
 from usage_tracker.providers.openai.contract import SOURCES
+from usage_tracker.providers.records import ANTHROPIC_SOURCES
 from usage_tracker.reports.common import DAY, GROUPINGS, HOUR, series_label
 from usage_tracker.reports.summary import usage_totals
 from usage_tracker.store import Store
@@ -50,6 +51,8 @@ def usage_over_time(
     return {"bucket": bucket, "labels": labels, "series": points}
 
 
+EVERY_SOURCE = [*SOURCES, *ANTHROPIC_SOURCES]
+"""Every provider's usage sources: a day's total is theirs all."""
 TOKENS = ("input_tokens", "output_tokens")
 """What a chart's bar counts (``tokens``): input (cached included) and output."""
 CHART_DAYS = 92
@@ -106,7 +109,7 @@ def _days_from_folded(
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
     # Every source named: no read of the range's values first (folded_days's default).
-    for row in store.folded_days(start, end, "source", TOKENS, values=list(SOURCES), per=per):
+    for row in store.folded_days(start, end, "source", TOKENS, values=EVERY_SOURCE, per=per):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
     # The top series' values summed per series by the database.
     for row in store.folded_days(start, end, grouping, TOKENS, values=shown, per=per):

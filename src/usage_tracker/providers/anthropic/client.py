@@ -33,6 +33,7 @@ from usage_tracker.providers.errors import (
     UpstreamUnreachableError,
 )
 from usage_tracker.providers.records import (
+    ANTHROPIC_SOURCES,
     DIMENSIONS,
     METRICS,
     ApiKey,
@@ -48,7 +49,7 @@ from usage_tracker.providers.records import (
 log = logging.getLogger(__name__)
 
 HOUR, DAY = 3600, 86400
-MESSAGES = "messages"
+MESSAGES = ANTHROPIC_SOURCES[0]
 COSTS = "costs"
 WINDOW_DAYS = 7
 """Usage is asked for a week of hours at a time (the API allows 31 days): a week is a page."""
