@@ -256,7 +256,8 @@ def test_the_statements_page_api_and_files_show_the_same_statement(
     totals = [r for r in summary.iter_rows(values_only=True) if r and r[0] == "TOTAL"]
     assert _cents(Decimal(str(totals[0][2]))) == _money(expected["total_usd"])
     research = book["Research"]
-    money = [c for c in research["E"][1:] if c.value is not None]
+    assert research["A1"].value == f"Research, cost centre CC-2200: statement {OCTOBER}"
+    money = [c for c in research["E"][2:] if c.value is not None]
     assert money
     assert all(c.number_format == '"$"#,##0.00' for c in money)
 

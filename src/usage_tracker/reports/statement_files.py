@@ -95,10 +95,14 @@ def workbook(statement: dict[str, Any]) -> bytes:
     )
     _money(summary, "B", summary.max_row - 1, summary.max_row)
     _widths(summary, (34, 16, 16))
+    _printable(summary)
     used: set[str] = {"Summary"}
     for team in statement["teams"]:
         sheet = book.create_sheet(_sheet_name(team["team"], used))
+        centre = f", cost centre {team['cost_centre']}" if team["cost_centre"] else ""
+        _write(sheet, [[f"{team['team']}{centre}: statement {statement['month']}"]], bold=True)
         _write(sheet, [list(HEADER[2:])], bold=True)
+        sheet.freeze_panes = "A3"
         first = sheet.max_row + 1
         _write(
             sheet,
@@ -115,9 +119,19 @@ def workbook(statement: dict[str, Any]) -> bytes:
                 for ln in team["lines"]
             ],
         )
-        _write(sheet, [["TOTAL", "", "", "", Decimal(str(team["total_usd"]))]], bold=True)
+        tokens = sum(ln["tokens"] or 0 for ln in team["lines"])
+        requests = sum(ln["requests"] or 0 for ln in team["lines"])
+        _write(
+            sheet,
+            [["TOTAL", "", "", "", Decimal(str(team["total_usd"])), tokens, requests]],
+            bold=True,
+        )
         _money(sheet, "E", first, sheet.max_row)
-        _widths(sheet, (12, 40, 12, 14, 14, 14, 10))
+        for column in ("F", "G"):
+            for row in range(first, sheet.max_row + 1):
+                sheet[f"{column}{row}"].number_format = "#,##0"
+        _widths(sheet, (12, 50, 12, 14, 14, 14, 10))
+        _printable(sheet)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -141,6 +155,14 @@ def _money(sheet: Any, column: str, first: int, last: int) -> None:
 def _widths(sheet: Any, widths: Sequence[int]) -> None:
     for i, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = width
+
+
+def _printable(sheet: Any) -> None:
+    """Printed across one page's width, landscape."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
 
 
 def _sheet_name(team: str, used: set[str]) -> str:
