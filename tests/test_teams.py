@@ -175,3 +175,112 @@ def test_report_by_team_on_the_command_line(app: LiveApp, tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("team,cost centre,")
     assert "Research,CC-2200" in done.stdout
+
+
+# -- a lead sees their team's keys, and nothing else, on every route -------------------------
+
+LEAD = "lead@example.com"
+RESEARCH = {"Jane Smith", "Mei Chen"}
+
+
+@pytest.fixture(scope="module")
+def led(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    from usage_tracker.people.access import hash_password
+    from usage_tracker.store import Store
+    from usage_tracker.store import accounts as rows
+
+    from .test_auth import PASSWORD
+
+    workdir = tmp_path_factory.mktemp("led")
+    (workdir / "api_key_mappings.json").write_text(
+        json.dumps({"people": {p: {"team": "Research"} for p in RESEARCH}})
+    )
+    url = f"sqlite:///{workdir / 'led.db'}"
+    store = Store.open(url)
+    with store.transaction() as conn:
+        rows.save_account(
+            conn,
+            LEAD,
+            role="lead",
+            name=None,
+            password_hash=hash_password(PASSWORD),
+            now=0,
+            team="Research",
+        )
+    store.close()
+    with live_app(url, workdir, now=NOW, auth_mode="password") as live:
+        yield live
+
+
+def _team_keys(app: LiveApp) -> set[str]:
+    return {k.id for k in app.org.keys if k.owner_name in RESEARCH}
+
+
+def test_a_lead_sees_exactly_their_teams_keys_on_every_route(led: LiveApp) -> None:
+    """The member-isolation test's form: every usage source, grouping and range of /api/usage
+    equals the truth of the team's keys; the summary, tiers, exports, the dashboard and the
+    People page hold no one else; the organization's pages are refused."""
+    import itertools
+
+    from .test_auth import signed_in
+
+    keys = _team_keys(led)
+    assert len(keys) == 4
+    today = led.now - led.now % 86400
+    ranges = [(today, led.now - led.now % 3600), (today - 7 * 86400, today)]
+    tried = 0
+    with signed_in(led, LEAD) as lead:
+        for source, (start, end) in itertools.product(SOURCES, ranges):
+            spec = SOURCES[source]
+            if "api_key_id" not in spec.group_by:
+                continue
+            for groups in [(), ("api_key_id",), ("model",)]:
+                if not set(groups) <= set(spec.group_by):
+                    continue
+                params: list[tuple[str, object]] = [
+                    ("source", source),
+                    ("start_time", start),
+                    ("end_time", end),
+                    ("bucket_width", "1d"),
+                    ("limit", 31),
+                    *[("group_by", g) for g in groups],
+                ]
+                body = lead.get("/api/usage", params=params).json()  # type: ignore[arg-type]
+                got: dict[tuple[object, ...], int] = defaultdict(int)
+                for bucket in body["data"]:
+                    for r in bucket["results"]:
+                        assert r.get("api_key_id") in (None, *keys)
+                        got[tuple(r[g] for g in groups)] += r.get("num_model_requests", 0) or 0
+                truth: dict[tuple[object, ...], int] = defaultdict(int)
+                dims = list(dict.fromkeys([*groups, "api_key_id"]))
+                for key, figures in led.org.truth(source, start, end, dims).items():
+                    values = dict(zip(dims, key, strict=True))
+                    if values["api_key_id"] in keys:
+                        truth[tuple(values[g] for g in groups)] += figures.get(
+                            "num_model_requests", 0
+                        )
+                assert {k: v for k, v in got.items() if v} == {
+                    k: v for k, v in truth.items() if v
+                }, (source, groups)
+                tried += 1
+        summary = lead.get("/api/summary", params={"start_time": ranges[1][0]}).json()
+        assert {r["person"] for r in summary["by"]["person"]} <= RESEARCH
+        assert {r["api_key"] for r in summary["by"]["api_key"]} <= keys
+        assert {r["team"] for r in summary["by"]["team"]} <= {"Research"}
+        page = lead.get("/", params={"range": "7d"}).text
+        people = lead.get("/people").text
+        export = lead.get("/api/export", params={"by": "person", "start_time": ranges[1][0]}).text
+        for other in ("Arjun Patel", "Fatima Al-Sayed", "Lucas Oliveira", "ingest-service"):
+            assert other not in page
+            assert other not in people
+            assert other not in export
+        assert "Jane Smith" in page
+        assert "Mei Chen" in page
+        tiers = lead.get("/api/tiers").json()
+        for pool in tiers["pools"].values():
+            named = {c["name"] for c in pool["top_consumers"]}
+            assert named <= {*RESEARCH, "everyone else"}
+        for refused in ("/limits", "/statements", "/api/statement", "/api/limits", "/alerts"):
+            assert lead.get(refused).status_code == 403, refused
+        assert lead.get("/api/actions").json()["write_keys"] is None
+    assert tried >= 20

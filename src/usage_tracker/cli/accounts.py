@@ -53,7 +53,7 @@ def _password(from_stdin: bool) -> str:
         raise _fail(str(e)) from None
 
 
-RoleOption = Annotated[str, typer.Option(help="admin, viewer or member.")]
+RoleOption = Annotated[str, typer.Option(help="admin, viewer, lead or member.")]
 StdinOption = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]
@@ -64,6 +64,9 @@ def add_user(
     email: str,
     role: RoleOption = "member",
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    team: Annotated[
+        str | None, typer.Option(help="A lead's team (the mapping file's teams).")
+    ] = None,
     password_stdin: StdinOption = False,
     no_password: Annotated[
         bool, typer.Option("--no-password", help="No password (sign-in by proxy or token).")
@@ -72,15 +75,23 @@ def add_user(
     """Add an account, or change its role and name (and password)."""
     email = _email(email)
     if role not in ROLES:
-        raise _fail(f"unknown role {role!r}; choose admin, viewer or member")
+        raise _fail(f"unknown role {role!r}; choose admin, viewer, lead or member")
+    if (role == "lead") != bool(team and team.strip()):
+        raise _fail("--team names the team of a lead, and only of a lead")
     hashed = None if no_password else _password(password_stdin)
     store = _store()
     with store.transaction() as conn:
         rows.save_account(
-            conn, email, role=role, name=name, password_hash=hashed, now=int(time.time())
+            conn,
+            email,
+            role=role,
+            name=name,
+            password_hash=hashed,
+            now=int(time.time()),
+            team=team.strip() if team else None,
         )
     store.close()
-    typer.echo(f"{email}: {role}")
+    typer.echo(f"{email}: {role}" + (f" of {terminal(team.strip())}" if team else ""))
 
 
 @users.command("list")
@@ -93,7 +104,8 @@ def list_users() -> None:
     for account in found:
         password = "password" if account["password_hash"] else "no password"
         name = terminal(account["name"] or "")
-        typer.echo(f"{terminal(account['email'])}\t{account['role']}\t{name}\t{password}")
+        role = account["role"] + (f" of {terminal(account['team'])}" if account["team"] else "")
+        typer.echo(f"{terminal(account['email'])}\t{role}\t{name}\t{password}")
 
 
 @users.command("remove")

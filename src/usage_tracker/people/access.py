@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -21,8 +21,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from usage_tracker.people.scope import EVERYTHING, Scope
 
-Role = Literal["admin", "viewer", "member"]
-ROLES: tuple[Role, ...] = ("admin", "viewer", "member")
+Role = Literal["admin", "viewer", "lead", "member"]
+ROLES: tuple[Role, ...] = ("admin", "viewer", "lead", "member")
+"""An admin sees and changes everything; a viewer sees everything; a lead sees their team's
+keys and their own; a member their own keys."""
 TOKEN_PREFIX = "ut_"  # noqa: S105 - the visible prefix of every API token, not a secret
 
 
@@ -36,6 +38,8 @@ class Principal:
     name: str | None = None
     csrf: str | None = None
     """The session's CSRF token (sessions only: cookies are sent by browsers on their own)."""
+    team: str | None = None
+    """A lead's team."""
 
     @property
     def label(self) -> str:
@@ -45,12 +49,30 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    def scope(self, key_owners: Iterable[tuple[str, str | None]]) -> Scope:
-        """All keys, or for a member the keys (id, owner email) whose owner is this email."""
-        if self.role != "member":
+    @property
+    def is_staff(self) -> bool:
+        """Sees the whole organization (admins and viewers)."""
+        return self.role in ("admin", "viewer")
+
+    def scope(
+        self,
+        key_owners: Iterable[tuple[str, str | None]],
+        team_of: Callable[[str], str] | None = None,
+    ) -> Scope:
+        """All keys; for a member the keys (id, owner email) whose owner is this email; for a
+        lead those and the keys of their team (``team_of`` says a key's)."""
+        if self.is_staff:
             return EVERYTHING
         mine = self.email.lower()
-        return Scope(frozenset(k for k, owner in key_owners if (owner or "").lower() == mine))
+        leads = self.team if self.role == "lead" and team_of is not None else None
+        return Scope(
+            frozenset(
+                k
+                for k, owner in key_owners
+                if (owner or "").lower() == mine
+                or (leads is not None and team_of is not None and team_of(k) == leads)
+            )
+        )
 
 
 def normal_email(email: str) -> str:

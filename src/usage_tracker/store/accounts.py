@@ -36,6 +36,7 @@ _TOKEN_ACCOUNT = (
         schema.accounts.c.email,
         schema.accounts.c.role,
         schema.accounts.c.name,
+        schema.accounts.c.team,
     )
     .select_from(
         schema.api_tokens.outerjoin(
@@ -63,17 +64,25 @@ def save_account(
     name: str | None,
     password_hash: str | None,
     now: int,
+    team: str | None = None,
 ) -> None:
-    """Create the account, or change its role, name and (when given) password hash."""
+    """Create the account, or change its role (and team: a lead's), name and (when given)
+    password hash."""
     table = schema.accounts
+    team = team if role == "lead" else None
     if account(conn, email) is None:
         conn.execute(
             insert(table).values(
-                email=email, role=role, name=name, password_hash=password_hash, created_at=now
+                email=email,
+                role=role,
+                name=name,
+                password_hash=password_hash,
+                created_at=now,
+                team=team,
             )
         )
         return
-    values: dict[str, Any] = {"role": role}
+    values: dict[str, Any] = {"role": role, "team": team}
     if name is not None:
         values["name"] = name
     if password_hash is not None:

@@ -337,8 +337,10 @@ accounts = Table(
     Column("role", String(20), nullable=False),
     Column("password_hash", Text),
     Column("created_at", BigInteger, nullable=False),
+    Column("team", Text),
 )
-"""People who may sign in: email (lower case), role, and an argon2id hash in password mode."""
+"""People who may sign in: email (lower case), role, and an argon2id hash in password mode;
+``team``: the team a lead sees (the mapping file's teams)."""
 
 sessions = Table(
     "sessions",

@@ -238,9 +238,11 @@ def save_account(
     email: Annotated[str, Form(max_length=320)],
     role: Annotated[str, Form(max_length=20)],
     name: Annotated[str, Form(max_length=200)] = "",
+    team: Annotated[str, Form(max_length=200)] = "",
     csrf_token_: CsrfForm = "",
 ) -> Response:
-    """Add an account, or change an account's role (and name when one is given)."""
+    """Add an account, or change an account's role (and name when one is given; and team, a
+    lead's)."""
     check_csrf(request, who, csrf_token_)
     try:
         email = normal_email(email)
@@ -248,6 +250,9 @@ def save_account(
         return _accounts_page(request, who, error=str(e))
     if role not in ROLES:
         return _accounts_page(request, who, error=f"Unknown role {role!r}.")
+    team = team.strip()
+    if role == "lead" and not team:
+        return _accounts_page(request, who, error="A lead needs the team they lead.")
     state = app_state(request)
     now = int(time.time())
     link = None
@@ -255,9 +260,12 @@ def save_account(
         existing = rows.account(conn, email)
         if role != "admin" and _last_admin(conn, existing, state.settings):
             return _accounts_page(request, who, error=f"{email} is the last admin who can sign in.")
-        rows.save_account(conn, email, role=role, name=name or None, password_hash=None, now=now)
+        rows.save_account(
+            conn, email, role=role, name=name or None, password_hash=None, now=now, team=team
+        )
         change = "account.role" if existing is not None else "account.add"
-        audit.record(conn, who.email, change, f"{email} as {role}", now)
+        of = f" of {team}" if role == "lead" else ""
+        audit.record(conn, who.email, change, f"{email} as {role}{of}", now)
         if existing is None and state.settings.auth_mode == "password":
             link = (email, _invite(request, conn, email, role, now))
     if link is None:

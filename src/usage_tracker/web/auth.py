@@ -103,7 +103,13 @@ def _token_principal(state: AppState, conn: Connection, token: str) -> Principal
     if not found["last_used_at"] or now - found["last_used_at"] > TOUCH_EVERY:
         rows.touch_token(conn, found["id"], now)
     role = _role_of(state, found["email"], found["role"])
-    return Principal(found["email"], role, "token", name=found["name"])  # type: ignore[arg-type]
+    return Principal(
+        found["email"],
+        role,  # type: ignore[arg-type]
+        "token",
+        name=found["name"],
+        team=found["team"],
+    )
 
 
 def _header_principal(request: Request, state: AppState, conn: Connection) -> Principal:
@@ -120,7 +126,8 @@ def _header_principal(request: Request, state: AppState, conn: Connection) -> Pr
     account = rows.account(conn, user)
     role = _role_of(state, user, account["role"] if account else None)
     name = account["name"] if account else None
-    return Principal(user, role, "header", name=name)  # type: ignore[arg-type]
+    team = account["team"] if account else None
+    return Principal(user, role, "header", name=name, team=team)  # type: ignore[arg-type]
 
 
 def _session_principal(
@@ -149,6 +156,7 @@ def _session_principal(
         "session",
         name=account["name"],
         csrf=session["csrf"],
+        team=account["team"],
     )
 
 
@@ -197,9 +205,10 @@ def access(request: Request, who: Principal | None = None) -> Access:
 
     def scope() -> Scope:
         keys = set(names.keys) | set(names.owners)
-        return signed_in.scope((k, names.email(k)) for k in keys)
+        return signed_in.scope(((k, names.email(k)) for k in keys), names.team)
 
-    return Access(who, results.get(("scope", version, who.email, who.role), scope), names, version)
+    cached = ("scope", version, who.email, who.role, who.team)
+    return Access(who, results.get(cached, scope), names, version)
 
 
 # The dependencies: each resolves in one trip to a worker thread (the database is read there),
@@ -220,7 +229,7 @@ async def _viewer(request: Request) -> Access:
 
 async def _staff(request: Request) -> Access:
     got = await run_in_threadpool(access, request)
-    if got.who.role == "member":
+    if not got.who.is_staff:
         raise HTTPException(403, "Only admins and viewers see the organization's limits.")
     return got
 

@@ -132,7 +132,7 @@ class UsageCollector(Collector):
     def _limits(self, now: int) -> Iterator[Metric]:
         """Spend limits and alerts (USD), the month's spend of their subjects, and whether a
         hard limit enforces: for admins and viewers (the organization's, not a member's)."""
-        if self.access.who.role == "member":
+        if not self.access.who.is_staff:
             return
         from usage_tracker.web.api.limits import limits_report
 
@@ -211,7 +211,7 @@ class UsageCollector(Collector):
 
     def _actions(self) -> Iterator[Metric]:
         """For admins and viewers, as the limits."""
-        if self.state.actions is None or self.access.who.role == "member":
+        if self.state.actions is None or not self.access.who.is_staff:
             return
         states = self.state.actions.health()["states"]
         found = GaugeMetricFamily(

@@ -119,7 +119,7 @@ def date_range(
 def no_keys_notice(state: AppState, access: Any) -> str | None:
     """For a member whose email owns no key: that, and whom to ask (None for anyone else)."""
     who = access.who
-    if who.role != "member" or access.scope.keys:
+    if who.is_staff or access.scope.keys:
         return None
     from usage_tracker.store import accounts
 
@@ -137,7 +137,7 @@ def no_keys_notice(state: AppState, access: Any) -> str | None:
 def paused_notices(state: AppState, access: Any) -> list[dict[str, Any]]:
     """For a member: the actions that paused one of their keys and still hold (what, when,
     why, whom to ask); none for anyone else (the Alerts page shows them every action)."""
-    if access.who.role != "member":
+    if access.who.is_staff:
         return []
     from usage_tracker.reports.actions import actions
 
@@ -348,7 +348,7 @@ def _project_limits(
     state: AppState, access: Access, now: int
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Each project's hard spend limit, for the Projects table (admins and viewers)."""
-    if access.who.role == "member":
+    if not access.who.is_staff:
         return {}
     report = limits_report(state, access, now)
     return {

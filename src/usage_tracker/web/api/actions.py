@@ -13,7 +13,7 @@ from usage_tracker.web.state import AppState
 
 def actions_report(state: AppState, access: Access) -> dict[str, Any]:
     engine = state.actions
-    staff = access.who.role != "member"
+    staff = access.who.is_staff
     return {
         "actions": actions(state.store, access.scope),
         "write_keys": sorted(engine.writers) if engine is not None and staff else None,
