@@ -284,3 +284,40 @@ def test_a_lead_sees_exactly_their_teams_keys_on_every_route(led: LiveApp) -> No
             assert lead.get(refused).status_code == 403, refused
         assert lead.get("/api/actions").json()["write_keys"] is None
     assert tried >= 20
+
+
+def test_a_team_budget_counts_its_keys_and_goes_to_the_teams_channel(app: LiveApp) -> None:
+    from usage_tracker.alerts.evaluate import Inputs, budget_alerts
+    from usage_tracker.alerts.rules import parse_rules
+    from usage_tracker.people.names import KeyMappings
+    from usage_tracker.providers.openai.pools import load_pool_table
+    from usage_tracker.reports import load_names, summary
+    from usage_tracker.reports.forecast import month_bounds
+    from usage_tracker.store import Store
+
+    rules = parse_rules(
+        "budgets:\n  - {team: Research, limit: 0.01, channels: ['json://127.0.0.1:9/research']}\n",
+        "alerts.yaml",
+    )
+    (rule,) = rules.budgets
+    store = Store.open(app.database_url)
+    names = load_names(store, KeyMappings(app.workdir / "api_key_mappings.json").current())
+    inputs = Inputs(
+        store=store,
+        names=names,
+        pools=load_pool_table(),
+        usage_tier="1-2",
+        sharing_projects=(),
+        base_url="http://tracker",
+    )
+    fired = list(budget_alerts(rule, inputs, NOW))
+    start, _ = month_bounds(NOW)
+    team_keys = [k for k in names.keys if names.team(k) == "Research"]
+    billed = summary(store, names, start, NOW - NOW % 3600 + 3600, where={"api_key_id": team_keys})
+    store.close()
+    assert fired
+    assert {f.channels for f in fired} == {("json://127.0.0.1:9/research",)}
+    assert Decimal(fired[0].payload["used"]) == billed["billed_usd"]
+    assert "team=Research" in fired[0].payload["url"]
+    assert fired[0].title.startswith("Budget")
+    assert "team Research" in fired[0].title

@@ -192,6 +192,9 @@ def _subject_filter(
         return {"api_key_id": keys or ["(none)"]}
     if kind == "key":
         return {"api_key_id": [value]}
+    if kind == "team":
+        known = [k for k in inputs.names.keys if inputs.names.team(k) == value]
+        return {"api_key_id": known or ["(none)"]}
     if kind == "project":
         return {"project_id": [_project_id(inputs, value)]}
     return None
@@ -276,6 +279,7 @@ def budget_alerts(rule: BudgetRule, inputs: Inputs, now: int) -> Iterator[Firing
         inputs.base_url,
         range="today" if rule.period == "day" else "mtd",
         person=value if kind == "person" else "",
+        team=value if kind == "team" else "",
     )
     who = _who(kind, value)
     recipient = _owner_email(inputs, where) if rule.notify_owner else ""

@@ -11,6 +11,7 @@ The file's shape (every section optional)::
     budgets:
       - {person: Alice, limit: 200, unit: usd, period: month, cost: billed, thresholds: [80, 100]}
       - {person: Bob, limit: 50, action: pause_keys, mode: propose}   # acts at 100 % (write key)
+      - {team: Research, limit: 2000, channels: [slack://…/#research]}  # a team's own channel
       - {project: proj_abc, limit: 500, action: project_limit, mode: auto}
     forecasts:
       - {limit: 5000}                     # the organization's month-end forecast over $5,000
@@ -91,6 +92,8 @@ class LimitRule(_Rule):
 class BudgetRule(_Rule):
     name: str | None = None
     person: str | None = None
+    team: str | None = None
+    """A team of the mapping file: the cost of its keys (with ``channels``, the team's own)."""
     key: str | None = None
     project: str | None = None
     limit: Decimal = Field(gt=0)
@@ -113,9 +116,11 @@ class BudgetRule(_Rule):
 
     @model_validator(mode="after")
     def _one_subject(self) -> BudgetRule:
-        subjects = [s for s in (self.person, self.key, self.project) if s is not None]
+        subjects = [s for s in (self.person, self.team, self.key, self.project) if s is not None]
         if len(subjects) > 1:
-            raise ValueError("a budget is about one person, key or project (or, with none, all)")
+            raise ValueError(
+                "a budget is about one person, team, key or project (or, with none, all)"
+            )
         if self.notify_owner and self.person is None and self.key is None:
             raise ValueError("notify_owner needs a person or a key")
         if self.action == "pause_keys" and self.person is None and self.key is None:
@@ -131,8 +136,8 @@ class BudgetRule(_Rule):
 
     @property
     def subject(self) -> tuple[str, str]:
-        """(``person``, ``key``, ``project`` or ``organization``, the value)."""
-        for kind in ("person", "key", "project"):
+        """(``person``, ``team``, ``key``, ``project`` or ``organization``, the value)."""
+        for kind in ("person", "team", "key", "project"):
             value = getattr(self, kind)
             if value is not None:
                 return kind, value

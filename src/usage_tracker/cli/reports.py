@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,11 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from usage_tracker import reports, runtime
-from usage_tracker.people.names import KeyMappings
+from usage_tracker.people.names import KeyMappings, Names
 from usage_tracker.providers.prices import Prices, PricesFileError
 from usage_tracker.reports import exports
-from usage_tracker.settings import SettingsError, load_settings
-from usage_tracker.store import StoreUnavailableError
+from usage_tracker.settings import Settings, SettingsError, load_settings
+from usage_tracker.store import Store, StoreUnavailableError
 from usage_tracker.text.untrusted import rich_text
 
 DAY = 86400
@@ -51,6 +53,25 @@ def _day(value: str, option: str) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
 
 
+@contextmanager
+def _opened() -> Iterator[tuple[Settings, Store, Names]]:
+    """The settings, the store (its estimates at PRICES_FILE's prices) and the names of now
+    (the mapping file's too); a setting or a mapping file that cannot be used is a CLI error."""
+    try:
+        settings = load_settings()
+        store = runtime.open_store(settings, Prices.load(settings.prices_file))
+    except (SettingsError, StoreUnavailableError, PricesFileError) as e:
+        raise _fail(str(e)) from None
+    try:
+        mappings = KeyMappings(settings.key_mappings_file)
+        mapping = mappings.current()
+        if mappings.error:
+            raise _fail(mappings.error)
+        yield settings, store, reports.load_names(store, mapping)
+    finally:
+        store.close()
+
+
 def _table(
     by: str, since: str, until: str, connection: str | None = None, provider: str | None = None
 ) -> tuple[list[str], list[list[Any]], int, int]:
@@ -61,24 +82,12 @@ def _table(
         raise _fail("--until is before --since")
     if provider is not None and provider not in ("openai", "anthropic"):
         raise _fail(f"--provider: expected openai or anthropic, got {provider!r}")
-    try:
-        settings = load_settings()
-        store = runtime.open_store(settings, Prices.load(settings.prices_file))
-    except (SettingsError, StoreUnavailableError, PricesFileError) as e:
-        raise _fail(str(e)) from None
-    mappings = KeyMappings(settings.key_mappings_file)
-    mapping = mappings.current()
-    if mappings.error:
-        store.close()
-        raise _fail(mappings.error)
-    try:
-        names = reports.load_names(store, mapping)
-        only = reports.connections_where(names, connection, provider)
-        summary = reports.summary(store, names, start, end, where=only)
-    except reports.ReportError as e:
-        raise _fail(f"--connection: {e}") from None
-    finally:
-        store.close()
+    with _opened() as (_settings, store, names):
+        try:
+            only = reports.connections_where(names, connection, provider)
+            summary = reports.summary(store, names, start, end, where=only)
+        except reports.ReportError as e:
+            raise _fail(f"--connection: {e}") from None
     header, rows = exports.usage_table(by, summary["by"][exports.BY[by]])
     return header, rows, start, end
 
@@ -143,30 +152,20 @@ def statement(
 
     if format not in ("csv", "json", "xlsx"):
         raise _fail(f"--format: expected csv, json or xlsx, got {format!r}")
-    try:
-        settings = load_settings()
-        store = runtime.open_store(settings, Prices.load(settings.prices_file))
-    except (SettingsError, StoreUnavailableError, PricesFileError) as e:
-        raise _fail(str(e)) from None
-    mappings = KeyMappings(settings.key_mappings_file)
-    mapping = mappings.current()
-    try:
-        if mappings.error:
-            raise _fail(mappings.error)
-        rule = statements.Allocation.parse(allocate or settings.statement_allocation)
-        body = statements.statement(
-            store,
-            reports.load_names(store, mapping),
-            month,
-            int(time.time()),
-            allocation=rule,
-            lookback_days=settings.costs_lookback_days,
-        )
-    except reports.ReportError as e:
-        option = "allocate" if e.param == "allocation" else "month"
-        raise _fail(f"--{option}: {e}") from None
-    finally:
-        store.close()
+    with _opened() as (settings, store, names):
+        try:
+            rule = statements.Allocation.parse(allocate or settings.statement_allocation)
+            body = statements.statement(
+                store,
+                names,
+                month,
+                int(time.time()),
+                allocation=rule,
+                lookback_days=settings.costs_lookback_days,
+            )
+        except reports.ReportError as e:
+            option = "allocate" if e.param == "allocation" else "month"
+            raise _fail(f"--{option}: {e}") from None
     _emit(statement_files.render(body, format), output, f"statement {month}")
 
 

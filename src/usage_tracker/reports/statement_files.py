@@ -35,18 +35,7 @@ SHEET_NAME = re.compile(r"[\[\]:*?/\\']")
 def rows(statement: dict[str, Any]) -> list[list[Any]]:
     """One row per line, then the statement's total."""
     out: list[list[Any]] = [
-        [
-            ln["team"],
-            ln["cost_centre"] or "",
-            ln["line"],
-            ln["what"],
-            ln["provider"] or "",
-            ln["connection"] or "",
-            Decimal(str(ln["billed_usd"])),
-            ln["tokens"],
-            ln["requests"],
-        ]
-        for ln in statement["lines"]
+        [ln["team"], ln["cost_centre"] or "", *_line(ln)] for ln in statement["lines"]
     ]
     tokens = sum(ln["tokens"] or 0 for ln in statement["lines"])
     requests = sum(ln["requests"] or 0 for ln in statement["lines"])
@@ -104,21 +93,7 @@ def workbook(statement: dict[str, Any]) -> bytes:
         _write(sheet, [list(HEADER[2:])], bold=True)
         sheet.freeze_panes = "A3"
         first = sheet.max_row + 1
-        _write(
-            sheet,
-            [
-                [
-                    ln["line"],
-                    ln["what"],
-                    ln["provider"] or "",
-                    ln["connection"] or "",
-                    Decimal(str(ln["billed_usd"])),
-                    ln["tokens"],
-                    ln["requests"],
-                ]
-                for ln in team["lines"]
-            ],
-        )
+        _write(sheet, [_line(ln) for ln in team["lines"]])
         tokens = sum(ln["tokens"] or 0 for ln in team["lines"])
         requests = sum(ln["requests"] or 0 for ln in team["lines"])
         _write(
@@ -135,6 +110,19 @@ def workbook(statement: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _line(ln: dict[str, Any]) -> list[Any]:
+    """A line's cells after its team's: what it is, provider, connection, money, counters."""
+    return [
+        ln["line"],
+        ln["what"],
+        ln["provider"] or "",
+        ln["connection"] or "",
+        Decimal(str(ln["billed_usd"])),
+        ln["tokens"],
+        ln["requests"],
+    ]
 
 
 def _write(sheet: Any, rows: Sequence[Sequence[Any]], *, bold: bool = False) -> None:
