@@ -321,3 +321,20 @@ def test_a_team_budget_counts_its_keys_and_goes_to_the_teams_channel(app: LiveAp
     assert "team=Research" in fired[0].payload["url"]
     assert fired[0].title.startswith("Budget")
     assert "team Research" in fired[0].title
+
+
+def test_metrics_carry_a_series_per_team(app: LiveApp) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    served = httpx2.get(app.url + "/api/summary").json()["by"]["team"]
+    metrics = httpx2.get(app.url + "/metrics").text
+    tokens = {
+        s.labels["id"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "usage_tracker_tokens"
+        and s.labels.get("group") == "team"
+        and s.labels.get("window") == "day"
+    }
+    assert tokens == {r["team"]: float(r["tokens"]) for r in served}
+    assert "Research" in tokens

@@ -26,9 +26,9 @@ from usage_tracker.web.state import AppState, app_state
 
 DAY = 86400
 router = APIRouter(include_in_schema=False)
-GROUPS = ("api_key", "person", "model", "project", "source", "connection", "provider")
+GROUPS = ("api_key", "person", "team", "model", "project", "source", "connection", "provider")
 """The summary's groupings served as series (``group`` label); a connection's id is its name,
-a provider's its name (``openai``)."""
+a team's its name, a provider's its name (``openai``)."""
 
 
 def _per_row(name: str, what: str) -> GaugeMetricFamily:
