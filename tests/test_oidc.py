@@ -67,6 +67,7 @@ def app(issuer: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveA
         oidc_client_id="usage-tracker",
         oidc_client_secret="client-secret-for-tests",
         oidc_allowed_domains="example.com",
+        oidc_team_claim="groups",
         public_url=f"http://127.0.0.1:{port}",
         port=port,
     ) as live:
@@ -181,3 +182,29 @@ def test_oidc_settings_are_checked_at_start_up(tmp_path: Path) -> None:
 
     with pytest.raises(SettingsError, match="OIDC_ISSUER, OIDC_CLIENT_ID, PUBLIC_URL"):
         load_settings(auth_mode="oidc", database_url=f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_the_providers_team_claim_puts_the_person_in_their_team(
+    browser: Browser,  # noqa: F811
+    app: LiveApp,
+    issuer: str,
+) -> None:
+    """OIDC_TEAM_CLAIM (here ``groups``): the first group the provider names is the person's
+    team from their sign-in on; a team from the People page wins over it."""
+    from usage_tracker.store import people
+
+    mei = "mei.chen@example.com"
+    claims = {"email": mei, "groups": ["Research", "Everyone"]}
+    assert httpx2.put(f"{issuer}/users/{mei}", json=claims).status_code < 300
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = Watched(context.new_page())
+    _sign_in(page, app, mei)
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    summary = httpx2.get(app.url + "/api/summary?start_time=0", cookies=cookies).json()
+    context.close()
+    assert {r["team"] for r in summary["by"]["team"]} == {"Research"}  # her keys, her team
+    store = Store.open(app.database_url)
+    with store.transaction() as conn:
+        said = people.person_teams(conn)
+    store.close()
+    assert [(r["who"], r["source"], r["team"]) for r in said] == [(mei, "oidc", "Research")]

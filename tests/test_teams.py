@@ -338,3 +338,48 @@ def test_metrics_carry_a_series_per_team(app: LiveApp) -> None:
     }
     assert tokens == {r["team"]: float(r["tokens"]) for r in served}
     assert "Research" in tokens
+
+
+def test_an_admin_puts_a_person_in_a_team_on_the_people_page(tmp_path: Path) -> None:
+    """Over the mapping file's team, audited; a viewer may not; empty gives the file's back."""
+    from usage_tracker.store import Store
+
+    from .test_auth import ADMIN, VIEWER, _add_account, _form_values, signed_in
+
+    (tmp_path / "api_key_mappings.json").write_text(
+        json.dumps({"people": {"Arjun Patel": {"team": "Platform"}}})
+    )
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    Store.open(url).close()
+    _add_account(url, ADMIN, "admin")
+    _add_account(url, VIEWER, "viewer")
+    with live_app(url, tmp_path, now=NOW, auth_mode="password") as live:
+        with signed_in(live, VIEWER) as viewer:
+            form = _form_values(viewer.get("/people").text)
+            refused = viewer.post(
+                "/people/team",
+                data={"person": "Arjun Patel", "team": "Sales", "csrf_token": form["csrf_token"]},
+            )
+            assert refused.status_code == 403
+        with signed_in(live, ADMIN) as admin:
+            form = _form_values(admin.get("/people").text)
+
+            def put(team: str) -> set[str]:
+                done = admin.post(
+                    "/people/team",
+                    data={"person": "Arjun Patel", "team": team, "csrf_token": form["csrf_token"]},
+                )
+                assert done.status_code == 303
+                teams = admin.get("/api/summary?start_time=0").json()["by"]["team"]
+                return {r["team"] for r in teams if r["tokens"]}
+
+            assert put("Sales") == {"Sales", NO_TEAM}  # the page over the mapping file
+            assert "Sales" in admin.get("/people").text
+            assert put("") == {"Platform", NO_TEAM}  # the file's again
+            nobody = admin.post(
+                "/people/team",
+                data={"person": "Nobody", "team": "X", "csrf_token": form["csrf_token"]},
+            )
+            assert nobody.status_code == 400
+            changes = admin.get("/people").text
+    assert "team: &#39;Arjun Patel&#39; in team &#39;Sales&#39;" in changes

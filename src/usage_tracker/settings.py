@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     """With AUTH_MODE=password: a file holding the first admin's password. When no admin can
     sign in yet, ``serve`` creates the account of the first of ADMIN_EMAILS with it; without
     it, ``serve`` prints a one-time setup link instead."""
+    oidc_team_claim: str | None = None
+    """The OpenID claim that names a person's team (a string, or a list: its first), kept at
+    each sign-in; the mapping file and the People page say otherwise over it."""
     oidc_default_role: Literal["member", "viewer"] = "member"
     """The role of a signed-in email that has no account (header mode)."""
     session_secret: SecretStr | None = None

@@ -33,7 +33,8 @@ SECTIONS = ("people", "projects", "teams")
 
 @dataclass(frozen=True)
 class Teams:
-    """Who belongs to which team, from the mapping file."""
+    """Who belongs to which team: the mapping file's, with the People page's over its people
+    and the OpenID provider's (by email) under them."""
 
     keys: Mapping[str, str] = field(default_factory=dict)
     """key id → its own team (a service account's, a shared key's)."""
@@ -43,6 +44,8 @@ class Teams:
     """project id → the team of its keys that have none of their own or of their person's."""
     cost_centres: Mapping[str, str] = field(default_factory=dict)
     """team → its cost centre code."""
+    emails: Mapping[str, str] = field(default_factory=dict)
+    """email → team, as the OpenID provider's team claim said at sign-in."""
 
 
 @dataclass(frozen=True)
@@ -200,15 +203,24 @@ class Names:
 
     def team(self, key_id: str) -> str:
         """The team a key's usage and cost count for: the key's own (the mapping file), else its
-        person's, else its project's, else :data:`NO_TEAM`."""
+        person's (the People page, else the mapping file, else the OpenID provider's claim by
+        their email), else its project's, else :data:`NO_TEAM`."""
         if not key_id:
             return NO_TEAM
         teams = self.teams
         found = teams.keys.get(key_id) or teams.people.get(self.person(key_id))
+        if not found and teams.emails:
+            found = teams.emails.get((self.email(key_id) or "").lower())
         if found:
             return found
         project = self.keys.get(key_id, {}).get("project_id")
         return teams.projects.get(str(project or ""), NO_TEAM)
+
+    def person_team(self, person: str, email: str | None = None) -> str | None:
+        """The team a person is in (the People page, the mapping file, the provider's claim),
+        whatever their keys' own or projects' teams."""
+        teams = self.teams
+        return teams.people.get(person) or teams.emails.get((email or "").lower())
 
     def cost_centre(self, team: str) -> str | None:
         return self.teams.cost_centres.get(team)

@@ -3,6 +3,7 @@ raises, names for display, and the fold of stored rows into groups."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,13 @@ class ReportError(ValueError):
 def load_names(store: Store, mapping: Mappings | Mapping[str, str] | None = None) -> Names:
     """Names as stored, with the mapping file's (its names and teams; or names alone)."""
     found = mapping if isinstance(mapping, Mappings) else Mappings(names=dict(mapping or {}))
+    said = store.person_teams()
+    page = {r["who"]: r["team"] for r in said if r["source"] == "page"}
+    teams = dataclasses.replace(
+        found.teams,
+        people={**found.teams.people, **page},
+        emails={r["who"]: r["team"] for r in said if r["source"] == "oidc"},
+    )
     return Names(
         keys={k["id"]: k for k in store.api_keys()},
         users={u["id"]: u for u in store.users()},
@@ -50,7 +58,7 @@ def load_names(store: Store, mapping: Mappings | Mapping[str, str] | None = None
         mapping=found.names,
         owners=store.key_owners(),
         connections=store.connections(),
-        teams=found.teams,
+        teams=teams,
     )
 
 

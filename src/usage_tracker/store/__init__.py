@@ -204,6 +204,13 @@ class Store:
         with self._reading() as conn:
             return people.key_owners(conn)
 
+    def person_teams(self) -> list[Row]:
+        """Teams said on the People page or by the OpenID provider (see ``schema``)."""
+        from . import people
+
+        with self._reading() as conn:
+            return people.person_teams(conn)
+
     def connections(self) -> dict[str, str]:
         """Every connection with stored rows: name → provider."""
         return {r["name"]: r["provider"] for r in self._all(schema.connections)}

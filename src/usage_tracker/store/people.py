@@ -39,6 +39,33 @@ def set_owner(
     )
 
 
+PAGE, OIDC = "page", "oidc"
+
+
+def person_teams(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(schema.person_teams)).mappings()]
+
+
+def set_person_team(
+    conn: Connection, who: str, team: str | None, *, source: str, actor: str, now: int
+) -> bool:
+    """A person's team (None: none said here any more); whether anything changed."""
+    table = schema.person_teams
+    where = (table.c.who == who) & (table.c.source == source)
+    before = conn.execute(select(table.c.team).where(where)).scalar()
+    if before == team:
+        return False
+    bump_version(conn)  # teams change: so do cached results
+    conn.execute(delete(table).where(where))
+    if team:
+        conn.execute(
+            insert(table).values(
+                who=who, source=source, team=team, changed_by=actor, changed_at=now
+            )
+        )
+    return True
+
+
 def record(conn: Connection, actor: str, action: str, detail: str, now: int) -> None:
     conn.execute(insert(schema.audit_log).values(at=now, actor=actor, action=action, detail=detail))
 

@@ -396,6 +396,18 @@ key_owners = Table(
 )
 """Who a key belongs to, as an admin said on the People page (over OpenAI and the mapping)."""
 
+person_teams = Table(
+    "person_teams",
+    metadata,
+    Column("who", String(400), primary_key=True),
+    Column("source", String(10), primary_key=True),
+    Column("team", Text, nullable=False),
+    Column("changed_by", String(320), nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+)
+"""A person's team as an admin said on the People page (``source`` ``page``, ``who`` the
+person's name) or as the OpenID provider said at sign-in (``oidc``, ``who`` their email)."""
+
 audit_log = Table(
     "audit_log",
     metadata,

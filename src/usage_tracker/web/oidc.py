@@ -97,7 +97,29 @@ async def callback(request: Request) -> Response:
     problem, email = _accepted_email(app_state(request).settings, claims)
     if problem:
         return _refused(request, problem, 403)
+    _keep_team(request, email, claims)
     return _sign_in(request, email, claims.get("name"))
+
+
+def _keep_team(request: Request, email: str, claims: dict[str, Any]) -> None:
+    """The person's team as the provider's OIDC_TEAM_CLAIM says (none: what it said goes)."""
+    from usage_tracker.store import people
+
+    state = app_state(request)
+    claim = state.settings.oidc_team_claim
+    if not claim:
+        return
+    value = claims.get(claim)
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), None)
+    team = value.strip()[:200] if isinstance(value, str) and value.strip() else None
+    with state.store.transaction() as conn:
+        if people.set_person_team(
+            conn, email, team, source=people.OIDC, actor="oidc", now=int(time.time())
+        ):
+            people.record(
+                conn, "oidc", "team", f"team: {email} in {team!r} (sign-in)", int(time.time())
+            )
 
 
 def _accepted_email(settings: Settings, claims: dict[str, Any]) -> tuple[str | None, str]:

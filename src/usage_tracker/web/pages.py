@@ -152,7 +152,7 @@ def paused_notices(state: AppState, access: Any) -> list[dict[str, Any]]:
 
 def _has_teams(names: Names) -> bool:
     teams = names.teams
-    return bool(teams.keys or teams.people or teams.projects)
+    return bool(teams.keys or teams.people or teams.projects or teams.emails)
 
 
 def _filters(

@@ -49,6 +49,7 @@ def people_page(
         row = money.get(person["person"], {})
         person["billed_cost"] = row.get("billed_cost")
         person["estimated_cost"] = row.get("estimated_cost")
+        person["team"] = access.names.person_team(person["person"], person["email"])
     with state.store.transaction() as conn:
         changes = rows.recent_changes(conn) if access.who.is_admin else []
     context: dict[str, Any] = {
@@ -144,6 +145,30 @@ def assign(
         address = access.names.email(known[0]) if known else None
     detail = f"assign: key {access.names.key(key_id)!r} to {person.strip()!r}"
     return _change(request, who, [key_id], person, address, detail)
+
+
+@router.post("/people/team")
+def set_team(
+    request: Request,
+    who: Admin,
+    access: Viewer,
+    person: Name,
+    team: Annotated[str, Form(max_length=200)] = "",
+    csrf_token_: CsrfForm = "",
+) -> Response:
+    """Put a person in a team (empty: the mapping file's or the provider's again); audited.
+    Over the mapping file's ``people``, as names set here are over its names."""
+    check_csrf(request, who, csrf_token_)
+    _keys_of(request, access, person)  # 400 for a person with no key
+    now = int(time.time())
+    chosen = team.strip() or None
+    with app_state(request).store.transaction() as conn:
+        if rows.set_person_team(
+            conn, person.strip(), chosen, source=rows.PAGE, actor=who.email, now=now
+        ):
+            said = f"in team {chosen!r}" if chosen else "in no team set here"
+            rows.record(conn, who.email, "team", f"team: {person.strip()!r} {said}", now)
+    return RedirectResponse("/people", status_code=303)
 
 
 @router.post("/people/merge")
