@@ -145,10 +145,11 @@ def _amounts(value: Any) -> Any:
 
 
 def _figures(
-    store: Store, names: Names, month: str
+    store: Store, names: Names, month: str, *, usage: bool = True
 ) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
     """The month per (team, person, connection) with billed cost, tokens and requests; and what
-    no team carries per (what, connection)."""
+    no team carries per (what, connection). Without ``usage``, billed cost only (all that a
+    revision can change)."""
     start, end = month_range(month)
     direct: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
         lambda: {"billed": Decimal(0), "tokens": 0, "requests": 0}
@@ -167,10 +168,12 @@ def _figures(
 
     for row in cost_totals(store, names, start, end, ["connection", "api_key_id"]):
         into(row["api_key_id"] or "", row["connection"])["billed"] += row["amount"]
-    usage = usage_totals(
+    if not usage:
+        return dict(direct), dict(unassigned)
+    used = usage_totals(
         store, names, start, end, ["connection", "api_key"], metrics=("num_model_requests",)
     )
-    for row in usage:
+    for row in used:
         figures = into(row["api_key"] or "", row["connection"] or "")
         figures["tokens"] += row["tokens"]
         figures["requests"] += row["num_model_requests"]
@@ -308,7 +311,7 @@ def _adjustments(
                     for team, of, amount in json.loads(other["team_totals"])["adjustments"]:
                         if of == earlier:
                             said[team] = said.get(team, Decimal(0)) + Decimal(amount)
-            direct, unassigned = _figures(store, names, earlier)
+            direct, unassigned = _figures(store, names, earlier, usage=False)
             now_exact, _ = _team_exact(direct, unassigned, Allocation(row["allocation"]))
             for team in sorted(set(now_exact) | set(said)):
                 delta = now_exact.get(team, Decimal(0)) - said.get(team, Decimal(0))

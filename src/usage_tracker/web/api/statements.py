@@ -35,16 +35,22 @@ AllocationParam = Annotated[
 def statement_report(
     state: AppState, access: Access, month: str | None, allocation: str | None
 ) -> dict[str, Any]:
+    """The statement, computed once per version of the data, month, allocation and hour (a
+    month closes on the hour its revision window ends)."""
     now = int(state.clock())
     settings = state.settings
     rule = Allocation.parse(allocation or settings.statement_allocation)
-    return statement(
-        state.store,
-        access.names,
-        month or month_of(now),
-        now,
-        allocation=rule,
-        lookback_days=settings.costs_lookback_days,
+    month = month or month_of(now)
+    return state.results.get(
+        ("statement", access.version, month, rule.rule, now // 3600),
+        lambda: statement(
+            state.store,
+            access.names,
+            month,
+            now,
+            allocation=rule,
+            lookback_days=settings.costs_lookback_days,
+        ),
     )
 
 
