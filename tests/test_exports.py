@@ -172,4 +172,4 @@ def test_the_cli_report_prints_a_table_with_totals(app: LiveApp, tmp_path: Path)
     assert f"{summary['totals']['tokens']:,}" in out
     bad = _cli(app, tmp_path, "report", "--since", since, "--until", until, "--by", "colour")
     assert bad.returncode == 2
-    assert b"--by: expected one of person, key, user, project, model" in bad.stderr
+    assert b"--by: expected one of person, team, key, user, project, model" in bad.stderr

@@ -31,9 +31,12 @@ from usage_tracker.store import Store
 from usage_tracker.store import statements as kept
 
 CENT = Decimal("0.01")
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH_PATTERN = r"^(20\d{2})-(0[1-9]|1[0-2])$"
+"""A month the tracker can have data of: YYYY-MM from 2000 on."""
+MONTH = re.compile(MONTH_PATTERN)
 ADJUSTED_MONTHS = 12
-"""How many closed months before a statement's are checked for revisions."""
+"""How many of the closed months before a statement's are checked for revisions (the
+latest)."""
 NO_KEY = "organization-level costs (no key)"
 UNTEAMED = "keys of no team"
 
@@ -73,7 +76,7 @@ class Allocation:
 def month_range(month: str) -> tuple[int, int]:
     """[first second, first second of the next) of ``YYYY-MM`` (UTC)."""
     found = MONTH.match(month)
-    if not found or not 1 <= int(found[2]) <= 12:
+    if not found:
         raise ReportError(f"month {month!r}: expected YYYY-MM, e.g. 2026-11", "month")
     year, number = int(found[1]), int(found[2])
     start = int(dt.datetime(year, number, 1, tzinfo=dt.UTC).timestamp())
@@ -82,10 +85,6 @@ def month_range(month: str) -> tuple[int, int]:
 
 def month_of(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m")
-
-
-def _previous(month: str) -> str:
-    return month_of(month_range(month)[0] - DAY)
 
 
 def statement(
@@ -101,7 +100,7 @@ def statement(
     if it has just closed), else as the data stands."""
     start, end = month_range(month)
     if start > now:
-        raise ReportError(f"month {month} has not begun", "month")
+        raise ReportError(f"month {month} has not begun: no statement yet", "month", status=404)
     with store.transaction() as conn:
         stored = kept.closed(conn)
     if month in stored:
@@ -301,21 +300,18 @@ def _adjustments(
     """Per (team, closed month before ``month``): what a revision since it closed changed, less
     what closed statements in between already adjusted."""
     found: dict[tuple[str, str], Decimal] = {}
-    earlier = _previous(month)
-    for _ in range(ADJUSTED_MONTHS):
-        if earlier in stored:
-            row = stored[earlier]
-            said = {t: Decimal(a) for t, a in json.loads(row["team_totals"])["teams"].items()}
-            for later, other in stored.items():  # what closed statements since adjusted of it
-                if earlier < later < month:
-                    for team, of, amount in json.loads(other["team_totals"])["adjustments"]:
-                        if of == earlier:
-                            said[team] = said.get(team, Decimal(0)) + Decimal(amount)
-            direct, unassigned = _figures(store, names, earlier, usage=False)
-            now_exact, _ = _team_exact(direct, unassigned, Allocation(row["allocation"]))
-            for team in sorted(set(now_exact) | set(said)):
-                delta = now_exact.get(team, Decimal(0)) - said.get(team, Decimal(0))
-                if delta.quantize(CENT, ROUND_HALF_EVEN):
-                    found[(team, earlier)] = delta
-        earlier = _previous(earlier)
+    for earlier in sorted(m for m in stored if m < month)[-ADJUSTED_MONTHS:]:
+        row = stored[earlier]
+        said = {t: Decimal(a) for t, a in json.loads(row["team_totals"])["teams"].items()}
+        for later, other in stored.items():  # what closed statements since adjusted of it
+            if earlier < later < month:
+                for team, of, amount in json.loads(other["team_totals"])["adjustments"]:
+                    if of == earlier:
+                        said[team] = said.get(team, Decimal(0)) + Decimal(amount)
+        direct, unassigned = _figures(store, names, earlier, usage=False)
+        now_exact, _ = _team_exact(direct, unassigned, Allocation(row["allocation"]))
+        for team in sorted(set(now_exact) | set(said)):
+            delta = now_exact.get(team, Decimal(0)) - said.get(team, Decimal(0))
+            if delta.quantize(CENT, ROUND_HALF_EVEN):
+                found[(team, earlier)] = delta
     return found

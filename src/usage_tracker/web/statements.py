@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from usage_tracker import __version__
-from usage_tracker.reports.statements import month_of, month_range
+from usage_tracker.reports.statements import MONTH_PATTERN, month_of, month_range
 from usage_tracker.web.api.common import State
 from usage_tracker.web.api.statements import AllocationParam, statement_report
 from usage_tracker.web.auth import Staff
@@ -24,7 +24,7 @@ def statements_page(
     request: Request,
     state: State,
     access: Staff,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
     allocation: AllocationParam = None,
 ) -> HTMLResponse:
     now = int(state.clock())

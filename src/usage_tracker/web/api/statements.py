@@ -9,8 +9,8 @@ from fastapi import Query
 from fastapi.responses import Response
 
 from usage_tracker.reports import statement_files
-from usage_tracker.reports.statements import Allocation, month_of, statement
-from usage_tracker.web.api.common import State, router
+from usage_tracker.reports.statements import MONTH_PATTERN, Allocation, month_of, statement
+from usage_tracker.web.api.common import ErrorBody, State, router
 from usage_tracker.web.api.summary import EXPORT_TYPES
 from usage_tracker.web.auth import Access, Staff
 from usage_tracker.web.state import AppState
@@ -18,7 +18,7 @@ from usage_tracker.web.state import AppState
 Month = Annotated[
     str | None,
     Query(
-        pattern=r"^\d{4}-\d{2}$",
+        pattern=MONTH_PATTERN,
         description="The UTC month, YYYY-MM (default: the last closed one's next: this month).",
     ),
 ]
@@ -26,6 +26,7 @@ AllocationParam = Annotated[
     str | None,
     Query(
         max_length=210,
+        pattern=r"^(proportional|team:\S.*)$",
         description="`proportional` or `team:NAME` (default: STATEMENT_ALLOCATION); a closed "
         "month keeps the allocation it closed with.",
     ),
@@ -58,7 +59,10 @@ def statement_report(
     "/statement",
     summary="A month's statement per team and person, totalling the month's bill",
     response_class=Response,
-    responses={200: {"content": {t: {} for t in EXPORT_TYPES.values()}}},
+    responses={
+        200: {"content": {t: {} for t in EXPORT_TYPES.values()}},
+        404: {"model": ErrorBody, "description": "The month has not begun."},
+    },
 )
 def statement_route(
     state: State,
