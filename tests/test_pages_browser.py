@@ -25,12 +25,13 @@ PAGES = {
         "/people",
         "/reconciliation",
         "/limits",
+        "/statements",
         "/alerts",
         "/accounts",
         "/tokens",
         "/docs",
     ],
-    "viewer": ["/", "/people", "/reconciliation", "/limits", "/docs"],
+    "viewer": ["/", "/people", "/reconciliation", "/limits", "/statements", "/docs"],
     "member": ["/", "/people", "/reconciliation"],
     "newcomer": ["/", "/people"],
 }
@@ -40,7 +41,7 @@ NAV = {
     "member": ["/", "/people", "/reconciliation", "/docs"],
     "newcomer": ["/", "/people", "/reconciliation", "/docs"],
 }
-"""The navigation each role sees (a member's has no Limits)."""
+"""The navigation each role sees (a member's has no Limits nor Statements)."""
 EMAILS = {"admin": ADMIN, "viewer": VIEWER, "member": JANE, "newcomer": NEWCOMER}
 CONTRAST = (Path(__file__).parent / "js" / "contrast.js").read_text()
 
