@@ -413,7 +413,7 @@ def test_the_cli_manages_accounts_and_tokens_without_passwords_in_arguments(
 
 
 def _people(client: httpx2.Client) -> dict[str, dict[str, Any]]:
-    """The People table as {person: {"email", "keys"}}, parsed from the page."""
+    """The People table as {person: {"email", "team", "keys"}}, parsed from the page."""
 
     class Table(HTMLParser):
         def __init__(self) -> None:
@@ -444,9 +444,9 @@ def _people(client: httpx2.Client) -> dict[str, dict[str, Any]]:
     table = Table()
     table.feed(client.get("/people").text)
     return {
-        r[0]: {"email": r[1], "keys": r[2]}
+        r[0]: {"email": r[1], "team": r[2], "keys": r[3]}
         for r in table.rows[1:]
-        if len(r) == 7 and r[0] != "Total"  # the tfoot's totals
+        if len(r) == 8 and r[0] != "Total"  # the tfoot's totals
     }
 
 
