@@ -22,6 +22,7 @@ from usage_tracker.alerts.messages import Firing
 from usage_tracker.alerts.rules import AlertRules
 from usage_tracker.providers.errors import PreviousStateUnknownError, UpstreamError
 from usage_tracker.providers.writes import Writer
+from usage_tracker.reports.actions import WORDS
 from usage_tracker.store import Store
 from usage_tracker.store import actions as rows
 from usage_tracker.store import people as audit
@@ -35,10 +36,6 @@ RETRY_DELAYS = (30, 120, 600, 1800, 3600)
 CLAIM_SECONDS = 120
 """How long a process may take to do one action before another may try."""
 RULE_ACTOR = "rule (mode: auto)"
-WORDS = {
-    "pause_keys": "pause the keys",
-    "project_limit": "set the project's hard spend limit",
-}
 
 
 @dataclass

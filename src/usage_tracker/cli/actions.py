@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from usage_tracker import runtime
-from usage_tracker.actions.engine import WORDS, ActionEngine
+from usage_tracker.actions.engine import ActionEngine
+from usage_tracker.reports.actions import WORDS
 from usage_tracker.store import actions as rows
 from usage_tracker.text.untrusted import terminal
 

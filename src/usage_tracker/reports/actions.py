@@ -10,11 +10,10 @@ from usage_tracker.store import Store
 from usage_tracker.store import actions as rows
 
 WORDS = {
-    ("pause_keys", False): "pause the keys",
-    ("pause_keys", True): "keys paused",
-    ("project_limit", False): "set the project's hard spend limit",
-    ("project_limit", True): "project's hard spend limit set",
+    "pause_keys": "pause the keys",
+    "project_limit": "set the project's hard spend limit",
 }
+"""What each kind of action does, in words (pages, notices, the CLI)."""
 RULE_ACTORS = ("rule", "rule (mode: auto)")
 
 
@@ -45,7 +44,7 @@ def actions(store: Store, scope: Scope, limit: int = 200) -> list[dict[str, Any]
                 "id": action["id"],
                 "state": action["state"],
                 "kind": action["kind"],
-                "what": WORDS[(action["kind"], False)],
+                "what": WORDS[action["kind"]],
                 "mode": action["mode"],
                 "connection": action["connection"],
                 "rule": action["rule"],

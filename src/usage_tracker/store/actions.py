@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema
@@ -108,7 +108,6 @@ def finish(
     """Record one attempt: ``state`` reached (with ``error`` saying what was left undone), or,
     with ``retry_at``, failed and to be tried again then."""
     table = schema.actions
-    row = conn.execute(select(table.c.state).where(table.c.id == action_id)).scalar()
     values: dict[str, Any] = {"claimed_until": 0, "last_error": error}
     if retry_at is not None:
         values |= {"attempts": table.c.attempts + 1, "next_attempt_at": retry_at}
@@ -118,8 +117,7 @@ def finish(
             values["done_at"] = now
         if state == RESUMED:
             values["resumed_at"] = now
-    if row is not None:
-        conn.execute(update(table).where(table.c.id == action_id).values(**values))
+    conn.execute(update(table).where(table.c.id == action_id).values(**values))
 
 
 def decide(conn: Connection, action_id: int, now: int, *, actor: str, approve: bool) -> bool:
@@ -164,8 +162,6 @@ def request_resume(conn: Connection, action_id: int, now: int, *, actor: str) ->
 
 def counts(conn: Connection) -> dict[str, int]:
     """How many actions are in each state."""
-    from sqlalchemy import func
-
     table = schema.actions
     query = select(table.c.state, func.count()).group_by(table.c.state)
     return {str(r[0]): int(r[1]) for r in conn.execute(query).all()}
