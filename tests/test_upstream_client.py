@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections import defaultdict
@@ -239,16 +240,62 @@ def test_it_aligns_windows_asks_the_maximum_limit_and_groups_by_everything() -> 
     client = _mock_client({"/usage/completions": empty, "/costs": empty}, seen)
     list(client.usage("completions", NOW - 30 * DAY + 17, NOW, bucket_width="1h"))
     list(client.costs(NOW - 400 * DAY, NOW))
-    usage, costs = (parse_qs(r.url.query.decode()) for r in seen)
+    usage, costs, *more_costs = (parse_qs(r.url.query.decode()) for r in seen)
     assert int(usage["start_time"][0]) % 3600 == 0
     assert int(usage["start_time"][0]) <= NOW - 30 * DAY + 17
     assert int(usage["end_time"][0]) % 3600 == 0
     assert int(usage["end_time"][0]) >= NOW
     assert usage["limit"] == [str(MAX_LIMIT["1h"])]
     assert usage["group_by[]"] == list(SOURCES["completions"].group_by)
-    assert costs["limit"] == ["180"]
+    # costs: a week first (OpenAI's default page), then the most days a page may hold (these
+    # pages are empty), window after window with no gap
+    assert [c["limit"] for c in (costs, *more_costs)] == [["7"], ["180"], ["180"], ["180"]]
     assert int(costs["start_time"][0]) % DAY == 0
+    assert int(costs["end_time"][0]) == int(costs["start_time"][0]) + 7 * DAY
+    for before, after in itertools.pairwise((costs, *more_costs)):
+        assert after["start_time"] == before["end_time"]
+    assert int(more_costs[-1]["end_time"][0]) >= NOW
     assert costs["group_by[]"] == ["project_id", "line_item", "api_key_id"]
+
+
+def test_pages_hold_a_bounded_number_of_results_and_every_token_and_cent_arrives() -> None:
+    """The sync's memory must not grow with the organization (issue 22): a costs page of 180
+    days of a large organization held 245,000 results (800 MB while parsed). Past the client's
+    page_results, the rest is asked for in fewer buckets per request."""
+    sim = simulator.build(seed=3, days=60, clock=lambda: NOW)
+    org = sim.org
+
+    def client(budget: int) -> AdminClient:
+        return AdminClient(ADMIN_KEY, server.url + "/v1", retry=FAST_RETRY, page_results=budget)
+
+    with BackgroundServer(sim) as server:
+        with client(1000) as costs_client:  # a day holds 50 to 140 results
+            cost_pages = list(costs_client.cost_pages(org.start, NOW))
+        with client(100) as usage_client:  # a week of hours about 360
+            usage_pages = [b for b, _ in usage_client.usage_pages("completions", org.start, NOW)]
+    sizes = [sum(len(b.results) for b in page) for page in cost_pages]
+    assert sum(sizes) > 4 * 1000  # 60 days at once would hold that
+    # sized by the busiest bucket so far: only a busier one than any before goes past it
+    assert max(sizes[1:]) <= 2 * 1000
+    assert len(cost_pages) < 60  # and not a day at a time
+    assert sum(r.amount for p in cost_pages for b in p for r in b.results) == sum(
+        org.cost_truth(org.start, NOW).values()
+    )
+    days = [b.start_time for p in cost_pages for b in p]
+    assert days == sorted(set(days))  # each day once, in order
+    sizes = [sum(len(b.results) for b in page) for page in usage_pages]
+    assert sizes[0] > 100  # the first page is a week of hours, as it was
+    assert max(sizes[1:]) <= 2 * 100
+    totals: dict[tuple[object, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    group_by = SOURCES["completions"].group_by
+    for page in usage_pages:
+        for bucket in page:
+            for result in bucket.results:
+                key = tuple(result.dimension(d) for d in group_by)
+                for metric, value in result.metrics.items():
+                    totals[key][metric] += value
+    truth = org.truth("completions", org.start, NOW, group_by)
+    assert {k: dict(v) for k, v in totals.items()} == truth
 
 
 # -- keys and errors -----------------------------------------------------------------------

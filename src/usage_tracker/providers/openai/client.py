@@ -39,6 +39,7 @@ from usage_tracker.providers.errors import (
     scrub,
 )
 from usage_tracker.providers.openai.contract import (
+    COSTS_DEFAULT_LIMIT,
     COSTS_GROUP_BY,
     COSTS_MAX_LIMIT,
     MAX_LIMIT,
@@ -68,6 +69,13 @@ from usage_tracker.providers.records import (
 )
 
 log = logging.getLogger(__name__)
+
+PAGE_RESULTS = 20_000
+"""The most results the sync lets a page of usage or costs hold (about 5 to 15 MB of JSON, 40
+to 50 MB while parsed): past it, the rest is asked for in fewer buckets per request."""
+WIDTH_SECONDS = {"1m": 60, "1h": 3600, "1d": 86400}
+DAY = WIDTH_SECONDS["1d"]
+B = TypeVar("B", UsageBucket, CostBucket)
 T = TypeVar("T")
 
 LIST_LIMIT = 100
@@ -186,9 +194,11 @@ class AdminClient(SdkClient):
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         http_client: httpx2.Client | None = None,
+        page_results: int = PAGE_RESULTS,
     ) -> None:
         key = admin_key.get_secret_value() if isinstance(admin_key, SecretStr) else admin_key
         self._key = key
+        self._page_results = page_results
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._base_url = base_url
@@ -243,11 +253,16 @@ class AdminClient(SdkClient):
             **{k: v for k, v in filters.items() if v is not None},
         }
         endpoint = getattr(self._sdk.admin.organization.usage.with_raw_response, source)
-        for raw in self._paged(source, endpoint, params, page):
+
+        def parse(raw: Mapping[str, Any]) -> list[UsageBucket]:
             if new := _new_fields(raw):
                 with self._lock:
                     self.new_fields.setdefault(source, set()).update(new)
-            yield _usage_buckets(source, raw), raw.get("next_page") if raw.get("has_more") else None
+            return _usage_buckets(source, raw)
+
+        yield from self._pages(
+            source, endpoint, params, parse, width=WIDTH_SECONDS[bucket_width], cursor=page
+        )
 
     def usage_page(
         self,
@@ -291,7 +306,9 @@ class AdminClient(SdkClient):
         group_by: Sequence[str] = COSTS_GROUP_BY,
         **filters: Any,
     ) -> Iterator[list[CostBucket]]:
-        """Daily cost buckets in [start, end), grouped by every dimension by default."""
+        """Daily cost buckets in [start, end), grouped by every dimension by default: the first
+        request asks for a week of days (OpenAI's own default page), each next one for as many
+        days as keep a page within the client's ``page_results`` (see :meth:`_pages`)."""
         start, end = align_down(start_time, "1d"), align_up(end_time, "1d")
         params: dict[str, Any] = {
             "start_time": start,
@@ -302,17 +319,11 @@ class AdminClient(SdkClient):
             **{k: v for k, v in filters.items() if v is not None},
         }
         endpoint = self._sdk.admin.organization.usage.with_raw_response.costs
-        for raw in self._paged("costs", endpoint, params, None):
-            yield [
-                CostBucket(
-                    b["start_time"],
-                    b["end_time"],
-                    tuple(
-                        parse_cost_result(b["start_time"], b["end_time"], r) for r in b["results"]
-                    ),
-                )
-                for b in _buckets(raw)
-            ]
+        pages = self._pages(
+            "costs", endpoint, params, _cost_buckets, width=DAY, span=COSTS_DEFAULT_LIMIT
+        )
+        for buckets, _cursor in pages:
+            yield buckets
 
     def costs(self, start_time: int, end_time: int, **kwargs: Any) -> Iterator[CostBucket]:
         for buckets in self.cost_pages(start_time, end_time, **kwargs):
@@ -375,18 +386,48 @@ class AdminClient(SdkClient):
 
     # -- paging, retries and error translation ---------------------------------------------
 
-    def _paged(
-        self, label: str, endpoint: Callable[..., Any], params: dict[str, Any], page: str | None
-    ) -> Iterator[dict[str, Any]]:
-        while True:
-            call_params = params if page is None else {**params, "page": page}
-            raw = self._call(label, endpoint, **call_params)
-            yield raw
-            if not raw.get("has_more"):
-                return
-            page = raw.get("next_page")
-            if not isinstance(page, str) or not page:
-                raise BadUpstreamResponseError(f"{label}: has_more is true but next_page is empty")
+    def _pages(
+        self,
+        label: str,
+        endpoint: Callable[..., Any],
+        params: dict[str, Any],
+        parse: Callable[[Mapping[str, Any]], list[B]],
+        *,
+        width: int,
+        span: int | None = None,
+        cursor: str | None = None,
+    ) -> Iterator[tuple[list[B], str | None]]:
+        """Each page of the bucketed query ``params`` (``start_time``, ``end_time`` and
+        ``limit``, the most buckets a page may hold), parsed, with its next cursor. The range
+        is asked whole and its cursor followed while pages hold at most ``page_results``
+        results; after one that holds more (from the first page, when ``span`` buckets are
+        given), the rest is asked in windows of as many buckets of ``width`` seconds as the
+        busiest bucket so far fits in it (1 to the limit). So a page's memory does not grow with the
+        organization, and a small one's backfill still makes the fewest requests. Each
+        response is let go as soon as it is parsed."""
+        most, end, at = int(params["limit"]), int(params["end_time"]), int(params["start_time"])
+        busiest = 0  # the most results one bucket has held so far
+        while at < end:
+            hi = end if span is None else min(end, at + span * width)
+            query = {**params, "start_time": at, "end_time": hi, "limit": span or most}
+            while True:
+                raw = self._call(label, endpoint, **query, **({"page": cursor} if cursor else {}))
+                more, cursor = bool(raw.get("has_more")), raw.get("next_page")
+                buckets = parse(raw)
+                del raw  # the parsed page is what is kept
+                yield buckets, cursor if more else None
+                if more and (not isinstance(cursor, str) or not cursor):
+                    raise BadUpstreamResponseError(
+                        f"{label}: has_more is true but next_page is empty"
+                    )
+                results = sum(len(b.results) for b in buckets)
+                busiest = max([busiest, *(len(b.results) for b in buckets)])
+                if not more or (buckets and results > self._page_results):
+                    break
+            cursor = None
+            if span is not None or results > self._page_results:
+                span = max(1, min(most, self._page_results // busiest)) if busiest else most
+            at = buckets[-1].end_time if more else hi
 
     def _listed(
         self, label: str, endpoint: Callable[..., Any], *args: Any, **params: Any
@@ -567,6 +608,17 @@ def _usage_buckets(source: str, raw: Mapping[str, Any]) -> list[UsageBucket]:
             tuple(
                 parse_usage_result(source, b["start_time"], b["end_time"], r) for r in b["results"]
             ),
+        )
+        for b in _buckets(raw)
+    ]
+
+
+def _cost_buckets(raw: Mapping[str, Any]) -> list[CostBucket]:
+    return [
+        CostBucket(
+            b["start_time"],
+            b["end_time"],
+            tuple(parse_cost_result(b["start_time"], b["end_time"], r) for r in b["results"]),
         )
         for b in _buckets(raw)
     ]
