@@ -402,11 +402,12 @@ class AdminClient(SdkClient):
         is asked whole and its cursor followed while pages hold at most ``page_results``
         results; after one that holds more (from the first page, when ``span`` buckets are
         given), the rest is asked in windows of as many buckets of ``width`` seconds as the
-        busiest bucket so far fits in it (1 to the limit). So a page's memory does not grow with the
-        organization, and a small one's backfill still makes the fewest requests. Each
-        response is let go as soon as it is parsed."""
+        busiest bucket so far fits in it (1 to the limit). So a page's memory does not grow
+        with the organization, and a small one's backfill still makes the fewest requests.
+        Each response is let go as soon as it is parsed."""
         most, end, at = int(params["limit"]), int(params["end_time"]), int(params["start_time"])
         busiest = 0  # the most results one bucket has held so far
+        buckets: list[B] = []
         while at < end:
             hi = end if span is None else min(end, at + span * width)
             query = {**params, "start_time": at, "end_time": hi, "limit": span or most}
