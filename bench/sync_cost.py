@@ -3,7 +3,7 @@ own against the simulator (in its own process too), its wall time, CPU (user + s
 RSS, and the database it leaves (issue 22).
 
     .venv/bin/python -m bench.sync_cost [--days 365] [--keys 200 …] [--latency-ms 0]
-        [--profile FILE.svg]
+        [--profile FILE.svg] [--keep FILE.db]
 
 ``--profile`` runs the sync under py-spy (``pip install py-spy``) and writes its flame graph.
 """
@@ -28,9 +28,14 @@ DAY = 86400
 
 
 def measure(
-    size: simulator.Size, days: int, latency_ms: int, profile: Path | None = None
+    size: simulator.Size,
+    days: int,
+    latency_ms: int,
+    profile: Path | None = None,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
-    """The first backfill of ``days`` of an organization of ``size`` into a new SQLite file."""
+    """The first backfill of ``days`` of an organization of ``size`` into a new SQLite file
+    (kept as ``keep`` if given)."""
     size_args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
     with (
         harness.simulator_process(days, size_args, latency_ms) as sim,
@@ -57,6 +62,8 @@ def measure(
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"sync --once failed with {status}")
         size_mb = sum(p.stat().st_size for p in Path(tmp).glob("sync.db*")) / 1e6
+        if keep is not None:
+            shutil.copyfile(database, keep)
     return {
         "days": days,
         "latency_ms": latency_ms,
@@ -75,10 +82,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the database as this file")
     args = parser.parse_args()
     size = simulator.Size(**{k: getattr(args, k) for k in asdict(simulator.Size())})
     (harness.ROOT / ".bench").mkdir(exist_ok=True)
-    print(measure(size, args.days, args.latency_ms, args.profile))
+    print(measure(size, args.days, args.latency_ms, args.profile, args.keep))
 
 
 if __name__ == "__main__":

@@ -147,14 +147,13 @@ def test_a_failed_write_leaves_nothing_half_written(store: Store) -> None:
     ]
 
 
-def test_the_daily_rollup_matches_the_hours_on_any_range(store: Store) -> None:
+def test_totals_by_day_and_hour_match_the_hours_on_any_range(store: Store) -> None:
     t = 200 * DAY
     results = [_result(t + h * HOUR, f"m{h % 3}", h + 1) for h in range(24 * 5)]
     with store.transaction() as conn:
         writes.replace_usage(
             conn, "completions", t, t + 5 * DAY, results, estimate=store.prices.estimate
         )
-    assert store.row_count("usage_daily") == 5 * 3
     for start, end in [
         (t, t + 5 * DAY),
         (t + 5 * HOUR, t + 4 * DAY + 7 * HOUR),
@@ -437,3 +436,43 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
         folded.rebuild_blocks(conn, table, monday - 300 * DAY, monday + 300 * DAY)
         assert sorted(map(tuple, conn.execute(longer).all())) == settled
     every_range_reads_as_the_rows()
+
+
+def test_the_daily_table_goes_and_comes_back_summed_from_the_hours(database_url: str) -> None:
+    """0019 drops usage_daily (every read of days sums the hours); going back to 0018 builds
+    it again from the hours, day by day, exactly."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    from usage_tracker.store.db import MIGRATIONS
+
+    t = 300 * DAY
+    store = Store.open(database_url)
+    rows = [_result(t + h * HOUR, f"m{h % 2}", h + 1, api_key_id=f"k{h % 3}") for h in range(60)]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", t, t + 3 * DAY, rows, estimate=store.prices.estimate
+        )
+    before = store.usage_totals(t, t + 3 * DAY, ["day", "api_key_id", "model"])
+    assert "usage_daily" not in inspect(store.engine).get_table_names()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0018")
+        daily = conn.execute(
+            text(
+                "SELECT day, api_key_id, model, SUM(input_tokens) FROM usage_daily "
+                "GROUP BY day, api_key_id, model ORDER BY day, api_key_id, model"
+            )
+        ).all()
+    expected = sorted((r["day"], r["api_key_id"], r["model"], r["input_tokens"]) for r in before)
+    assert [tuple(int(v) if i in (0, 3) else v for i, v in enumerate(r)) for r in daily] == expected
+    assert len(daily) == 3 * 3 * 2  # three days of three keys and two models
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert "usage_daily" not in inspect(store.engine).get_table_names()
+    assert store.usage_totals(t, t + 3 * DAY, ["day", "api_key_id", "model"]) == before
+    store.close()

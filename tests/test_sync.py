@@ -119,7 +119,7 @@ def test_a_second_sync_asks_once_per_source_and_changes_nothing(
 ) -> None:
     _sim, client = served
     sync_once(store, client, now=NOW)
-    counts = {t: store.row_count(t) for t in ("usage", "usage_daily", "costs")}
+    counts = {t: store.row_count(t) for t in ("usage", "usage_folded", "costs")}
     before = store.usage_totals(0, NOW + 3600, ["api_key_id", "model", "source"])
     client.requests.clear()
     report = sync_once(store, client, now=NOW + 30)
@@ -307,7 +307,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         AdminClient(ADMIN_KEY, server.url + "/v1") as client,
     ):
         sync_once(reference, client, window=SyncWindow(backfill_days=days), now=t0)
-    for table in ("usage", "usage_daily", "costs"):
+    for table in ("usage", "usage_folded", "costs"):
         assert partial.row_count(table) == reference.row_count(table), table
     partial.close()
     reference.close()

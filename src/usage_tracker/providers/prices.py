@@ -318,6 +318,7 @@ def _library_model(model: str) -> tuple[Any, Any] | None:
 _LINEAR: dict[tuple[str, str], tuple[Decimal, dict[str, Decimal]] | None] = {}
 
 
+@lru_cache(maxsize=16384)
 def _linear_price(
     model: str, when: dt.datetime, context: tuple[tuple[str, str], ...]
 ) -> tuple[Decimal, dict[str, Decimal]] | None:
@@ -325,7 +326,8 @@ def _linear_price(
     force at ``when`` is linear (no long-context tiers): then n requests cost n times the
     first plus the tokens times the second, the very sum the library gives for n average
     requests, at a fraction of its time. None for a tiered price (or an unknown model): the
-    library prices those itself."""
+    library prices those itself. Kept per (model, day, context): resolving the price in force
+    is most of the work, and a sync writes day after day."""
     found = _library_model(model)
     if found is None:
         return None

@@ -1,7 +1,8 @@
 """Reads: usage and cost totals over any hour-aligned range, names, and sync state.
 
-Long ranges read whole UTC days from the daily rollup and only the ragged edges from the hourly
-table, so a year costs about as much as a week.
+Usage is summed from the hourly rows by the database (a month of a source by key and model,
+about 43,000 rows: under 100 ms); the summary's totals come from the folded blocks instead
+(``folded``).
 """
 
 from __future__ import annotations
@@ -22,29 +23,13 @@ GROUPABLE = ("connection", *schema.USAGE_DIMENSIONS, "source", *TIME_KEYS)
 Row = dict[str, Any]
 
 
-def _parts(start: int, end: int, hourly_only: bool) -> list[tuple[Table, str, int, int]]:
-    """[start, end) as (table, time column, lo, hi) pieces: hourly edges around whole days."""
-    first_day = start if start % DAY == 0 else start - start % DAY + DAY
-    last_day = end - end % DAY
-    if hourly_only or last_day <= first_day:
-        return [(schema.usage, "bucket_start", start, end)]
-    parts = [(schema.usage_daily, "day", first_day, last_day)]
-    if start < first_day:
-        parts.append((schema.usage, "bucket_start", start, first_day))
-    if last_day < end:
-        parts.append((schema.usage, "bucket_start", last_day, end))
-    return parts
-
-
-def _key_column(table: Table, time_column: str, name: str) -> ColumnElement[Any]:
-    time = table.c[time_column]
+def _key_column(name: str) -> ColumnElement[Any]:
+    time = schema.usage.c.bucket_start
     if name == "hour":
         return time.label("hour")
     if name == "day":
-        return (
-            (time - time % DAY).label("day") if time_column == "bucket_start" else time.label("day")
-        )
-    return table.c[name].label(name)
+        return (time - time % DAY).label("day")
+    return schema.usage.c[name].label(name)
 
 
 def usage_totals(
@@ -66,18 +51,18 @@ def usage_totals(
     if unknown:
         raise ValueError(f"cannot group usage by {', '.join(sorted(unknown))}")
     totals: dict[tuple[Any, ...], list[Any]] = {}
-    for table, time_column, lo, hi in _parts(start, end, hourly_only="hour" in group_by):
-        keys = [_key_column(table, time_column, g) for g in group_by]
-        query = select(*keys, *(func.sum(table.c[m]).label(m) for m in metrics)).where(
-            table.c[time_column] >= lo, table.c[time_column] < hi
-        )
-        if sources is not None:
-            query = query.where(table.c.source.in_(list(sources)))
-        for column, values in (where or {}).items():
-            query = query.where(table.c[column].in_(list(values)))
-        if keys:
-            query = query.group_by(*keys)
-        folded.add(totals, conn.execute(query), len(keys), metrics)
+    table = schema.usage
+    keys = [_key_column(g) for g in group_by]
+    query = select(*keys, *(func.sum(table.c[m]).label(m) for m in metrics)).where(
+        table.c.bucket_start >= start, table.c.bucket_start < end
+    )
+    if sources is not None:
+        query = query.where(table.c.source.in_(list(sources)))
+    for column, values in (where or {}).items():
+        query = query.where(table.c[column].in_(list(values)))
+    if keys:
+        query = query.group_by(*keys)
+    folded.add(totals, conn.execute(query), len(keys), metrics)
     return _rows(group_by, metrics, totals)
 
 

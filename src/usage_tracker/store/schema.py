@@ -118,13 +118,7 @@ and its tokens when the model has no list price (the estimate then leaves them o
 usage = _usage_table("usage", "bucket_start")
 """One row per 1h bucket and combination of every dimension the source allows."""
 
-usage_daily = _usage_table("usage_daily", "day")
-"""The same rows summed per UTC day, rewritten with the hours they come from."""
-
 Index("ix_usage_time", usage.c.bucket_start)
-Index("ix_usage_daily_time", usage_daily.c.day)
-Index("ix_usage_daily_key_day", usage_daily.c.api_key_id, usage_daily.c.day)
-Index("ix_usage_daily_model_day", usage_daily.c.model, usage_daily.c.day)
 
 FOLDED = {
     "connection": "connection",
