@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -91,16 +92,26 @@ def _connection(primary_key: bool = True) -> Column[Any]:
     return Column("connection", String(100), primary_key=primary_key)
 
 
-def _usage_table(name: str, time_column: str) -> Table:
+CLUSTERED = {"sqlite_with_rowid": False}
+"""The large tables (usage, costs and their folded blocks) are stored in the order of their
+key on SQLite (WITHOUT ROWID): their key is most of each row, and a table with a rowid keeps
+it twice (the table, and the index of its key)."""
+
+
+def _usage_table() -> Table:
+    dimensions = [Column(d, String(200)) for d in USAGE_DIMENSIONS]
     return Table(
-        name,
+        "usage",
         metadata,
-        _connection(),
-        Column("source", String(40), primary_key=True),
-        Column(time_column, BigInteger, primary_key=True),
-        *(Column(d, String(200), primary_key=True) for d in USAGE_DIMENSIONS),
+        _connection(primary_key=False),
+        Column("source", String(40)),
+        Column("bucket_start", BigInteger),
+        *dimensions,
         *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
         *_estimate_columns(),
+        # The hour first: reads of a range of hours find them by the key, in its order.
+        PrimaryKeyConstraint("bucket_start", "connection", "source", *USAGE_DIMENSIONS),
+        **CLUSTERED,
     )
 
 
@@ -115,10 +126,8 @@ ESTIMATES = ("estimated_usd", "unpriced_tokens")
 """Stored with every usage row when it is written: its cost at the list prices of its UTC day,
 and its tokens when the model has no list price (the estimate then leaves them out)."""
 
-usage = _usage_table("usage", "bucket_start")
+usage = _usage_table()
 """One row per 1h bucket and combination of every dimension the source allows."""
-
-Index("ix_usage_time", usage.c.bucket_start)
 
 FOLDED = {
     "connection": "connection",
@@ -160,6 +169,7 @@ usage_folded = Table(
     *_block_key(200),
     *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
     *_estimate_columns(),
+    **CLUSTERED,
 )
 """The usage summed per grouping alone (about 300 rows for 200 keys) over blocks of
 :data:`BLOCK_HOURS`, and over weeks (:data:`WEEK_HOURS`). Kept in the same transaction as each
@@ -187,6 +197,7 @@ costs_folded = Table(
     metadata,
     *_block_key(300),
     Column("amount", Scaled(10), nullable=False),
+    **CLUSTERED,
 )
 """Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
 
@@ -210,15 +221,17 @@ again (a first backfill sums them once at its end; readers take six-hour blocks 
 costs = Table(
     "costs",
     metadata,
-    _connection(),
-    Column("day", BigInteger, primary_key=True),
-    Column("project_id", String(200), primary_key=True),
-    Column("line_item", String(300), primary_key=True),
-    Column("api_key_id", String(200), primary_key=True),
+    _connection(primary_key=False),
+    Column("day", BigInteger),
+    Column("project_id", String(200)),
+    Column("line_item", String(300)),
+    Column("api_key_id", String(200)),
     Column("amount", Scaled(10), nullable=False),
     Column("currency", String(10), nullable=False),
     Column("quantity", Scaled(6)),
     Column("quantity_unit", String(40)),
+    PrimaryKeyConstraint("day", "connection", "project_id", "line_item", "api_key_id"),
+    **CLUSTERED,
 )
 
 projects = Table(
