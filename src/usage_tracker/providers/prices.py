@@ -74,6 +74,7 @@ class Prices:
         self._prefixes = sorted(
             (m[:-1] for m in self.overrides if m.endswith("*")), key=len, reverse=True
         )
+        self._plan = lru_cache(maxsize=4096)(self._make_plan)
 
     @classmethod
     def load(cls, path: Path | None) -> Prices:
@@ -105,21 +106,11 @@ class Prices:
         if not model or not tokens or row.get("service_tier") == COMPLIMENTARY_TIER:
             return Decimal(0)
         requests = max(1, int(row.get("num_model_requests") or 0))
-        if (price := self.override(model)) is not None:
-            return _override_price(price, row, requests, at)
         tier = str(row.get("service_tier") or "")
-        factor = _factor(dict(self.tier_factors.get(model, ())).get(tier), at)
-        context: dict[str, str] = {}
-        if tier in TIERS and factor is None:
-            context["service_tier"] = tier
-        if row.get("batch") in (True, "true"):
-            if _has_variant(model, "processing", "batch"):
-                context["processing"] = "batch"
-            else:  # a model the library has no Batch rate for: the Batch API's half price
-                factor = (factor or Decimal(1)) * BATCH_FACTOR
-        key = tuple(sorted(context.items()))
-        when = _tier_day(model, key, _day(at))
-        linear = _linear_price(model, when, key)
+        batch = row.get("batch") in (True, "true")
+        price, factor, when, key, linear = self._plan(model, tier, batch, at - at % 86400)
+        if price is not None:
+            return _override_price(price, row, requests, at)
         if linear is not None:
             per_request, per_token = linear
             totals = {k: int(row.get(f) or 0) for k, f in _USAGE_FIELDS.items()}
@@ -132,6 +123,36 @@ class Prices:
                 return None
             price_usd = one * requests
         return price_usd * (factor or 1)
+
+    def _make_plan(self, model: str, tier: str, batch: bool, day: int) -> Plan:
+        """How rows of ``model`` in ``tier`` (with Batch or not) are priced on ``day``: all
+        but their counts, which is the same for every row of that day (kept per instance in
+        ``_plan``, as a sync writes day after day)."""
+        if (price := self.override(model)) is not None:
+            return price, None, _day(day), (), None
+        factor = _factor(dict(self.tier_factors.get(model, ())).get(tier), day)
+        context: dict[str, str] = {}
+        if tier in TIERS and factor is None:
+            context["service_tier"] = tier
+        if batch:
+            if _has_variant(model, "processing", "batch"):
+                context["processing"] = "batch"
+            else:  # a model the library has no Batch rate for: the Batch API's half price
+                factor = (factor or Decimal(1)) * BATCH_FACTOR
+        key = tuple(sorted(context.items()))
+        when = _tier_day(model, key, _day(day))
+        return None, factor, when, key, _linear_price(model, when, key)
+
+
+Plan = tuple[
+    "Override | None",
+    Decimal | None,
+    dt.datetime,
+    tuple[tuple[str, str], ...],
+    tuple[Decimal, dict[str, Decimal]] | None,
+]
+"""(the model's own price if it has one, the tier's factor, the day priced on, the library's
+context, the linear price there if the price is linear)."""
 
 
 def _variants(model: str) -> tuple[Any, ...]:

@@ -92,10 +92,9 @@ def _connection(primary_key: bool = True) -> Column[Any]:
     return Column("connection", String(100), primary_key=primary_key)
 
 
-CLUSTERED = {"sqlite_with_rowid": False}
-"""The large tables (usage, costs and their folded blocks) are stored in the order of their
-key on SQLite (WITHOUT ROWID): their key is most of each row, and a table with a rowid keeps
-it twice (the table, and the index of its key)."""
+# The large tables (usage, costs and their folded blocks) are stored in the order of their key
+# on SQLite (sqlite_with_rowid=False: WITHOUT ROWID): their key is most of each row, and a
+# table with a rowid keeps it twice (the table, and the index of its key).
 
 
 def _usage_table() -> Table:
@@ -111,7 +110,7 @@ def _usage_table() -> Table:
         *_estimate_columns(),
         # The hour first: reads of a range of hours find them by the key, in its order.
         PrimaryKeyConstraint("bucket_start", "connection", "source", *USAGE_DIMENSIONS),
-        **CLUSTERED,
+        sqlite_with_rowid=False,
     )
 
 
@@ -169,7 +168,7 @@ usage_folded = Table(
     *_block_key(200),
     *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
     *_estimate_columns(),
-    **CLUSTERED,
+    sqlite_with_rowid=False,
 )
 """The usage summed per grouping alone (about 300 rows for 200 keys) over blocks of
 :data:`BLOCK_HOURS`, and over weeks (:data:`WEEK_HOURS`). Kept in the same transaction as each
@@ -197,7 +196,7 @@ costs_folded = Table(
     metadata,
     *_block_key(300),
     Column("amount", Scaled(10), nullable=False),
-    **CLUSTERED,
+    sqlite_with_rowid=False,
 )
 """Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
 
@@ -231,7 +230,7 @@ costs = Table(
     Column("quantity", Scaled(6)),
     Column("quantity_unit", String(40)),
     PrimaryKeyConstraint("day", "connection", "project_id", "line_item", "api_key_id"),
-    **CLUSTERED,
+    sqlite_with_rowid=False,
 )
 
 projects = Table(

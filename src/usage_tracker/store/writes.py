@@ -130,11 +130,13 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         if (process := c.type.bind_processor(conn.dialect)) is not None
     }
     names = compiled.positiontup or [c.name for c in table.columns]
-    values: list[Any] = list(map(operator.itemgetter(*names), rows))
-    for i, name in enumerate(names):
-        if (process := processors.get(name)) is not None:
-            for j, value in enumerate(values):
-                values[j] = (*value[:i], process(value[i]), *value[i + 1 :])
+    columns = [
+        list(map(process, map(operator.itemgetter(name), rows)))
+        if (process := processors.get(name)) is not None
+        else list(map(operator.itemgetter(name), rows))
+        for name in names
+    ]
+    values: list[Any] = list(zip(*columns, strict=True))
     if compiled.positiontup is None:  # named parameters (psycopg)
         values = [dict(zip(names, value, strict=True)) for value in values]
     conn.exec_driver_sql(str(compiled), values)
