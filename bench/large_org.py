@@ -2,7 +2,7 @@
 SQLite and PostgreSQL, then every figure of issue #11, written to docs/benchmarks.md.
 
     .venv/bin/python bench/large_org.py [--days 365] [--keys 200 …] [--runs 15] [--write]
-        [--skip-postgres] [--only reads,crowd,browser,memory,original,connections]
+        [--skip-postgres] [--only sync,reads,crowd,browser,memory,original,connections]
 
 - backfill: wall time and requests against the minimum, the simulator in its own process with
   300 ms of latency per response (synced databases are kept under .bench/, one per day);
@@ -10,7 +10,10 @@ SQLite and PostgreSQL, then every figure of issue #11, written to docs/benchmark
   the view right after a sync) over distinct ranges, and repeated (the cache);
 - the crowd: 50 clients on /api/summary (30 days) with 1 and 2 worker processes (wrk);
 - the page in Chromium: navigation start to the load event (numbers and chart drawn);
-- memory: the server's RSS before and after walking a year of /api/usage;
+- memory: the server's RSS before and after walking a year of /api/usage (daily, then hourly
+  buckets), and each walk's time per page;
+- the sync: the first backfill by ``usage-tracker sync --once`` in a process of its own
+  (bench/sync_cost.py): its CPU, peak RSS and database;
 - three connections (bench/connections.py): two OpenAI organizations of this size and an
   Anthropic one in one database, their backfill and the same reads over all of them;
 - side by side with the original's design: a stand-in that asks the upstream twice per view.
@@ -42,7 +45,7 @@ from usage_tracker.providers.openai.contract import COSTS_MAX_LIMIT, MAX_LIMIT, 
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
 
-from . import harness, original
+from . import harness, original, sync_cost
 from .harness import ROOT, stats
 
 DAY, HOUR = 86400, 3600
@@ -157,7 +160,11 @@ def reads(url: str, token: str, runs: int) -> dict[str, Any]:
                     first.append(_timed(http, path, params))
                     if shift == 0:
                         repeat = [_timed(http, path, params) for _ in range(runs)]
-                out[f"{view} {days}"] = {"first": stats(first), "cached": stats(repeat)}
+                out[f"{view} {days}"] = {
+                    "first": stats(first),
+                    "cached": stats(repeat),
+                    "load": round(os.getloadavg()[0], 1),
+                }
     return out
 
 
@@ -206,41 +213,53 @@ def browser(url: str, token: str, runs: int) -> dict[str, Any]:
 
 
 def memory(database: str, token: str, days: int) -> dict[str, Any]:
-    """The server's RSS before and after walking ``days`` of /api/usage (hourly buckets of
-    completions by key and model, every page)."""
+    """The server's RSS before, during and after walking ``days`` of /api/usage (completions
+    by key and model, every page: daily buckets 31 a page, then hourly 168 a page), and each
+    walk's time per page."""
     with harness.app_process(database) as app:
         headers = {"Authorization": f"Bearer {token}"}
         with httpx2.Client(base_url=app.url, headers=headers, timeout=300) as http:
             http.get("/api/summary").raise_for_status()
-            before = app.rss_mb()
+            before = peak = app.rss_mb()
             end = int(time.time()) // HOUR * HOUR
-            params: dict[str, Any] = {
-                "start_time": end - days * DAY,
-                "end_time": end,
-                "bucket_width": "1h",
-                "group_by": ["api_key_id", "model"],
-                "limit": 168,
-            }
-            walked, pages, peak = 0, 0, before
-            while True:
-                with http.stream("GET", "/api/usage", params=params) as response:
-                    response.raise_for_status()
-                    body = b"".join(response.iter_bytes())
-                walked += len(body)
-                pages += 1
-                peak = max(peak, app.rss_mb())
-                cursor = json.loads(body)["next_page"]
-                if not cursor:
-                    break
-                params["page"] = cursor
+            walks = {}
+            for width, limit in (("1d", 31), ("1h", 168)):
+                params: dict[str, Any] = {
+                    "start_time": end - days * DAY,
+                    "end_time": end,
+                    "bucket_width": width,
+                    "group_by": ["api_key_id", "model"],
+                    "limit": limit,
+                }
+                walked, times = 0, []
+                while True:
+                    started = time.perf_counter()
+                    with http.stream("GET", "/api/usage", params=params) as response:
+                        response.raise_for_status()
+                        body = b"".join(response.iter_bytes())
+                    times.append((time.perf_counter() - started) * 1000)
+                    walked += len(body)
+                    peak = max(peak, app.rss_mb())
+                    cursor = json.loads(body)["next_page"]
+                    if not cursor:
+                        break
+                    params["page"] = cursor
+                walks[width] = {
+                    "pages": len(times),
+                    "walked_mb": round(walked / 1e6, 1),
+                    "per_page_ms": stats(times),
+                    "load": round(os.getloadavg()[0], 1),
+                }
             time.sleep(1)
             after = app.rss_mb()
+    hourly = walks["1h"]
     return {
         "before_mb": before,
         "after_mb": after,
         "peak_mb": peak,
-        "walked_mb": round(walked / 1e6, 1),
-        "pages": pages,
+        "walked_mb": hourly["walked_mb"],
+        "pages": hourly["pages"],
+        "walks": walks,
     }
 
 
@@ -258,7 +277,7 @@ def main() -> None:
     parser.add_argument("--crowd-seconds", type=int, default=10)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--only", default="reads,crowd,browser,memory,original,connections")
+    parser.add_argument("--only", default="sync,reads,crowd,browser,memory,original,connections")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args()
     size = simulator.Size(args.keys, args.users, args.projects, args.models, args.rows_per_hour)
@@ -303,6 +322,10 @@ def main() -> None:
         if "memory" in only:
             results["memory"] = memory(facts["database"], token, args.days)
             print("memory:", results["memory"], flush=True)
+            keep()
+        if "sync" in only:
+            results["sync"] = sync_cost.measure(size, args.days, latency_ms=0)
+            print("sync:", results["sync"], flush=True)
             keep()
     if "connections" in only:
         from . import connections

@@ -54,7 +54,8 @@ def measure(
         command = [*harness.CLI, "sync", "--once"]
         if profile is not None:
             spy = shutil.which("py-spy") or str(Path(harness.CLI[0]).with_name("py-spy"))
-            command = [spy, "record", "-o", str(profile), "--rate", "50", *(["--format", "raw"] if profile.suffix == ".txt" else []), "--", *command]
+            raw = ["--format", "raw"] if profile.suffix == ".txt" else []
+            command = [spy, "record", "-o", str(profile), "--rate", "50", *raw, "--", *command]
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=tmp)
         _pid, status, usage = os.wait4(process.pid, 0)
