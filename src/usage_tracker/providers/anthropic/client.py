@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import anthropic
 from pydantic import SecretStr
@@ -56,6 +56,7 @@ WINDOW_DAYS = 7
 COST_WINDOW_DAYS = 31
 USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model", "service_tier", "actor")
 COST_GROUP_BY = ("api_key_id", "workspace_id", "model")
+R = TypeVar("R", UsageResult, CostResult)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
@@ -119,10 +120,8 @@ class AnthropicClient(SdkClient):
         end = -(-end_time // HOUR) * HOUR
         for lo in range(start, end, WINDOW_DAYS * DAY):
             hi = min(end, lo + WINDOW_DAYS * DAY)
-            rows = self._report("usage", lo, hi, "1h", USAGE_GROUP_BY)
             results: dict[int, list[UsageResult]] = {t: [] for t in range(lo, hi, HOUR)}
-            for item in rows:
-                result = _usage_result(item)
+            for result in self._report("usage", lo, hi, "1h", USAGE_GROUP_BY, parse=_usage_result):
                 results.setdefault(result.start_time, []).append(result)
             buckets = [
                 UsageBucket(t, t + HOUR, tuple(results[t])) for t in sorted(results) if t < hi
@@ -136,17 +135,24 @@ class AnthropicClient(SdkClient):
         for lo in range(start, end, COST_WINDOW_DAYS * DAY):
             hi = min(end, lo + COST_WINDOW_DAYS * DAY)
             days: dict[int, list[CostResult]] = {t: [] for t in range(lo, hi, DAY)}
-            for item in self._report("cost", lo, hi, "1d", COST_GROUP_BY):
-                result = _cost_result(item)
+            for result in self._report("cost", lo, hi, "1d", COST_GROUP_BY, parse=_cost_result):
                 days.setdefault(result.start_time, []).append(result)
             yield [CostBucket(t, t + DAY, tuple(days[t])) for t in sorted(days) if t < hi]
 
     def _report(
-        self, kind: str, start: int, end: int, width: str, group_by: Sequence[str]
-    ) -> list[Any]:
-        """Every row of ``kind`` over [start, end). Anthropic keeps these reports from
-        2026-01-01 and for the last 365 days only, and refuses a request that starts earlier:
-        before then there is nothing to read (the buckets stay empty)."""
+        self,
+        kind: str,
+        start: int,
+        end: int,
+        width: str,
+        group_by: Sequence[str],
+        *,
+        parse: Callable[[Any], R],
+    ) -> list[R]:
+        """Every row of ``kind`` over [start, end), each ``parse``d as its page arrives (the
+        SDK's objects of a page are let go before the next is asked for). Anthropic keeps
+        these reports from 2026-01-01 and for the last 365 days only, and refuses a request
+        that starts earlier: before then there is nothing to read (the buckets stay empty)."""
         step = HOUR if width == "1h" else DAY
         floor = max(REPORTS_FROM, -(-(int(time.time()) - 365 * DAY) // step) * step + step)
         if end <= floor:
@@ -163,10 +169,11 @@ class AnthropicClient(SdkClient):
                 limit=1000,
             ),
         )
-        items: list[Any] = []
+        items: list[R] = []
         page = first
+        del first
         while True:
-            items.extend(page.data)
+            items.extend(map(parse, page.data))
             if not page.has_next_page():
                 return items
             page = self._call(kind, page.get_next_page)
