@@ -13,10 +13,16 @@ TARGETS = {
     "rss_mb": 150.0,
     "sync_cpu_s": 45.0,
     "sync_rss_mb": 250.0,
-    "database_mb": 300.0,
+    "database_mib": 300.0,
     "usage_page_ms": {"1d": 900.0, "1h": 900.0},
     "postgres_factor": 1.5,
 }
+
+
+def _mib(mb: float) -> float:
+    """MB (10^6 bytes, as measured) in MiB (2^20 bytes, as issue 22 sets the database's
+    bound)."""
+    return round(mb * 1e6 / 2**20, 1)
 
 
 def _met(ok: bool) -> str:
@@ -158,8 +164,9 @@ def markdown(r: dict[str, Any]) -> str:
             f"(≤ {TARGETS['sync_cpu_s']:.0f} s: {_met(y['cpu_seconds'] <= TARGETS['sync_cpu_s'])}) "
             f"| {y['peak_rss_mb']} MB "
             f"(≤ {TARGETS['sync_rss_mb']:.0f}: {_met(y['peak_rss_mb'] <= TARGETS['sync_rss_mb'])}) "
-            f"| {y['database_mb']} MB "
-            f"(≤ {TARGETS['database_mb']:.0f}: {_met(y['database_mb'] <= TARGETS['database_mb'])}) "
+            f"| {y['database_mb']} MB = {_mib(y['database_mb'])} MiB "
+            f"(≤ {TARGETS['database_mib']:.0f} MiB: "
+            f"{_met(_mib(y['database_mb']) <= TARGETS['database_mib'])}) "
             f"| {y['load']} |",
         ]
     lines += _issue_22(r)
@@ -206,7 +213,7 @@ def _issue_22(r: dict[str, Any]) -> list[str]:
             "155 / — / 256 MiB",
             f"{m['before_mb']} / {m['peak_mb']} / {m['after_mb']} MB",
             "≤ 150 MB",
-            "",
+            walk["load"] if walk else "",
         ),
         (
             "first backfill, peak RSS (the project's simulator)",
@@ -228,7 +235,7 @@ def _issue_22(r: dict[str, Any]) -> list[str]:
             "database after the backfill (the project's simulator)",
             "251 MiB",
             "557 MiB",
-            f"{sync['database_mb']} MB",
+            f"{_mib(sync['database_mb'])} MiB",
             "≤ 300 MiB",
             sync["load"],
         ),
