@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import httpx2
 import openai
+import orjson
 from pydantic import SecretStr
 
 from usage_tracker.providers.base import SdkClient
@@ -512,7 +513,11 @@ class AdminClient(SdkClient):
         try:
             response = endpoint(*args, **kwargs)
             http = getattr(response, "http_response", None)
-            raw = http.json() if http is not None else response.to_dict(warnings=False)
+            # orjson: the sync decodes a few hundred MB of these a year, at twice the speed.
+            if http is not None:
+                raw = orjson.loads(http.read())
+            else:
+                raw = response.to_dict(warnings=False)
         except openai.RateLimitError as e:
             raise _Retryable(
                 "429 rate limited", retry_after_seconds(e.response.headers), 429
