@@ -11,6 +11,7 @@ Revises: 0019
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
@@ -18,51 +19,40 @@ down_revision = "0019"
 branch_labels = None
 depends_on = None
 
-DIMENSIONS = (
-    "project_id",
-    "user_id",
-    "api_key_id",
-    "model",
-    "batch",
-    "service_tier",
-    "size",
-    "image_source",
-    "vector_store_id",
-    "context_level",
-    "api_source",
-)
-KEYS = {
-    "usage": (
-        ("connection", "source", "bucket_start", *DIMENSIONS),
-        ("bucket_start", "connection", "source", *DIMENSIONS),
-    ),
-    "costs": (
-        ("connection", "day", "project_id", "line_item", "api_key_id"),
-        ("day", "connection", "project_id", "line_item", "api_key_id"),
-    ),
-    "usage_folded": (None, None),  # the key stays; the storage changes (SQLite)
-    "costs_folded": (None, None),
+TIME = {
+    "usage": ("bucket_start", 2),
+    "costs": ("day", 1),
+    "usage_folded": None,
+    "costs_folded": None,
 }
-"""Each table's key before and after (None: unchanged)."""
+"""Each table's time column, first in its key after this migration, and its place in the key
+before (after the connection and, for usage, the source); None: the key stays, the storage
+changes (SQLite)."""
 
 
 def _rebuild(upgrading: bool) -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
+    bind = op.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
     if upgrading:
         op.drop_index("ix_usage_time", table_name="usage")
-    for table, (before, after) in KEYS.items():
-        key = after if upgrading else before
+    for table, moved in TIME.items():
+        key = None
+        if moved is not None:  # the key as it is, the time column moved
+            time, place = moved
+            now = sa.inspect(bind).get_pk_constraint(table)["constrained_columns"]
+            rest = [c for c in now if c != time]
+            key = [time, *rest] if upgrading else [*rest[:place], time, *rest[place:]]
         if not sqlite:
             if key is not None:
                 op.drop_constraint(f"pk_{table}", table, type_="primary")
-                op.create_primary_key(f"pk_{table}", table, list(key))
+                op.create_primary_key(f"pk_{table}", table, key)
             continue
         # SQLite changes a table's key or storage by copying it into a new table.
         options = {"sqlite_with_rowid": not upgrading}
         with op.batch_alter_table(table, recreate="always", table_kwargs=options) as batch:
             if key is not None:
                 batch.drop_constraint(f"pk_{table}", type_="primary")
-                batch.create_primary_key(f"pk_{table}", list(key))
+                batch.create_primary_key(f"pk_{table}", key)
     if not upgrading:
         op.create_index("ix_usage_time", "usage", ["bucket_start"])
 
