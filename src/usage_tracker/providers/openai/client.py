@@ -45,6 +45,7 @@ from usage_tracker.providers.openai.contract import (
     COSTS_MAX_LIMIT,
     MAX_LIMIT,
     SOURCES,
+    WIDTH_SECONDS,
     align_down,
     align_up,
 )
@@ -74,7 +75,6 @@ log = logging.getLogger(__name__)
 PAGE_RESULTS = 20_000
 """The most results the sync lets a page of usage or costs hold (about 5 to 15 MB of JSON, 40
 to 50 MB while parsed): past it, the rest is asked for in fewer buckets per request."""
-WIDTH_SECONDS = {"1m": 60, "1h": 3600, "1d": 86400}
 DAY = WIDTH_SECONDS["1d"]
 B = TypeVar("B", UsageBucket, CostBucket)
 T = TypeVar("T")

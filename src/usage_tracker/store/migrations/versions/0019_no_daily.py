@@ -51,14 +51,9 @@ def downgrade() -> None:
     grouped = [c for c in daily_key if c != "day"]
     summed = [c.name for c in hourly.columns if c.name not in key]
     names = ", ".join(f'"{c}"' for c in [*daily_key, *summed])
+    day = '"bucket_start" - "bucket_start" % 86400'
     picked = ", ".join(
-        [
-            *(
-                f'"{c}"' if c != "day" else '"bucket_start" - "bucket_start" % 86400'
-                for c in daily_key
-            ),
-            *(f'SUM("{c}")' for c in summed),
-        ]
+        [*(day if c == "day" else f'"{c}"' for c in daily_key), *(f'SUM("{c}")' for c in summed)]
     )
-    by = ", ".join(['"bucket_start" - "bucket_start" % 86400', *(f'"{c}"' for c in grouped)])
+    by = ", ".join([day, *(f'"{c}"' for c in grouped)])
     op.execute(f"INSERT INTO usage_daily ({names}) SELECT {picked} FROM usage GROUP BY {by}")  # noqa: S608
