@@ -57,24 +57,32 @@ Totals = dict[tuple[Any, ...], list[Any]]
 
 
 def add_source_hours(
-    conn: Connection, source: str, lo: int, hi: int, sign: int, *, connection: str
+    conn: Connection,
+    source: str,
+    lo: int,
+    hi: int,
+    sign: int,
+    *,
+    connection: str,
+    summed: Sequence[str] = SUMMED,
 ) -> None:
     """Add (``sign`` 1) or take away (-1) the hourly rows of ``connection``'s ``source`` in
-    [lo, hi) (six-hour aligned) to the six-hour blocks."""
+    [lo, hi) (six-hour aligned) to the six-hour blocks: their ``summed`` columns (every one
+    by default; a writer that knows the others are zero in those rows may name fewer)."""
     bounds = {"connection": connection, "source": source, "lo": lo, "hi": hi, "sign": sign}
-    for statement in _source_hours_statements(conn.dialect.name):
+    for statement in _source_hours_statements(conn.dialect.name, tuple(summed)):
         conn.execute(statement, bounds)
 
 
 @cache
-def _source_hours_statements(dialect: str) -> list[Any]:
-    # Built once: a statement this size costs more to build than to run.
+def _source_hours_statements(dialect: str, summed: tuple[str, ...]) -> list[Any]:
+    # Built once per shape: a statement this size costs more to build than to run.
     hourly, folded = schema.usage, schema.usage_folded
     block = (hourly.c.bucket_start - hourly.c.bucket_start % QUARTER).label("block")
     sign = bindparam("sign", type_=BigInteger)
     statements = []
     for grouping, column in schema.FOLDED.items():
-        summed = (
+        rows = (
             select(
                 literal(schema.BLOCK_HOURS[0]),
                 block,
@@ -82,7 +90,7 @@ def _source_hours_statements(dialect: str) -> list[Any]:
                 hourly.c[column],
                 hourly.c.connection,
                 # As stored (an estimate is scaled): no type may touch the sign.
-                *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in SUMMED),
+                *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in summed),
             )
             .where(
                 hourly.c.connection == bindparam("connection"),
@@ -92,7 +100,8 @@ def _source_hours_statements(dialect: str) -> list[Any]:
             )
             .group_by(block, hourly.c[column], hourly.c.connection)
         )
-        statements.append(_upsert_adding(dialect, folded, summed))
+        keys = [c.name for c in folded.primary_key.columns]
+        statements.append(_upsert_adding(dialect, folded, rows, [*keys, *summed]))
     return statements
 
 
@@ -101,9 +110,13 @@ def quarters(start: int, end: int) -> tuple[int, int]:
     return start - start % QUARTER, -(-end // QUARTER) * QUARTER
 
 
-def _upsert_adding(dialect: str, table: Table, rows: Any) -> Any:
+def _upsert_adding(
+    dialect: str, table: Table, rows: Any, columns: Sequence[str] | None = None
+) -> Any:
+    """INSERT ``rows`` into ``columns`` of ``table`` (every one by default), adding them to
+    a row already there."""
     insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
-    columns = [c.name for c in table.columns]
+    columns = [c.name for c in table.columns] if columns is None else list(columns)
     statement = insert_(table).from_select(columns, rows)
     keys = [c.name for c in table.primary_key.columns]
     adding = {c: table.c[c] + statement.excluded[c] for c in columns if c not in keys}

@@ -108,7 +108,10 @@ def rewrite_usage(
         tokens = row["input_tokens"] + row["output_tokens"]
         row["estimated_usd"], row["unpriced_tokens"] = (ZERO, tokens) if usd is None else (usd, 0)
     insert_many(conn, table, rows)
-    folded.add_source_hours(conn, source, lo, hi, 1, connection=connection)
+    if rows:  # only the columns not zero in every row (a source has a dozen of the 29 or fewer)
+        summed = [m for m in folded.SUMMED if any(map(operator.itemgetter(m), rows))]
+        if summed:
+            folded.add_source_hours(conn, source, lo, hi, 1, connection=connection, summed=summed)
     if defer_blocks:
         folded.defer_blocks(conn, lo, hi)
     else:
