@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import text
@@ -51,15 +50,14 @@ def build(
         (directory / "bench.db").unlink(missing_ok=True)
     else:
         _fresh_postgres(url)
-    size_args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
     window = SyncWindow(backfill_days=days, concurrency=3)
     with contextlib.ExitStack() as stack:
-        first = stack.enter_context(harness.simulator_process(days, size_args, latency_ms))
+        first = stack.enter_context(harness.simulator_process(days, size, latency_ms))
         second = stack.enter_context(
-            harness.simulator_process(days, [*size_args, "--seed=2"], latency_ms)
+            harness.simulator_process(days, size, latency_ms, ["--seed=2"])
         )
         claude = stack.enter_context(
-            harness.simulator_process(days, [*size_args, "--provider=anthropic"], latency_ms)
+            harness.simulator_process(days, size, latency_ms, ["--provider=anthropic"])
         )
         clients = {
             "openai": AdminClient(simulator.DEFAULT_ADMIN_KEY, first.url + "/v1"),

@@ -3,6 +3,7 @@ statistics, resident memory, and a load generator (wrk, from Debian) for the cro
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -14,15 +15,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 
+from usage_tracker import simulator
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "usage_tracker"]
 EMAIL = "bench@example.com"
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--keys, --users … : the simulated organization's size, the large one by default."""
+    for field, value in asdict(simulator.Size()).items():
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=value)
+
+
+def size_of(args: argparse.Namespace) -> simulator.Size:
+    """The organization's size that :func:`add_size_arguments`' options chose."""
+    return simulator.Size(**{k: getattr(args, k) for k in asdict(simulator.Size())})
 
 
 def free_port() -> int:
@@ -105,10 +119,16 @@ def started(
         log.close()
 
 
-def simulator_process(days: int, size_args: Sequence[str], latency_ms: int) -> Any:
+def simulator_process(
+    days: int, size: simulator.Size, latency_ms: int, extra: Sequence[str] = ()
+) -> Any:
+    """``usage-tracker simulate`` of an organization of ``size`` (``extra``: more options)."""
     port = free_port()
     args = ["simulate", "--port", str(port), "--days", str(days), "--latency-ms", str(latency_ms)]
-    return started([*args, *size_args], {}, f"http://127.0.0.1:{port}", "/v1/organization/projects")
+    sized = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
+    return started(
+        [*args, *sized, *extra], {}, f"http://127.0.0.1:{port}", "/v1/organization/projects"
+    )
 
 
 def app_env(database_url: str, **extra: str) -> dict[str, str]:

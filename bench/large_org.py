@@ -99,8 +99,7 @@ def build(backend: str, size: simulator.Size, days: int, latency_ms: int) -> dic
         (directory / "bench.db").unlink(missing_ok=True)
     else:
         _fresh_postgres(url)
-    size_args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
-    with harness.simulator_process(days, size_args, latency_ms) as sim:
+    with harness.simulator_process(days, size, latency_ms) as sim:
         store = Store.open(url)
         with AdminClient(simulator.DEFAULT_ADMIN_KEY, sim.url + "/v1") as client:
             window = SyncWindow(backfill_days=days, concurrency=3)
@@ -283,8 +282,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for field, value in asdict(simulator.Size()).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=value)
+    harness.add_size_arguments(parser)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--latency-ms", type=int, default=300)
@@ -294,7 +292,7 @@ def main() -> None:
     parser.add_argument("--only", default="sync,reads,crowd,browser,memory,original,connections")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args()
-    size = simulator.Size(args.keys, args.users, args.projects, args.models, args.rows_per_hour)
+    size = harness.size_of(args)
     (ROOT / ".bench").mkdir(exist_ok=True)
     only = set(args.only.split(","))
     results_file = ROOT / ".bench" / "results.json"

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,8 @@ def measure(
 ) -> dict[str, Any]:
     """The first backfill of ``days`` of an organization of ``size`` into a new SQLite file
     (kept as ``keep`` if given)."""
-    size_args = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(size).items()]
     with (
-        harness.simulator_process(days, size_args, latency_ms) as sim,
+        harness.simulator_process(days, size, latency_ms) as sim,
         tempfile.TemporaryDirectory(dir=harness.ROOT / ".bench") as tmp,
     ):
         database = Path(tmp) / "sync.db"
@@ -78,14 +76,13 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for field, value in asdict(simulator.Size()).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=value)
+    harness.add_size_arguments(parser)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the database as this file")
     args = parser.parse_args()
-    size = simulator.Size(**{k: getattr(args, k) for k in asdict(simulator.Size())})
+    size = harness.size_of(args)
     (harness.ROOT / ".bench").mkdir(exist_ok=True)
     print(measure(size, args.days, args.latency_ms, args.profile, args.keep))
 

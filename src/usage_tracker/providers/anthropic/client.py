@@ -159,7 +159,7 @@ class AnthropicClient(SdkClient):
             return []
         start = max(start, floor)
         endpoint = getattr(self._sdk.beta.organization.analytics, kind)
-        first = self._call(
+        page = self._call(
             kind,
             lambda: endpoint.list(
                 starting_at=_iso(start),
@@ -170,8 +170,6 @@ class AnthropicClient(SdkClient):
             ),
         )
         items: list[R] = []
-        page = first
-        del first
         while True:
             items.extend(map(parse, page.data))
             if not page.has_next_page():
