@@ -68,6 +68,7 @@ def measure(
         "latency_ms": latency_ms,
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "cpu_user_sys": [round(usage.ru_utime, 1), round(usage.ru_stime, 1)],
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "database_mb": round(size_mb, 1),
         "load": round(os.getloadavg()[0], 1),

@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from usage_tracker.providers.records import METRICS
 
-from . import schema
+from . import bulk, schema
 
 DAY, HOUR = 86400, 3600
 WEEK = schema.WEEK_HOURS * HOUR
@@ -56,26 +56,18 @@ Totals = dict[tuple[Any, ...], list[Any]]
 # -- writes -----------------------------------------------------------------------------------
 
 
-def add_source_hours(
-    conn: Connection,
-    source: str,
-    lo: int,
-    hi: int,
-    sign: int,
-    *,
-    connection: str,
-    summed: Sequence[str] = SUMMED,
+def take_source_hours(
+    conn: Connection, source: str, start: int, end: int, *, connection: str
 ) -> None:
-    """Add (``sign`` 1) or take away (-1) the hourly rows of ``connection``'s ``source`` in
-    [lo, hi) (six-hour aligned) to the six-hour blocks: their ``summed`` columns (every one
-    by default; a writer that knows the others are zero in those rows may name fewer)."""
-    bounds = {"connection": connection, "source": source, "lo": lo, "hi": hi, "sign": sign}
-    for statement in _source_hours_statements(conn.dialect.name, tuple(summed)):
+    """Take the stored hourly rows of ``connection``'s ``source`` in [start, end) away from
+    the six-hour blocks (before those hours are written again)."""
+    bounds = {"connection": connection, "source": source, "lo": start, "hi": end, "sign": -1}
+    for statement in _source_hours_statements(conn.dialect.name):
         conn.execute(statement, bounds)
 
 
 @cache
-def _source_hours_statements(dialect: str, summed: tuple[str, ...]) -> list[Any]:
+def _source_hours_statements(dialect: str, summed: tuple[str, ...] = SUMMED) -> list[Any]:
     # Built once per shape: a statement this size costs more to build than to run.
     hourly, folded = schema.usage, schema.usage_folded
     block = (hourly.c.bucket_start - hourly.c.bucket_start % QUARTER).label("block")
@@ -103,6 +95,46 @@ def _source_hours_statements(dialect: str, summed: tuple[str, ...]) -> list[Any]
         keys = [c.name for c in folded.primary_key.columns]
         statements.append(_upsert_adding(dialect, folded, rows, [*keys, *summed]))
     return statements
+
+
+def add_rows(conn: Connection, rows: Mapping[str, Sequence[Any]], summed: Sequence[str]) -> None:
+    """Add hourly rows, as stored and given column by column, to the six-hour blocks: their
+    ``summed`` columns (the others are zero in every one of them). Summed here rather than by
+    the database: a page's rows are at hand, and reading them back from the hourly table cost
+    more than writing them (it reads every source's rows of those hours)."""
+    at = [start - start % QUARTER for start in rows["bucket_start"]]
+    sums = list(zip(*(rows[m] for m in summed), strict=True))
+    out: list[tuple[Any, ...]] = []
+    for grouping, column in schema.FOLDED.items():
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, key in enumerate(zip(at, rows[column], rows["connection"], strict=True)):
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [i]
+            else:
+                group.append(i)
+        for (block, value, connection), members in groups.items():
+            if len(members) == 1:
+                total: Sequence[Any] = sums[members[0]]
+            else:
+                total = [sum(c) for c in zip(*map(sums.__getitem__, members), strict=True)]
+            out.append((schema.BLOCK_HOURS[0], block, grouping, value, connection, *total))
+    if not out:
+        return
+    names = ("hours", "start", "grouping", "value", "connection", *summed)
+    columns = dict(zip(names, map(list, zip(*out, strict=True)), strict=True))
+    bulk.execute(conn, _adding_statement(conn.dialect.name, tuple(summed)), columns)
+
+
+@cache
+def _adding_statement(dialect: str, summed: tuple[str, ...]) -> Any:
+    """A six-hour block's row of ``summed`` columns, added to the one already there."""
+    table = schema.usage_folded
+    keys = [c.name for c in table.primary_key.columns]
+    insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
+    statement = insert_(table).values({name: bindparam(name) for name in (*keys, *summed)})
+    adding = {m: table.c[m] + statement.excluded[m] for m in summed}
+    return statement.on_conflict_do_update(index_elements=keys, set_=adding)
 
 
 def quarters(start: int, end: int) -> tuple[int, int]:

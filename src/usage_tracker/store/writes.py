@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from decimal import Decimal
@@ -23,7 +22,7 @@ from usage_tracker.providers.records import (
     User,
 )
 
-from . import folded, schema
+from . import bulk, folded, schema
 
 DAY = 86400
 ZERO = Decimal(0)
@@ -91,58 +90,29 @@ def rewrite_usage(
     """:func:`replace_usage` from stored rows. ``held``: the folded rollup holds what these
     hours held before (False only while it is built again from nothing)."""
     bump_version(conn)  # first: its row lock puts concurrent writers of the rollups in line
-    lo, hi = folded.quarters(start, end)
     table = schema.usage
     mine = (table.c.connection == connection) & (table.c.source == source)
-    before = select(table.c.bucket_start).where(
-        mine, table.c.bucket_start >= lo, table.c.bucket_start < hi
-    )
+    within = (table.c.bucket_start >= start, table.c.bucket_start < end)
+    before = select(table.c.bucket_start).where(mine, *within)
     if held and conn.execute(before.limit(1)).first() is not None:
         # what they held before goes
-        folded.add_source_hours(conn, source, lo, hi, -1, connection=connection)
-    conn.execute(
-        delete(table).where(mine, table.c.bucket_start >= start, table.c.bucket_start < end)
-    )
+        folded.take_source_hours(conn, source, start, end, connection=connection)
+    conn.execute(delete(table).where(mine, *within))
     for row in rows:
         usd = estimate(row, row["bucket_start"])
         tokens = row["input_tokens"] + row["output_tokens"]
         row["estimated_usd"], row["unpriced_tokens"] = (ZERO, tokens) if usd is None else (usd, 0)
-    insert_many(conn, table, rows)
-    if rows:  # only the columns not zero in every row (a source has a dozen of the 29 or fewer)
-        summed = [m for m in folded.SUMMED if any(map(operator.itemgetter(m), rows))]
-        if summed:
-            folded.add_source_hours(conn, source, lo, hi, 1, connection=connection, summed=summed)
+    stored = bulk.insert_many(conn, table, rows)
+    # only the columns not zero in every row (a source has a dozen of the 29 or fewer)
+    summed = [m for m in folded.SUMMED if any(stored[m])]
+    if summed:
+        folded.add_rows(conn, stored, summed)
+    lo, hi = folded.quarters(start, end)
     if defer_blocks:
         folded.defer_blocks(conn, lo, hi)
     else:
         folded.rebuild_blocks(conn, schema.usage_folded, lo, hi)
     return len(rows)
-
-
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (every column of ``table``) through the driver's executemany: for the
-    sync's pages of thousands of rows, SQLAlchemy's processing of each row's parameters cost
-    more than the database's insert. Each value goes through its column's type as SQLAlchemy
-    would (a scaled amount becomes its integer)."""
-    if not rows:
-        return
-    compiled = insert(table).compile(dialect=conn.dialect)  # every column, as a parameter
-    processors = {
-        c.name: process
-        for c in table.columns
-        if (process := c.type.bind_processor(conn.dialect)) is not None
-    }
-    names = compiled.positiontup or [c.name for c in table.columns]
-    columns = [
-        list(map(process, map(operator.itemgetter(name), rows)))
-        if (process := processors.get(name)) is not None
-        else list(map(operator.itemgetter(name), rows))
-        for name in names
-    ]
-    values: list[Any] = list(zip(*columns, strict=True))
-    if compiled.positiontup is None:  # named parameters (psycopg)
-        values = [dict(zip(names, value, strict=True)) for value in values]
-    conn.exec_driver_sql(str(compiled), values)
 
 
 def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> int:
@@ -235,7 +205,7 @@ def replace_costs(
             row["amount"] += r.amount
             if r.quantity is not None:
                 row["quantity"] = (row["quantity"] or 0) + r.quantity
-    insert_many(conn, table, list(rows.values()))
+    bulk.insert_many(conn, table, list(rows.values()))
     folded.refold_costs(conn, start - start % DAY, -(-end // DAY) * DAY)
     return len(rows)
 
