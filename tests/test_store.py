@@ -476,3 +476,61 @@ def test_the_daily_table_goes_and_comes_back_summed_from_the_hours(database_url:
     assert "usage_daily" not in inspect(store.engine).get_table_names()
     assert store.usage_totals(t, t + 3 * DAY, ["day", "api_key_id", "model"]) == before
     store.close()
+
+
+def test_a_snapshot_reads_what_the_store_reads(store: Store) -> None:
+    """Reports computed together read through a snapshot (one connection, each range's folded
+    totals and billed costs read once): every read answers what the store's own would, whether
+    a wider read of the range came before it or a narrower one (then it is read again)."""
+    from usage_tracker.store.folded import SUMMED
+
+    t = 300 * DAY
+    # Tokens of zero in some rows: a read of tokens alone leaves those keys out, and a read
+    # of every metric keeps them (they made requests).
+    rows = [_result(t + h * HOUR, f"m{h % 3}", h % 5, api_key_id=f"k{h % 7}") for h in range(90)]
+    rows += [_result(t + h * HOUR, "m0", 0, api_key_id="idle") for h in range(6, 80, 9)]
+    costs = [
+        CostResult(
+            t + d * DAY,
+            t + (d + 1) * DAY,
+            "p",
+            f"m{d % 3}, input",
+            f"k{d}",
+            Decimal(d),
+            "usd",
+            None,
+            None,
+        )
+        for d in range(4)
+    ]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", t, t + 4 * DAY, rows, estimate=store.prices.estimate
+        )
+        writes.replace_costs(conn, t, t + 4 * DAY, costs)
+    every, tokens = list(SUMMED), ["input_tokens"]
+    start, end = t + 5 * HOUR, t + 3 * DAY + 7 * HOUR
+    with store.snapshot() as snapshot:
+        reads = [
+            (start, end, every, list(schema.FOLDED)),
+            (start, end, tokens, ["api_key", "model"]),  # from the first read
+            (start, end, ["num_model_requests"], ["api_key"]),
+            (t, end, tokens, ["api_key"]),  # another range: read
+            (t, end, every, ["api_key", "source"]),  # wider than what was read: read again
+            (t, end, tokens, ["source"]),
+        ]
+        for lo, hi, metrics, groupings in reads:
+            expected = store.folded_totals(lo, hi, metrics, groupings)
+            assert snapshot.folded_totals(lo, hi, metrics, groupings) == expected
+            assert any(expected[g] for g in groupings)
+
+        def keys(metrics: list[str]) -> set[str]:
+            read = snapshot.folded_totals(start, end, metrics, ["api_key"])["api_key"]
+            return {r["api_key_id"] for r in read}
+
+        assert keys(["num_model_requests"]) - keys(tokens) == {"idle"}
+        for lo, hi in ((start, end), (t, t + DAY), (t + HOUR, t + 2 * DAY - HOUR)):
+            assert snapshot.folded_costs(lo, hi) == store.folded_costs(lo, hi)
+        first = snapshot.folded_costs(start, end)
+        first["api_key"].clear()  # what a caller does with its rows stays with it
+        assert snapshot.folded_costs(start, end) == store.folded_costs(start, end)

@@ -86,6 +86,14 @@ class Store:
             yield conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """This store for one computation of several reports over the same ranges (a page's
+        summary, chart and reconciliation): its reads share one connection, and each range's
+        folded totals and billed costs are read once (see :class:`_Snapshot`)."""
+        with translated(), self.engine.connect() as conn:
+            yield _Snapshot(self, conn)
+
+    @contextmanager
     def sync_lock(self) -> Iterator[bool]:
         """True while this process holds the sync lock; False when another one does."""
         with translated(), sync_lock(self.engine) as held:
@@ -247,6 +255,52 @@ class Store:
     def _all(self, table: Any) -> list[Row]:
         with self._reading() as conn:
             return queries.table_rows(conn, table)
+
+
+class _Snapshot(Store):
+    """A :class:`Store` whose reads run on one connection, for the length of one computation,
+    remembering its folded reads: a range's totals read for every metric and grouping answer
+    a later read of fewer of them over the same range (what that read would return: its
+    metrics, its rows with any of them not zero), and a range's billed costs are read once."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        super().__init__(store.engine, store.prices)
+        self._conn = conn
+        self._totals: dict[tuple[int, int], tuple[set[str], set[str], dict[str, list[Row]]]] = {}
+        self._costs: dict[tuple[int, int], dict[str, list[Row]]] = {}
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with translated():
+            yield self._conn
+
+    def folded_totals(
+        self,
+        start: int,
+        end: int,
+        metrics: Sequence[str],
+        groupings: Sequence[str] = tuple(schema.FOLDED),
+    ) -> dict[str, list[Row]]:
+        seen = self._totals.get((start, end))
+        if seen is None or not (set(metrics) <= seen[0] and set(groupings) <= seen[1]):
+            read = super().folded_totals(start, end, metrics, groupings)
+            seen = self._totals[start, end] = (set(metrics), set(groupings), read)
+        return {g: _only(seen[2][g], schema.FOLDED[g], metrics) for g in groupings}
+
+    def folded_costs(self, start: int, end: int) -> dict[str, list[Row]]:
+        days = (start - start % folded.DAY, -(-end // folded.DAY) * folded.DAY)  # as it reads
+        if days not in self._costs:
+            self._costs[days] = super().folded_costs(*days)
+        return {g: [dict(r) for r in rows] for g, rows in self._costs[days].items()}
+
+
+def _only(rows: list[Row], column: str, metrics: Sequence[str]) -> list[Row]:
+    """Copies of folded total rows with only ``metrics``, those with any of them not zero."""
+    return [
+        {"connection": r["connection"], column: r[column], **{m: r[m] for m in metrics}}
+        for r in rows
+        if any(r[m] for m in metrics)
+    ]
 
 
 __all__ = ["GROUPABLE", "Row", "Store", "StoreUnavailableError", "schema", "writes"]

@@ -28,18 +28,22 @@ DAY = 86400
 ZERO = Decimal(0)
 
 
+_STORED_DIMENSIONS = tuple(schema.STORED_AS[name] for name in DIMENSIONS)
+_NO_METRICS = dict.fromkeys(METRICS, 0)
+
+
 def usage_row(result: UsageResult, connection: str) -> dict[str, Any]:
     """The stored row of one upstream result of ``connection``: absent dimensions as "",
     absent counters as 0."""
-    row: dict[str, Any] = {
-        "connection": connection,
-        "source": result.source,
-        "bucket_start": result.start_time,
-    }
-    for name, value in zip(DIMENSIONS, result.dimensions, strict=True):
-        row[schema.STORED_AS[name]] = schema.to_stored(value)
-    for metric in METRICS:
-        row[metric] = result.metrics.get(metric, 0)
+    values = map(schema.to_stored, result.dimensions)
+    row: dict[str, Any] = dict(zip(_STORED_DIMENSIONS, values, strict=True))
+    row["connection"], row["source"], row["bucket_start"] = (
+        connection,
+        result.source,
+        result.start_time,
+    )
+    row.update(_NO_METRICS)
+    row.update(result.metrics)
     return row
 
 

@@ -462,22 +462,23 @@ def page_figures(
     provisional = provisional_from(state)
 
     def figures() -> Figures:
-        where = view.where(state, names)
-        summary = reports.summary(
-            state.store,
-            names,
-            view.lo,
-            view.hi,
-            where=where or None,
-            scope=scope,
-            provisional_from=provisional,
-        )
-        chart = reports.usage_over_time(
-            state.store, names, view.lo, view.hi, view.stack, where=scope.narrow(where or None)
-        )
-        findings = reports.reconciliation(
-            state.store, view.lo, view.hi, scope=scope, per_day=False
-        )["findings"]
+        where = view.where(state, names) or None
+        with state.store.snapshot() as store:  # the three read the range's totals once
+            summary = reports.summary(
+                store,
+                names,
+                view.lo,
+                view.hi,
+                where=where,
+                scope=scope,
+                provisional_from=provisional,
+            )
+            chart = reports.usage_over_time(
+                store, names, view.lo, view.hi, view.stack, where=scope.narrow(where)
+            )
+            findings = reports.reconciliation(store, view.lo, view.hi, scope=scope, per_day=False)[
+                "findings"
+            ]
         label = f"Tokens per {chart['bucket']}, by {view.stack}"
         return summary, charts.stacked_bars(chart, label=label), findings
 
