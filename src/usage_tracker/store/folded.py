@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -512,7 +512,7 @@ def usage_days(
     values = list(values)
 
     def named(stored: Any) -> Any:
-        return case(dict(into), value=stored) if into else stored
+        return _named(stored.table.name, stored.name, tuple(into.items())) if into else stored
 
     known = stored(conn)
     first_day = -(-start // DAY) * DAY
@@ -563,6 +563,14 @@ def usage_days(
         for key, values_ in totals.items()
         if any(values_)
     ]
+
+
+@lru_cache(maxsize=32)
+def _named(table: str, column: str, names: tuple[tuple[str, str], ...]) -> Any:
+    """The column ``column`` of ``table`` as the name each of its values has in ``names``:
+    built once for the names a chart shows again (a CASE of a few dozen values costs more to
+    build than to run)."""
+    return case(dict(names), value=schema.metadata.tables[table].c[column])
 
 
 def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row]:
