@@ -125,6 +125,34 @@ def test_it_parses_the_costs_examples() -> None:
     assert one.api_key_id is None
 
 
+def test_cost_results_are_taken_in_every_form_the_contract_allows_and_refused_otherwise() -> None:
+    """An amount as a float (kept as written), an integer or a string; ids and the unit absent
+    or strings; anything else is refused, naming the field."""
+    base = {"amount": {"value": 0.06, "currency": "usd"}, "line_item": "gpt-4o, input"}
+    assert parse_cost_result(0, 1, base).amount == Decimal("0.06")
+    assert parse_cost_result(0, 1, {**base, "amount": {"value": 3}}).amount == Decimal(3)
+    one = parse_cost_result(0, 1, {**base, "amount": {"value": "1.25"}, "project_id": "p"})
+    assert (one.amount, one.currency, one.project_id, one.api_key_id) == (
+        Decimal("1.25"),
+        "usd",
+        "p",
+        None,
+    )
+    for field, value, named in (
+        ("project_id", 7, "project_id"),
+        ("api_key_id", ["k"], "api_key_id"),
+        ("line_item", {"a": 1}, "line_item"),
+        ("quantity_unit", 3, "quantity_unit"),
+        ("amount", {"value": True}, "amount.value"),
+        ("amount", {"value": "lots"}, "amount.value"),
+        ("amount", {"value": 1, "currency": 5}, "currency"),
+        ("amount", [1], "amount"),
+        ("quantity", "many", "quantity"),
+    ):
+        with pytest.raises(BadUpstreamResponseError, match=named):
+            parse_cost_result(0, 1, {**base, field: value})
+
+
 def test_it_parses_the_name_examples() -> None:
     client = _mock_client(
         {

@@ -77,21 +77,30 @@ def parse_usage_result(source: str, start: int, end: int, raw: Mapping[str, Any]
 
 
 def parse_cost_result(start: int, end: int, raw: Mapping[str, Any]) -> CostResult:
+    # As parse_usage_result: what is nearly always so (a string or absent id, a float amount)
+    # inline; anything else goes through the checks that take or refuse it with its reason.
     amount = raw.get("amount") or {}
     if not isinstance(amount, Mapping):
         raise BadUpstreamResponseError("field 'amount' should be an object")
+    value = amount.get("value", 0)
+    currency = amount.get("currency")
     quantity = raw.get("quantity")
-    project_id, line_item, api_key_id = (_opt_str(raw, k) for k in COSTS_GROUP_BY)
+    get = raw.get
+    ids = [get(k) for k in COSTS_GROUP_BY]
+    if any(v is not None and type(v) is not str for v in ids):
+        ids = [_opt_str(raw, k) for k in COSTS_GROUP_BY]  # refused, with the field's name
+    unit = get("quantity_unit")
+    project_id, line_item, api_key_id = ids
     return CostResult(
-        start_time=start,
-        end_time=end,
-        project_id=project_id,
-        line_item=line_item,
-        api_key_id=api_key_id,
-        amount=_decimal(amount.get("value", 0), "amount.value"),
-        currency=_opt_str(amount, "currency") or "usd",
-        quantity=None if quantity is None else _decimal(quantity, "quantity"),
-        quantity_unit=_opt_str(raw, "quantity_unit"),
+        start,
+        end,
+        project_id,
+        line_item,
+        api_key_id,
+        Decimal(repr(value)) if type(value) is float else _decimal(value, "amount.value"),
+        (currency if type(currency) is str else _opt_str(amount, "currency")) or "usd",
+        None if quantity is None else _decimal(quantity, "quantity"),
+        unit if unit is None or type(unit) is str else _opt_str(raw, "quantity_unit"),
     )
 
 
