@@ -117,6 +117,8 @@ class Prices:
             price_usd = per_request * requests + sum(
                 (per_token[k] * n for k, n in totals.items() if n), Decimal(0)
             )
+        elif _library_model(model) is None:  # unpriced: no average request to work out
+            return None
         else:
             one = _library_price(_average_request(row, requests), model, when, key)
             if one is None:
