@@ -104,26 +104,48 @@ def add_rows(conn: Connection, rows: Mapping[str, Sequence[Any]], summed: Sequen
     more than writing them (it reads every source's rows of those hours)."""
     at = [start - start % QUARTER for start in rows["bucket_start"]]
     sums = list(zip(*(rows[m] for m in summed), strict=True))
+    per_block: dict[int, Sequence[Any]] | None = None  # of a column with one value (the source)
     out: list[tuple[Any, ...]] = []
     for grouping, column in schema.FOLDED.items():
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, key in enumerate(zip(at, rows[column], rows["connection"], strict=True)):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [i]
-            else:
-                group.append(i)
-        for (block, value, connection), members in groups.items():
-            if len(members) == 1:
-                total: Sequence[Any] = sums[members[0]]
-            else:
-                total = [sum(c) for c in zip(*map(sums.__getitem__, members), strict=True)]
+        values, connections = rows[column], rows["connection"]
+        if len(set(values)) == 1 and len(set(connections)) == 1:
+            if per_block is None:
+                per_block = {
+                    block: _sum([sums[i] for i in members])
+                    for block, members in _groups(at).items()
+                }
+            value, connection = values[0], connections[0]
+            out += [
+                (schema.BLOCK_HOURS[0], block, grouping, value, connection, *total)
+                for block, total in per_block.items()
+            ]
+            continue
+        keys = zip(at, values, connections, strict=True)
+        for (block, value, connection), members in _groups(keys).items():
+            total = _sum([sums[i] for i in members])
             out.append((schema.BLOCK_HOURS[0], block, grouping, value, connection, *total))
     if not out:
         return
     names = ("hours", "start", "grouping", "value", "connection", *summed)
     columns = dict(zip(names, map(list, zip(*out, strict=True)), strict=True))
     bulk.execute(conn, _adding_statement(conn.dialect.name, tuple(summed)), columns)
+
+
+def _groups(keys: Iterable[Any]) -> dict[Any, list[int]]:
+    """Each key's positions in ``keys``."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [i]
+        else:
+            group.append(i)
+    return groups
+
+
+def _sum(rows: list[Sequence[Any]]) -> Sequence[Any]:
+    """Rows of numbers summed column by column."""
+    return rows[0] if len(rows) == 1 else [sum(c) for c in zip(*rows, strict=True)]
 
 
 @cache
