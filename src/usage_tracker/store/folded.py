@@ -495,15 +495,19 @@ def add(
 ) -> None:
     """Add (``sign`` 1) or take away (-1) each result row's sums (after its ``width`` key
     columns) to ``totals`` by key."""
-    zero = _zero(metrics)
-    exact = [m == "estimated_usd" for m in metrics]
+    # PostgreSQL sums integers as NUMERIC; the estimate is a Decimal already.
+    kinds = [(m == "estimated_usd", z) for m, z in zip(metrics, _zero(metrics), strict=True)]
     for row in rows:
-        key, values = tuple(row[:width]), row[width:]
-        current = totals.setdefault(key, list(zero))
-        for i, value in enumerate(values):
-            if value:
-                # PostgreSQL sums integers as NUMERIC; the estimate is a Decimal already.
-                current[i] += sign * (value if exact[i] else int(value))
+        key = tuple(row[:width])
+        values = [
+            (v if exact else int(v)) if v else zero
+            for v, (exact, zero) in zip(row[width:], kinds, strict=True)
+        ]
+        current = totals.get(key)
+        if current is None:
+            totals[key] = values if sign == 1 else [-v for v in values]
+        else:
+            totals[key] = [c + sign * v for c, v in zip(current, values, strict=True)]
 
 
 def period_start(at: Any, per: int) -> Any:
