@@ -61,17 +61,16 @@ def take_source_hours(
 ) -> None:
     """Take the stored hourly rows of ``connection``'s ``source`` in [start, end) away from
     the six-hour blocks (before those hours are written again)."""
-    bounds = {"connection": connection, "source": source, "lo": start, "hi": end, "sign": -1}
-    for statement in _source_hours_statements(conn.dialect.name):
+    bounds = {"connection": connection, "source": source, "lo": start, "hi": end}
+    for statement in _taking_statements(conn.dialect.name):
         conn.execute(statement, bounds)
 
 
 @cache
-def _source_hours_statements(dialect: str, summed: tuple[str, ...] = SUMMED) -> list[Any]:
-    # Built once per shape: a statement this size costs more to build than to run.
+def _taking_statements(dialect: str) -> list[Any]:
+    # Built once: a statement this size costs more to build than to run.
     hourly, folded = schema.usage, schema.usage_folded
     block = (hourly.c.bucket_start - hourly.c.bucket_start % QUARTER).label("block")
-    sign = bindparam("sign", type_=BigInteger)
     statements = []
     for grouping, column in schema.FOLDED.items():
         rows = (
@@ -82,7 +81,7 @@ def _source_hours_statements(dialect: str, summed: tuple[str, ...] = SUMMED) -> 
                 hourly.c[column],
                 hourly.c.connection,
                 # As stored (an estimate is scaled): no type may touch the sign.
-                *(type_coerce(func.sum(hourly.c[m]), BigInteger) * sign for m in summed),
+                *(-type_coerce(func.sum(hourly.c[m]), BigInteger) for m in SUMMED),
             )
             .where(
                 hourly.c.connection == bindparam("connection"),
@@ -92,8 +91,7 @@ def _source_hours_statements(dialect: str, summed: tuple[str, ...] = SUMMED) -> 
             )
             .group_by(block, hourly.c[column], hourly.c.connection)
         )
-        keys = [c.name for c in folded.primary_key.columns]
-        statements.append(_upsert_adding(dialect, folded, rows, [*keys, *summed]))
+        statements.append(_upsert_adding(dialect, folded, rows))
     return statements
 
 
@@ -164,16 +162,13 @@ def quarters(start: int, end: int) -> tuple[int, int]:
     return start - start % QUARTER, -(-end // QUARTER) * QUARTER
 
 
-def _upsert_adding(
-    dialect: str, table: Table, rows: Any, columns: Sequence[str] | None = None
-) -> Any:
-    """INSERT ``rows`` into ``columns`` of ``table`` (every one by default), adding them to
-    a row already there."""
+def _upsert_adding(dialect: str, table: Table, rows: Any) -> Any:
+    """INSERT ``rows`` (every column of ``table``) into ``table``, adding them to a row already
+    there."""
     insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
-    columns = [c.name for c in table.columns] if columns is None else list(columns)
-    statement = insert_(table).from_select(columns, rows)
+    statement = insert_(table).from_select([c.name for c in table.columns], rows)
     keys = [c.name for c in table.primary_key.columns]
-    adding = {c: table.c[c] + statement.excluded[c] for c in columns if c not in keys}
+    adding = {c.name: c + statement.excluded[c.name] for c in table.columns if c.name not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=adding)
 
 
