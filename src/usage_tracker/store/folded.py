@@ -91,7 +91,7 @@ def _taking_statements(dialect: str) -> list[Any]:
             )
             .group_by(block, hourly.c[column], hourly.c.connection)
         )
-        statements.append(_upsert_adding(dialect, folded, rows))
+        statements.append(_upsert_adding(dialect, folded, [c.name for c in folded.columns], rows))
     return statements
 
 
@@ -150,11 +150,7 @@ def _sum(rows: list[Sequence[Any]]) -> Sequence[Any]:
 def _adding_statement(dialect: str, summed: tuple[str, ...]) -> Any:
     """A six-hour block's row of ``summed`` columns, added to the one already there."""
     table = schema.usage_folded
-    keys = [c.name for c in table.primary_key.columns]
-    insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert_(table).values({name: bindparam(name) for name in (*keys, *summed)})
-    adding = {m: table.c[m] + statement.excluded[m] for m in summed}
-    return statement.on_conflict_do_update(index_elements=keys, set_=adding)
+    return _upsert_adding(dialect, table, [*(c.name for c in table.primary_key.columns), *summed])
 
 
 def quarters(start: int, end: int) -> tuple[int, int]:
@@ -162,13 +158,19 @@ def quarters(start: int, end: int) -> tuple[int, int]:
     return start - start % QUARTER, -(-end // QUARTER) * QUARTER
 
 
-def _upsert_adding(dialect: str, table: Table, rows: Any) -> Any:
-    """INSERT ``rows`` (every column of ``table``) into ``table``, adding them to a row already
-    there."""
-    insert_ = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert_(table).from_select([c.name for c in table.columns], rows)
+def _upsert_adding(
+    dialect: str, table: Table, columns: Sequence[str], rows: Any | None = None
+) -> Any:
+    """INSERT into ``columns`` of ``table`` the ``rows`` of a select or, without one, a row of
+    parameters named as the columns, adding them to a row already there."""
+    insert_ = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    statement = (
+        insert_.values({c: bindparam(c) for c in columns})
+        if rows is None
+        else insert_.from_select(columns, rows)
+    )
     keys = [c.name for c in table.primary_key.columns]
-    adding = {c.name: c + statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    adding = {c: table.c[c] + statement.excluded[c] for c in columns if c not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=adding)
 
 
