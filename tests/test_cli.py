@@ -273,8 +273,13 @@ def test_demo_serves_a_populated_dashboard_and_cleans_up(tmp_path: Path) -> None
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while True:
+            # A demo that exited or never came up fails with what it printed, not a bare
+            # "connection refused".
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the demo did not come up on {url}:\n{proc.communicate()[0]}")
             try:
                 if httpx2.get(url + "/api/health", timeout=2).status_code == 200:
                     break

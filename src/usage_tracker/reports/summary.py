@@ -88,7 +88,6 @@ FOLDED_AS = {
     "project": "project",
 }
 """Which folded grouping each summary grouping is read from (model and source: their own)."""
-ESTIMATED = (*METRICS, *ESTIMATES)
 OF_ONE_CONNECTION = ("api_key", "project", "user")
 """Summary groupings whose rows name the connection they come from (a provider's ids)."""
 
@@ -102,8 +101,11 @@ def summary(
     where: Mapping[str, Sequence[str]] | None = None,
     scope: Scope = EVERYTHING,
     provisional_from: int | None = None,
+    metrics: Sequence[str] = METRICS,
 ) -> dict[str, Any]:
-    """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
+    """Totals over [start, end) of ``metrics`` (the counters: input and output tokens always;
+    every counter unless a caller shows fewer): per grouping in :data:`SUMMARY_GROUPS`, each
+    row with its
     billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
     ``/api/summary`` both render this. ``where`` narrows the usage (and the billed cost, which
     the Costs API gives per project, key and line item, by whole UTC days: a filter by key or
@@ -112,10 +114,12 @@ def summary(
     with each row: at the list prices of the row's own UTC day."""
     check_range(start, end)
     narrowed = scope.narrow(where)
+    counters = tuple(dict.fromkeys(["input_tokens", "output_tokens", *metrics]))
+    counted = (*counters, *ESTIMATES)
     billed_usd: Decimal | None
     if narrowed is None:
         # Everything, unfiltered: the folded rollups, a few hundred rows per grouping.
-        folded = store.folded_totals(start, end, ESTIMATED)
+        folded = store.folded_totals(start, end, counted)
         rows_of = {g: folded[FOLDED_AS.get(g, g)] for g in SUMMARY_GROUPS}
         every = folded["source"]  # each usage row is of exactly one source
         costs = store.folded_costs(start, end)
@@ -124,7 +128,7 @@ def summary(
         per_project = {r["project_id"]: r["amount"] for r in costs["project"]}
     else:
         columns = list(dict.fromkeys(GROUPINGS[g] for g in SUMMARY_GROUPS))
-        every = store.usage_totals(start, end, columns, where=narrowed, metrics=ESTIMATED)
+        every = store.usage_totals(start, end, columns, where=narrowed, metrics=counted)
         rows_of = dict.fromkeys(SUMMARY_GROUPS, every)
         every_cost = cost_totals(
             store,
@@ -143,13 +147,13 @@ def summary(
         for cost in cost_rows:
             project = cost["project_id"]
             per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
-    totals = fold(names, every, (), ESTIMATED)
+    totals = fold(names, every, (), counted)
     by = {
         g: money.with_money(
             g,
-            fold(names, rows_of[g], [g], ESTIMATED, connection=g in OF_ONE_CONNECTION),
+            fold(names, rows_of[g], [g], counted, connection=g in OF_ONE_CONNECTION),
             billed,
-            METRICS,
+            counters,
         )
         for g in SUMMARY_GROUPS
     }
@@ -159,7 +163,11 @@ def summary(
     for row in by["api_key"]:  # a key billed without usage: the connection its names are of
         row.setdefault("connection", names.connection(row["api_key"] or ""))
         row["provider"] = names.provider(row["connection"])
-    total = totals[0] if totals else {**_zero_totals(), "estimated_usd": Decimal(0)}
+    total = (
+        totals[0]
+        if totals
+        else {**dict.fromkeys(counters, 0), "tokens": 0, "estimated_usd": Decimal(0)}
+    )
     unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
     by_project = [
         {"project_id": p, "amount": amount, "name": names.project(p)}
@@ -200,10 +208,6 @@ def _per_provider(names: Names, connections: list[dict[str, Any]]) -> list[dict[
                 continue
             into[name] = value if into.get(name) is None else into[name] + value
     return sorted(out.values(), key=lambda r: (-r["tokens"], r["provider"]))
-
-
-def _zero_totals() -> dict[str, Any]:
-    return {**dict.fromkeys(METRICS, 0), "tokens": 0}
 
 
 def keys_of_team(names: Names, team: str) -> list[str]:

@@ -71,6 +71,17 @@ OTHER_SOURCE_COUNTERS = {
     "file_search_calls": ("num_requests", "calls"),
     "web_search_calls": ("num_requests", "calls"),
 }
+SHOWN = tuple(
+    dict.fromkeys(
+        [
+            "input_cached_tokens",
+            "num_model_requests",
+            *(c for c, _ in OTHER_SOURCE_COUNTERS.values() if c != "tokens"),
+        ]
+    )
+)
+"""The counters the page shows besides input and output tokens (``tokens`` is their sum): a
+first view sums only these."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -472,6 +483,7 @@ def page_figures(
                 where=where,
                 scope=scope,
                 provisional_from=provisional,
+                metrics=SHOWN,
             )
             chart = reports.usage_over_time(
                 store, names, view.lo, view.hi, view.stack, where=scope.narrow(where)
