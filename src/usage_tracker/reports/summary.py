@@ -163,11 +163,8 @@ def summary(
     for row in by["api_key"]:  # a key billed without usage: the connection its names are of
         row.setdefault("connection", names.connection(row["api_key"] or ""))
         row["provider"] = names.provider(row["connection"])
-    total = (
-        totals[0]
-        if totals
-        else {**dict.fromkeys(counters, 0), "tokens": 0, "estimated_usd": Decimal(0)}
-    )
+    nothing: dict[str, Any] = {**dict.fromkeys(counters, 0), "tokens": 0}
+    total = totals[0] if totals else {**nothing, "estimated_usd": Decimal(0)}
     unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
     by_project = [
         {"project_id": p, "amount": amount, "name": names.project(p)}
