@@ -397,7 +397,7 @@ def usage_totals(
     metrics, groupings = tuple(metrics), tuple(groupings)
     if how.blocks:
         lengths = tuple(sorted(how.blocks))
-        query = _blocks_statement(lengths, metrics)
+        query = _over_blocks("usage_folded", ("grouping", "value", "connection"), metrics, lengths)
         wanted = set(groupings)
         rows = conn.execute(query, {f"starts{n}": how.blocks[n] for n in lengths})
         add(totals, (r for r in rows if r[0] in wanted), 3, metrics)
@@ -433,10 +433,12 @@ def usage_totals(
 
 
 @cache
-def _blocks_statement(lengths: tuple[int, ...], metrics: tuple[str, ...]) -> Any:
-    """Sums per grouping and value over the blocks of ``lengths`` whose starts are the
-    parameters ``starts<length>``."""
-    folded = schema.usage_folded
+def _over_blocks(
+    table: str, keys: tuple[str, ...], summed: tuple[str, ...], lengths: tuple[int, ...]
+) -> Any:
+    """The sums of ``summed`` per ``keys`` over the blocks of ``table`` of ``lengths`` whose
+    starts are the parameters ``starts<length>``."""
+    folded = schema.metadata.tables[table]
     which = or_(
         *(
             and_(
@@ -446,12 +448,9 @@ def _blocks_statement(lengths: tuple[int, ...], metrics: tuple[str, ...]) -> Any
             for length in lengths
         )
     )
-    keys = (folded.c.grouping, folded.c.value, folded.c.connection)
-    return (
-        select(*keys, *(func.sum(folded.c[m]) for m in metrics))
-        .where(which)  # every grouping: a filter on it leads SQLite to scan the table
-        .group_by(*keys)
-    )
+    by = [folded.c[k] for k in keys]
+    # every grouping: a filter on it leads SQLite to scan the table
+    return select(*by, *(func.sum(folded.c[m]) for m in summed)).where(which).group_by(*by)
 
 
 @cache
@@ -527,16 +526,13 @@ def usage_days(
     ``grouping``) in [start, end), optionally only of ``values``; rows have ``day`` (the day's
     or the week's start) and the grouping's stored column. Summed by the database; ``values``
     as a mapping (value -> name) sums the values of a name together, under that name."""
-    folded, hourly = schema.usage_folded, schema.usage
     column = schema.FOLDED[grouping]
     if values is None:  # the values of the range first: then the index finds their days
         values = [r[column] for r in usage_totals(conn, start, end, metrics, [grouping])[grouping]]
     into = values if isinstance(values, Mapping) else None
     values = list(values)
-
-    def named(stored: Any) -> Any:
-        return _named(stored.table.name, stored.name, tuple(into.items())) if into else stored
-
+    names = tuple(into.items()) if into else None
+    metrics = tuple(metrics)
     known = stored(conn)
     first_day = -(-start // DAY) * DAY
     last_day = end - end % DAY
@@ -559,28 +555,13 @@ def usage_days(
                 (24, last_week, last_day),
             ]
     for hours_, lo, hi in blocks_:
-        if lo >= hi:
-            continue
-        within = (
-            folded.c.hours == hours_,
-            folded.c.grouping == grouping,
-            folded.c.start >= lo,
-            folded.c.start < hi,
-            folded.c.value.in_(values),
-        )
-        if hours_ * HOUR == per and not into:  # a block per period and value: nothing to sum
-            query = select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics))
-        else:
-            period, name = period_start(folded.c.start, per), named(folded.c.value)
-            sums = (func.sum(folded.c[m]) for m in metrics)
-            query = select(period, name, *sums).group_by(period, name)
-        add(totals, conn.execute(query.where(*within)), 2, metrics)
-    period, name = period_start(hourly.c.bucket_start, per), named(hourly.c[column])
+        if lo < hi:
+            query = _days_blocks_statement(hours_, per, metrics, names)
+            bounds = {"grouping": grouping, "lo": lo, "hi": hi, "values": values}
+            add(totals, conn.execute(query, bounds), 2, metrics)
     for lo, hi in hours:
-        query = select(period, name, *(func.sum(hourly.c[m]) for m in metrics)).where(
-            hourly.c.bucket_start >= lo, hourly.c.bucket_start < hi, hourly.c[column].in_(values)
-        )
-        add(totals, conn.execute(query.group_by(period, name)), 2, metrics)
+        query = _days_hours_statement(column, per, metrics, names)
+        add(totals, conn.execute(query, {"lo": lo, "hi": hi, "values": values}), 2, metrics)
     return [
         {"day": int(key[0]), column: key[1], **dict(zip(metrics, values_, strict=True))}
         for key, values_ in totals.items()
@@ -588,12 +569,50 @@ def usage_days(
     ]
 
 
-@lru_cache(maxsize=32)
-def _named(table: str, column: str, names: tuple[tuple[str, str], ...]) -> Any:
-    """The column ``column`` of ``table`` as the name each of its values has in ``names``:
-    built once for the names a chart shows again (a CASE of a few dozen values costs more to
-    build than to run)."""
-    return case(dict(names), value=schema.metadata.tables[table].c[column])
+@lru_cache(maxsize=64)
+def _days_blocks_statement(
+    hours: int, per: int, metrics: tuple[str, ...], names: tuple[tuple[str, str], ...] | None
+) -> Any:
+    """Sums per period of ``per`` and value (or name of ``names``) of the folded blocks of
+    ``hours`` in [lo, hi) of the parameter ``grouping``'s ``values``. Built once per shape (and
+    set of names a chart shows again): building one costs more than running it."""
+    folded = schema.usage_folded
+    within = (
+        folded.c.hours == hours,
+        folded.c.grouping == bindparam("grouping"),
+        folded.c.start >= bindparam("lo"),
+        folded.c.start < bindparam("hi"),
+        folded.c.value.in_(bindparam("values", expanding=True)),
+    )
+    if hours * HOUR == per and names is None:  # a block per period and value: nothing to sum
+        return select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics)).where(
+            *within
+        )
+    period = period_start(folded.c.start, per)
+    name = folded.c.value if names is None else case(dict(names), value=folded.c.value)
+    sums = (func.sum(folded.c[m]) for m in metrics)
+    return select(period, name, *sums).where(*within).group_by(period, name)
+
+
+@lru_cache(maxsize=64)
+def _days_hours_statement(
+    column: str, per: int, metrics: tuple[str, ...], names: tuple[tuple[str, str], ...] | None
+) -> Any:
+    """As :func:`_days_blocks_statement`, from the hourly rows in [lo, hi) whose ``column`` is
+    one of ``values``."""
+    hourly = schema.usage
+    period = period_start(hourly.c.bucket_start, per)
+    name = hourly.c[column] if names is None else case(dict(names), value=hourly.c[column])
+    sums = (func.sum(hourly.c[m]) for m in metrics)
+    return (
+        select(period, name, *sums)
+        .where(
+            hourly.c.bucket_start >= bindparam("lo"),
+            hourly.c.bucket_start < bindparam("hi"),
+            hourly.c[column].in_(bindparam("values", expanding=True)),
+        )
+        .group_by(period, name)
+    )
 
 
 def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row]:
@@ -611,21 +630,14 @@ def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row
 def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
     """Billed amounts on the UTC days that [start, end) touches, per value of each grouping of
     ``schema.COSTS_FOLDED``."""
-    folded = schema.costs_folded
     first_day, last_day = start - start % DAY, -(-end // DAY) * DAY
     out: dict[str, list[Row]] = {g: [] for g in schema.COSTS_FOLDED}
     parts = blocks(first_day, last_day, schema.BLOCK_HOURS[1:])
     if not parts:
         return out
-    which = or_(
-        *(and_(folded.c.hours == n, folded.c.start.in_(starts)) for n, starts in parts.items())
-    )
-    query = (
-        select(folded.c.grouping, folded.c.value, func.sum(folded.c.amount))
-        .where(which)
-        .group_by(folded.c.grouping, folded.c.value)
-    )
-    for row in conn.execute(query):
+    lengths = tuple(sorted(parts))
+    query = _over_blocks("costs_folded", ("grouping", "value"), ("amount",), lengths)
+    for row in conn.execute(query, {f"starts{n}": parts[n] for n in lengths}):
         grouping, value, amount = str(row[0]), row[1], row[2]
         if amount:
             out[grouping].append({schema.COSTS_FOLDED[grouping]: value, "amount": amount})
