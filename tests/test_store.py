@@ -534,3 +534,43 @@ def test_a_snapshot_reads_what_the_store_reads(store: Store) -> None:
         first = snapshot.folded_costs(start, end)
         first["api_key"].clear()  # what a caller does with its rows stays with it
         assert snapshot.folded_costs(start, end) == store.folded_costs(start, end)
+
+
+def test_the_days_of_a_few_values_are_read_through_the_value_index(tmp_path: Path) -> None:
+    """SQLite with no statistics takes the primary key for a chart's days of a few values, and
+    reads every grouping's blocks of the range: the read names the value index itself."""
+    from sqlalchemy import event
+
+    store = Store.open(f"sqlite:///{tmp_path / 'plans.db'}")
+    start = 2902 * DAY
+    rows = [_result(start + h * HOUR, "m", 5, api_key_id=f"k{h % 3}") for h in range(24 * 20)]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn, "completions", start, start + 20 * DAY, rows, estimate=store.prices.estimate
+        )
+    plans: list[str] = []
+
+    def explain(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if "by_value" in statement:
+            raw = store.engine.raw_connection()
+            try:
+                found = raw.cursor().execute(f"EXPLAIN QUERY PLAN {statement}", params)
+                plans.append(" ".join(str(r[3]) for r in found.fetchall()))
+            finally:
+                raw.close()
+
+    event.listen(store.engine, "before_cursor_execute", explain)
+    try:
+        for per in (DAY, 7 * DAY):
+            days = store.folded_days(start, start + 20 * DAY, "api_key", ["input_tokens"], per=per)
+            assert sum(r["input_tokens"] for r in days) == 5 * 24 * 20
+            named = {"k0": "zero", "k1": "one"}
+            days = store.folded_days(
+                start, start + 20 * DAY, "api_key", ["input_tokens"], values=named, per=per
+            )
+            assert sum(r["input_tokens"] for r in days) == 5 * 16 * 20
+    finally:
+        event.remove(store.engine, "before_cursor_execute", explain)
+        store.close()
+    assert len(plans) >= 4
+    assert all("USING INDEX ix_usage_folded_value" in plan for plan in plans), plans

@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     type_coerce,
     union_all,
     update,
@@ -556,7 +557,7 @@ def usage_days(
             ]
     for hours_, lo, hi in blocks_:
         if lo < hi:
-            query = _days_blocks_statement(hours_, per, metrics, names)
+            query = _days_blocks_statement(conn.dialect.name, hours_, per, metrics, names)
             bounds = {"grouping": grouping, "lo": lo, "hi": hi, "values": values}
             add(totals, conn.execute(query, bounds), 2, metrics)
     for lo, hi in hours:
@@ -571,12 +572,16 @@ def usage_days(
 
 @lru_cache(maxsize=64)
 def _days_blocks_statement(
-    hours: int, per: int, metrics: tuple[str, ...], names: tuple[tuple[str, str], ...] | None
+    dialect: str,
+    hours: int,
+    per: int,
+    metrics: tuple[str, ...],
+    names: tuple[tuple[str, str], ...] | None,
 ) -> Any:
     """Sums per period of ``per`` and value (or name of ``names``) of the folded blocks of
     ``hours`` in [lo, hi) of the parameter ``grouping``'s ``values``. Built once per shape (and
     set of names a chart shows again): building one costs more than running it."""
-    folded = schema.usage_folded
+    folded = _by_value(dialect)
     within = (
         folded.c.hours == hours,
         folded.c.grouping == bindparam("grouping"),
@@ -592,6 +597,19 @@ def _days_blocks_statement(
     name = folded.c.value if names is None else case(dict(names), value=folded.c.value)
     sums = (func.sum(folded.c[m]) for m in metrics)
     return select(period, name, *sums).where(*within).group_by(period, name)
+
+
+@cache
+def _by_value(dialect: str) -> Any:
+    """The folded rollup as read for a few values of one grouping: on SQLite through its index
+    by value. Without statistics (ANALYZE, which connections already open would not see) its
+    planner takes the primary key instead and reads every grouping's blocks of the range: a
+    90-day chart's days of one connection took 2.7 ms that way, 0.1 ms by the index."""
+    folded = schema.usage_folded
+    if dialect != "sqlite":
+        return folded
+    indexed = text("SELECT * FROM usage_folded INDEXED BY ix_usage_folded_value")
+    return indexed.columns(*folded.c).subquery("by_value")
 
 
 @lru_cache(maxsize=64)
