@@ -138,8 +138,14 @@ WEEKS = [  # past three months the chart has a bar per week
 ]
 
 
-@pytest.mark.parametrize(("start", "end"), [*MONTHS, *WEEKS])
-@pytest.mark.parametrize("stack", ["person", "model"])
+HOURS = [  # up to two days the chart has a bar per hour
+    pytest.param(NOW - NOW % HOUR - 30 * HOUR, NOW - NOW % HOUR + HOUR, id="hours"),
+    pytest.param(NOW - NOW % DAY - 2 * DAY, NOW - NOW % DAY, id="two days"),
+]
+
+
+@pytest.mark.parametrize(("start", "end"), [*HOURS, *MONTHS, *WEEKS])
+@pytest.mark.parametrize("stack", ["person", "model", "team", "api_key"])
 def test_the_chart_from_the_rollup_equals_the_chart_from_the_rows(
     synced: tuple[Store, simulator.Organization], start: int, end: int, stack: str
 ) -> None:

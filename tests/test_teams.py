@@ -135,6 +135,14 @@ def test_the_dashboard_has_a_teams_table_and_exports_by_team(app: LiveApp) -> No
     assert "stack=team" in page
     narrowed = httpx2.get(app.url + "/?range=7d&team=Research&stack=team")
     assert narrowed.status_code == 200
+    # Stacked by team with nothing narrowed: bars by the hour, the day and the week.
+    today = dt.datetime.fromtimestamp(NOW, dt.UTC).date()
+    months = f"custom&start={today - dt.timedelta(days=120)}&end={today}"
+    for shown in ("today", "7d", months):
+        by_team = httpx2.get(app.url + f"/?range={shown}&stack=team")
+        assert by_team.status_code == 200, shown
+        legend = by_team.text.split('class="legend"', 1)[1].split("</ul>", 1)[0]
+        assert 'title="Research"' in legend, shown
     csv = httpx2.get(app.url + "/api/export?by=team&format=csv").text
     header, *rows = csv.strip().splitlines()
     assert header.startswith("team,cost centre,")

@@ -29,8 +29,8 @@ def usage_over_time(
     step = STEPS[bucket]
     first = period_start(start, WEEK) if bucket == "week" else start - start % step
     labels = list(range(first, end, step))
-    if bucket != "hour" and where is None:
-        data = _days_from_folded(store, names, start, end, stack, series=series, per=step)
+    if where is None:
+        data = _from_folded(store, names, start, end, stack, series=series, per=step)
     else:
         by = "day" if bucket == "week" else bucket  # days, then added into their weeks
         data = _stacked(
@@ -87,13 +87,13 @@ def _stacked(
     return data
 
 
-def _days_from_folded(
+def _from_folded(
     store: Store, names: Names, start: int, end: int, stack: str, *, series: int, per: int
 ) -> dict[str, dict[int, int]]:
-    """Everyone's tokens per day (or week: ``per``): the biggest series over the range from
-    the folded totals, their days from the folded days, and "other" as each day's total less
-    theirs."""
-    grouping = "api_key" if stack in ("person", "api_key") else "model"
+    """Everyone's tokens per hour, day or week (``per``): the biggest series over the range
+    from the folded totals, their periods from the folded days (hours: the hourly rows), and
+    "other" as each period's total less theirs."""
+    grouping = "model" if stack == "model" else "api_key"  # people and teams are keys
     column = GROUPINGS[stack]
     label_of = {}
     by_series: dict[str, int] = {}

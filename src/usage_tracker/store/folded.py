@@ -508,9 +508,9 @@ def add(
 
 
 def period_start(at: Any, per: int) -> Any:
-    """The start of the UTC day (``per`` DAY) or week from Monday (WEEK) holding ``at``: a
-    timestamp or a column of them."""
-    return at - at % DAY if per == DAY else at - (at - MONDAY) % WEEK
+    """The start of the hour (``per`` HOUR), UTC day (DAY) or week from Monday (WEEK) holding
+    ``at``: a timestamp or a column of them."""
+    return at - (at - MONDAY) % WEEK if per == WEEK else at - at % per
 
 
 def usage_days(
@@ -523,10 +523,11 @@ def usage_days(
     values: Sequence[str] | Mapping[str, str] | None = None,
     per: int = DAY,
 ) -> list[Row]:
-    """Summed ``metrics`` per (UTC day, or week from Monday when ``per`` is WEEK; value of
-    ``grouping``) in [start, end), optionally only of ``values``; rows have ``day`` (the day's
-    or the week's start) and the grouping's stored column. Summed by the database; ``values``
-    as a mapping (value -> name) sums the values of a name together, under that name."""
+    """Summed ``metrics`` per (UTC day, or week from Monday when ``per`` is WEEK, or hour when
+    it is HOUR; value of ``grouping``) in [start, end), optionally only of ``values``; rows have
+    ``day`` (the period's start) and the grouping's stored column. Summed by the database;
+    ``values`` as a mapping (value -> name) sums the values of a name together, under that
+    name. Hours come from the hourly rows alone."""
     column = schema.FOLDED[grouping]
     if values is None:  # the values of the range first: then the index finds their days
         values = [r[column] for r in usage_totals(conn, start, end, metrics, [grouping])[grouping]]
@@ -555,6 +556,8 @@ def usage_days(
                 (schema.WEEK_HOURS, first_week, last_week),
                 (24, last_week, last_day),
             ]
+    if per == HOUR:  # hour by hour: the hourly rows themselves
+        blocks_, hours = [], [(start, end)]
     for hours_, lo, hi in blocks_:
         if lo < hi:
             query = _days_blocks_statement(conn.dialect.name, hours_, per, metrics, names)
