@@ -33,6 +33,7 @@ from usage_tracker.settings import Settings, SettingsError
 from usage_tracker.store import Store, StoreUnavailableError, writes
 from usage_tracker.store.schema import DEFAULT_CONNECTION
 from usage_tracker.sync import Feed, SyncReport, run_forever, sync_each, sync_once, sync_recent
+from usage_tracker.web import templating
 from usage_tracker.web.auth import CurrentUser, SignInRequired
 from usage_tracker.web.cursors import CursorSigner
 from usage_tracker.web.minute import (
@@ -197,6 +198,7 @@ def create_app(
         )
         state.alerts = _start_alerts(state)
         state.actions = _start_actions(state)
+        templating.compile_all()
         for name, opened in clients.items():
             opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state

@@ -46,3 +46,10 @@ def usd(amount: Any) -> str:
 
 
 templates.env.filters["usd"] = usd
+
+
+def compile_all() -> None:
+    """Compile every template now (about 175 ms), at start-up: otherwise the first visitor's
+    page compiles the ones it uses (a first dashboard took 149 ms, the next ones 30)."""
+    for name in templates.env.list_templates():
+        templates.env.get_template(name)
