@@ -205,10 +205,15 @@ def create_app(
         thread = None
         if run_sync and clients:
             thread = _start_sync(state, _feeds(settings, clients, found))
+        # What is stored already, before any sync pass (a first backfill takes minutes): in
+        # the background, so that start-up waits for none of it.
+        warming = threading.Thread(target=_warm, args=(state,), name="warm", daemon=True)
+        warming.start()
         try:
             yield
         finally:
             state.stopping.set()
+            warming.join(timeout=30)
             if thread is not None:
                 thread.join(timeout=30)
             opened_here = [c for c in [minute_client, *clients.values()] if c is not None]
@@ -356,6 +361,12 @@ def _after_sync(state: AppState) -> None:
         engine.run()
     if state.actions is not None:
         state.actions.run()
+    _warm(state)
+
+
+def _warm(state: AppState) -> None:
+    """The range presets computed for the data's current version (the first visitor's page
+    answered from memory, and every statement the pages run compiled)."""
     from usage_tracker.web.pages import warm
 
     try:
