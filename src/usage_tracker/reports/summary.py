@@ -103,15 +103,14 @@ def summary(
     provisional_from: int | None = None,
     metrics: Sequence[str] = METRICS,
 ) -> dict[str, Any]:
-    """Totals over [start, end) of ``metrics`` (the counters: input and output tokens always;
-    every counter unless a caller shows fewer): per grouping in :data:`SUMMARY_GROUPS`, each
-    row with its
+    """Totals over [start, end): per grouping in :data:`SUMMARY_GROUPS`, each row with its
     billed and estimated cost (see :mod:`.money`), of the ``scope``'s keys only. Pages and
     ``/api/summary`` both render this. ``where`` narrows the usage (and the billed cost, which
     the Costs API gives per project, key and line item, by whole UTC days: a filter by key or
     model narrows it too, through the model each line item names). Billed days from
     ``provisional_from`` on may still change (costs settle late). Estimates are those stored
-    with each row: at the list prices of the row's own UTC day."""
+    with each row: at the list prices of the row's own UTC day. ``metrics`` are the counters
+    summed (input and output tokens always): every one unless a caller shows fewer."""
     check_range(start, end)
     narrowed = scope.narrow(where)
     counters = tuple(dict.fromkeys(["input_tokens", "output_tokens", *metrics]))

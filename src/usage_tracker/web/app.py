@@ -198,16 +198,13 @@ def create_app(
         )
         state.alerts = _start_alerts(state)
         state.actions = _start_actions(state)
-        templating.compile_all()
         for name, opened in clients.items():
             opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state
         thread = None
         if run_sync and clients:
             thread = _start_sync(state, _feeds(settings, clients, found))
-        # What is stored already, before any sync pass (a first backfill takes minutes): in
-        # the background, so that start-up waits for none of it.
-        warming = threading.Thread(target=_warm, args=(state,), name="warm", daemon=True)
+        warming = threading.Thread(target=_warm_up, args=(state,), name="warm", daemon=True)
         warming.start()
         try:
             yield
@@ -361,6 +358,14 @@ def _after_sync(state: AppState) -> None:
         engine.run()
     if state.actions is not None:
         state.actions.run()
+    _warm(state)
+
+
+def _warm_up(state: AppState) -> None:
+    """At start-up, in the background (start-up waits for none of it): every template compiled
+    and the presets of what is stored already, before any sync pass (a first backfill takes
+    minutes)."""
+    templating.compile_all()
     _warm(state)
 
 
