@@ -198,19 +198,17 @@ def create_app(
         )
         state.alerts = _start_alerts(state)
         state.actions = _start_actions(state)
+        templating.compile_all()  # before serving (175 ms): not by the first visitor
         for name, opened in clients.items():
             opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state
         thread = None
         if run_sync and clients:
             thread = _start_sync(state, _feeds(settings, clients, found))
-        warming = threading.Thread(target=_warm_up, args=(state,), name="warm", daemon=True)
-        warming.start()
         try:
             yield
         finally:
             state.stopping.set()
-            warming.join(timeout=30)
             if thread is not None:
                 thread.join(timeout=30)
             opened_here = [c for c in [minute_client, *clients.values()] if c is not None]
@@ -358,20 +356,6 @@ def _after_sync(state: AppState) -> None:
         engine.run()
     if state.actions is not None:
         state.actions.run()
-    _warm(state)
-
-
-def _warm_up(state: AppState) -> None:
-    """At start-up, in the background (start-up waits for none of it): every template compiled
-    and the presets of what is stored already, before any sync pass (a first backfill takes
-    minutes)."""
-    templating.compile_all()
-    _warm(state)
-
-
-def _warm(state: AppState) -> None:
-    """The range presets computed for the data's current version (the first visitor's page
-    answered from memory, and every statement the pages run compiled)."""
     from usage_tracker.web.pages import warm
 
     try:
