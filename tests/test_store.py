@@ -388,7 +388,7 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
     """Pages written with the longer blocks deferred (a first backfill): every range reads as
     the rows do meanwhile (from six-hour blocks where blocks wait), and after they are summed
     once the blocks are what page-by-page upkeep would have made."""
-    from usage_tracker.store import folded
+    from usage_tracker.store import folded, folding
 
     monday = 2902 * DAY
     metrics = ["input_tokens", "num_model_requests"]
@@ -402,7 +402,7 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
                 conn, "completions", lo, hi, rows, estimate=store.prices.estimate, defer_blocks=True
             )
     with store.engine.connect() as conn:
-        assert folded.deferred(conn) == (monday, monday + 30 * DAY)
+        assert folding.deferred(conn) == (monday, monday + 30 * DAY)
     ranges = [
         (monday, monday + 30 * DAY),
         (monday - 5 * DAY + 7 * HOUR, monday + 17 * DAY + 3 * HOUR),
@@ -430,10 +430,10 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
     longer = table.select().where(table.c.hours > schema.BLOCK_HOURS[0])
     with store.transaction() as conn:
         assert writes.settle_blocks(conn)
-        assert folded.deferred(conn) is None
+        assert folding.deferred(conn) is None
         settled = sorted(map(tuple, conn.execute(longer).all()))
         assert not writes.settle_blocks(conn)  # nothing waits any more
-        folded.rebuild_blocks(conn, table, monday - 300 * DAY, monday + 300 * DAY)
+        folding.rebuild_blocks(conn, table, monday - 300 * DAY, monday + 300 * DAY)
         assert sorted(map(tuple, conn.execute(longer).all())) == settled
     every_range_reads_as_the_rows()
 

@@ -22,7 +22,7 @@ from usage_tracker.providers.records import (
     User,
 )
 
-from . import bulk, folded, schema
+from . import bulk, folded, folding, schema
 
 DAY = 86400
 ZERO = Decimal(0)
@@ -64,7 +64,7 @@ def replace_usage(
 ) -> int:
     """Make the stored hours of ``connection``'s ``source`` in [start, end) exactly
     ``results``, each with its estimate; refresh the folded rollups of the hours they touch
-    (the folded blocks longer than six hours left to ``folded.settle_blocks`` when
+    (the folded blocks longer than six hours left to ``folding.settle_blocks`` when
     ``defer_blocks``). Call inside a transaction. Returns the rows written."""
     rows = [usage_row(r, connection) for r in results]
     return rewrite_usage(
@@ -100,7 +100,7 @@ def rewrite_usage(
     before = select(table.c.bucket_start).where(mine, *within)
     if held and conn.execute(before.limit(1)).first() is not None:
         # what they held before goes
-        folded.take_source_hours(conn, source, start, end, connection=connection)
+        folding.take_source_hours(conn, source, start, end, connection=connection)
     conn.execute(delete(table).where(mine, *within))
     for row in rows:
         usd = estimate(row, row["bucket_start"])
@@ -110,12 +110,12 @@ def rewrite_usage(
     # only the columns not zero in every row (a source has a dozen of the 29 or fewer)
     summed = [m for m in folded.SUMMED if any(stored[m])]
     if summed:
-        folded.add_rows(conn, stored, summed)
-    lo, hi = folded.quarters(start, end)
+        folding.add_rows(conn, stored, summed)
+    lo, hi = folding.quarters(start, end)
     if defer_blocks:
-        folded.defer_blocks(conn, lo, hi)
+        folding.defer_blocks(conn, lo, hi)
     else:
-        folded.rebuild_blocks(conn, schema.usage_folded, lo, hi)
+        folding.rebuild_blocks(conn, schema.usage_folded, lo, hi)
     return len(rows)
 
 
@@ -152,7 +152,7 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
             )
     days = conn.execute(select(func.min(schema.costs.c.day), func.max(schema.costs.c.day))).one()
     if days[0] is not None:
-        folded.refold_costs(conn, int(days[0]), int(days[1]) + DAY)
+        folding.refold_costs(conn, int(days[0]), int(days[1]) + DAY)
     return total
 
 
@@ -169,7 +169,7 @@ def bump_version(conn: Connection) -> None:
 def settle_blocks(conn: Connection) -> bool:
     """Sum the folded blocks that pages written with ``defer_blocks`` left; False when none
     waited."""
-    return folded.settle_blocks(conn)
+    return folding.settle_blocks(conn)
 
 
 def replace_costs(
@@ -210,7 +210,7 @@ def replace_costs(
             if r.quantity is not None:
                 row["quantity"] = (row["quantity"] or 0) + r.quantity
     bulk.insert_many(conn, table, list(rows.values()))
-    folded.refold_costs(conn, start - start % DAY, -(-end // DAY) * DAY)
+    folding.refold_costs(conn, start - start % DAY, -(-end // DAY) * DAY)
     return len(rows)
 
 
