@@ -343,10 +343,9 @@ def _days_blocks_statement(
         return select(folded.c.start, folded.c.value, *(folded.c[m] for m in metrics)).where(
             *within
         )
-    period = period_start(folded.c.start, per)
-    name = folded.c.value if names is None else case(dict(names), value=folded.c.value)
-    sums = (func.sum(folded.c[m]) for m in metrics)
-    return select(period, name, *sums).where(*within).group_by(period, name)
+    return _per_period(
+        folded, "start", "value", per=per, metrics=metrics, names=names, within=within
+    )
 
 
 @cache
@@ -369,18 +368,32 @@ def _days_hours_statement(
     """As :func:`_days_blocks_statement`, from the hourly rows in [lo, hi) whose ``column`` is
     one of ``values``."""
     hourly = schema.usage
-    period = period_start(hourly.c.bucket_start, per)
-    name = hourly.c[column] if names is None else case(dict(names), value=hourly.c[column])
-    sums = (func.sum(hourly.c[m]) for m in metrics)
-    return (
-        select(period, name, *sums)
-        .where(
-            hourly.c.bucket_start >= bindparam("lo"),
-            hourly.c.bucket_start < bindparam("hi"),
-            hourly.c[column].in_(bindparam("values", expanding=True)),
-        )
-        .group_by(period, name)
+    within = (
+        hourly.c.bucket_start >= bindparam("lo"),
+        hourly.c.bucket_start < bindparam("hi"),
+        hourly.c[column].in_(bindparam("values", expanding=True)),
     )
+    return _per_period(
+        hourly, "bucket_start", column, per=per, metrics=metrics, names=names, within=within
+    )
+
+
+def _per_period(
+    rows: Any,
+    time: str,
+    value: str,
+    *,
+    per: int,
+    metrics: tuple[str, ...],
+    names: tuple[tuple[str, str], ...] | None,
+    within: Sequence[Any],
+) -> Any:
+    """``metrics`` of ``rows`` (``within``) summed per period of ``per`` of their ``time``
+    and per their ``value`` (or its name in ``names``)."""
+    period = period_start(rows.c[time], per)
+    name = rows.c[value] if names is None else case(dict(names), value=rows.c[value])
+    sums = (func.sum(rows.c[m]) for m in metrics)
+    return select(period, name, *sums).where(*within).group_by(period, name)
 
 
 def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row]:
