@@ -81,6 +81,19 @@ class Process:
                         total += int(line.split()[1])
         return round(total / 1024, 1)
 
+    def peaks_mb(self) -> dict[str, float]:
+        """The peak resident memory (VmHWM) so far of the server and of each of its workers
+        (uvicorn's, with ``WORKERS`` over 1), in MB: ``serve``, ``worker 1`` …"""
+        peaks = {}
+        for i, pid in enumerate([self.pid, *_children(self.pid)]):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks["serve" if i == 0 else f"worker {i}"] = round(
+                            int(line.split()[1]) / 1024, 1
+                        )
+        return peaks
+
 
 def _children(pid: int) -> list[int]:
     try:

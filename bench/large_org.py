@@ -197,9 +197,9 @@ def crowd(database: str, token: str, seconds: int) -> dict[str, Any]:
         with harness.app_process(database, workers=workers) as app:
             url = f"{app.url}/api/summary?start_time={start}&end_time={end}"
             harness.wrk(url, token, clients=50, seconds=2)  # warm every worker
-            out[f"{workers} worker{'s' if workers > 1 else ''}"] = harness.wrk(
-                url, token, clients=50, seconds=seconds
-            )
+            figures: dict[str, Any] = harness.wrk(url, token, clients=50, seconds=seconds)
+            out[f"{workers} worker{'s' if workers > 1 else ''}"] = figures
+            figures["peaks_mb"] = app.peaks_mb()
     return out
 
 
@@ -265,6 +265,7 @@ def memory(database: str, token: str, days: int) -> dict[str, Any]:
                 }
             time.sleep(1)
             after = app.rss_mb()
+            peaks = app.peaks_mb()
     hourly = walks["1h"]
     return {
         "before_mb": before,
@@ -273,6 +274,7 @@ def memory(database: str, token: str, days: int) -> dict[str, Any]:
         "walked_mb": hourly["walked_mb"],
         "pages": hourly["pages"],
         "walks": walks,
+        "peaks_mb": peaks,
     }
 
 
@@ -316,6 +318,7 @@ def main() -> None:
         if "reads" in only:
             with harness.app_process(facts["database"]) as app:
                 results.setdefault("reads", {})[backend] = reads(app.url, token, args.runs)
+                results.setdefault("peaks", {})[f"reads {backend}"] = app.peaks_mb()
             print(backend, "reads:", json.dumps(results["reads"][backend]), flush=True)
             keep()
         if "crowd" in only:
@@ -343,11 +346,14 @@ def main() -> None:
         from . import connections
 
         for backend in backends:
-            facts = connections.build(backend, size, args.days, args.latency_ms, POSTGRES)
+            facts = connections.build(backend, size, args.days, 0, POSTGRES)
             print(backend, "three connections:", facts, flush=True)
             token = harness.api_token(facts["database"])
             with harness.app_process(facts["database"]) as app:
                 facts["reads"] = reads(app.url, token, args.runs)
+                results.setdefault("peaks", {})[f"three connections, reads {backend}"] = (
+                    app.peaks_mb()
+                )
             results.setdefault("connections", {})[backend] = facts
             print(backend, "three connections reads:", json.dumps(facts["reads"]), flush=True)
             keep()

@@ -169,6 +169,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"{_met(_mib(y['database_mb']) <= TARGETS['database_mib'])}) "
             f"| {y['load']} |",
         ]
+    lines += _peaks(r)
     lines += _issue_22(r)
     if "connections" in r:
         lines += _connections(r["connections"])
@@ -190,6 +191,44 @@ def markdown(r: dict[str, Any]) -> str:
             s = o[who]
             lines.append(f"| {who} | {s['median']} | {s['p95']} | {s['upstream_per_100_views']} |")
     return "\n".join(lines) + "\n"
+
+
+def _peaks(r: dict[str, Any]) -> list[str]:
+    """The peak RSS of every process each part started: the server, each worker, the sync."""
+    serving = TARGETS["rss_mb"]
+    rows: list[tuple[str, str, float, float]] = []
+    for part, peaks in r.get("peaks", {}).items():
+        rows += [(part, p, mb, serving) for p, mb in peaks.items()]
+    for backend, runs in r.get("crowd", {}).items():
+        for workers, c in runs.items():
+            label = f"crowd {backend}, {workers}"
+            rows += [(label, p, mb, serving) for p, mb in c.get("peaks_mb", {}).items()]
+    if "memory" in r:
+        label = "a year of `/api/usage` walked, sqlite"
+        rows += [(label, p, mb, serving) for p, mb in r["memory"].get("peaks_mb", {}).items()]
+    if "sync" in r:
+        sync = r["sync"]
+        rows.append(
+            ("first backfill, sqlite", "sync --once", sync["peak_rss_mb"], TARGETS["sync_rss_mb"])
+        )
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Peak memory of every process",
+        "",
+        "Each process's peak resident memory (VmHWM) at the end of the part that started it: "
+        "`serve`, each of its workers when there are several, and the sync. *reads*: the "
+        "first and cached views above.",
+        "",
+        "| part | process | peak RSS | bound |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {part} | {process} | {mb} MB | ≤ {bound:.0f} MB: {_met(mb <= bound)} |"
+        for part, process, mb, bound in rows
+    ]
+    return lines
 
 
 def _issue_22(r: dict[str, Any]) -> list[str]:

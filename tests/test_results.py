@@ -11,7 +11,7 @@ import pytest
 
 from usage_tracker.people.names import KeyMappings
 from usage_tracker.store import Store
-from usage_tracker.web.results import Results
+from usage_tracker.web.results import Results, weight
 
 
 @pytest.fixture
@@ -79,3 +79,51 @@ def test_another_version_empties_the_cache(results: Results) -> None:
     new = (old[0] + 1, old[1])
     assert results.get(("q", new), lambda: "new") == "new"
     assert results.peek(("q", old)) is None
+
+
+def test_the_cache_holds_at_most_its_bytes_and_lets_the_least_recently_asked_go(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+    results = Results(store, KeyMappings(tmp_path / "none.json"), max_bytes=3_500_000)
+    version = results.version()
+    mb = [bytes([i]) * 1_000_000 for i in range(5)]
+    for i in range(3):
+        assert results.get(("q", version, i), lambda i=i: mb[i]) is mb[i]
+    assert results.peek(("q", version, 0)) is mb[0]  # asked again: now the most recent
+    results.get(("q", version, 3), lambda: mb[3])
+    assert results.peek(("q", version, 1)) is None  # the least recently asked went
+    assert [results.peek(("q", version, i)) is not None for i in (0, 2, 3)] == [True] * 3
+    assert 3_000_000 < results.held <= 3_500_000
+    whole = bytes(4_000_000)  # more than the whole cache: answered, not kept
+    assert results.get(("q", version, "big"), lambda: whole) is whole
+    assert results.peek(("q", version, "big")) is None
+    assert results.peek(("q", version, 3)) is mb[3]
+
+
+def test_a_reports_weight_is_estimated_within_a_third_of_what_it_allocated() -> None:
+    import tracemalloc
+    from decimal import Decimal
+
+    names = [f"metric_{m}" for m in range(30)]  # a report's keys are its fields' names
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    report = {
+        "by": {
+            g: [
+                {
+                    "api_key": f"key_{g}_{i:05d}",
+                    "name": f"A person called {i}" * (1 + i % 3),
+                    "estimated_usd": Decimal(i) / 7,
+                    **{name: i * 10**9 + m for m, name in enumerate(names)},
+                }
+                for i in range(n)
+            ]
+            for g, n in (("api_key", 600), ("model", 40), ("source", 12))
+        },
+        "totals": {"tokens": 10**12},
+    }
+    allocated = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    estimated = weight(report)
+    assert allocated * 2 / 3 < estimated < allocated * 4 / 3, (estimated, allocated)

@@ -8,9 +8,12 @@ is never older than the data, in any process or replica. Each process keeps its 
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -31,15 +34,52 @@ def as_json(result: dict[str, Any]) -> bytes:
     return _JSON.dump_json(result)
 
 
-class Results:
-    """A bounded cache of computed reports, keyed by the data's version and the question."""
+SAMPLE = 8
+"""Items of a container weighed to estimate the rest (:func:`weight`)."""
+_ATOMS = (str, bytes, bytearray, int, float, Decimal, bool, type(None))
 
-    def __init__(self, store: Store, mappings: KeyMappings, size: int = 256) -> None:
+
+def weight(value: Any, depth: int = 0) -> int:
+    """About how many bytes ``value`` holds: exact for bytes and strings, and for a container
+    its own size plus its items' as weighed from up to :data:`SAMPLE` of them, evenly spread
+    (the rows of a report are alike). A few thousand objects weighed at most, whatever the
+    size of a report."""
+    size = sys.getsizeof(value)
+    if isinstance(value, _ATOMS) or depth > 6:
+        return size
+    items: Any
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value if isinstance(value, list | tuple) else list(value)
+    elif dataclasses.is_dataclass(value):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif hasattr(value, "__dict__"):
+        items = list(vars(value).values())
+    else:
+        return size
+    count = len(items)
+    if count == 0:
+        return size
+    step = max(1, count // SAMPLE)
+    sampled = items[::step][:SAMPLE]
+    return size + sum(weight(v, depth + 1) for v in sampled) * count // len(sampled)
+
+
+class Results:
+    """A cache of computed reports bounded by their size (``max_bytes``, as :func:`weight`
+    estimates it), keyed by the data's version and the question; the least recently used go
+    first."""
+
+    def __init__(self, store: Store, mappings: KeyMappings, max_bytes: int = 12 << 20) -> None:
         self.store = store
         self.mappings = mappings
-        self.size = size
+        self.max_bytes = max_bytes
+        self.held = 0
+        """Bytes held, as :func:`weight` estimates them."""
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._weights: dict[Hashable, int] = {}
         self._seen: Hashable = None
         self._pending: dict[Hashable, _Pending] = {}
         self.computed: Counter[Hashable] = Counter()
@@ -72,6 +112,8 @@ class Results:
         with self._lock:
             if key[1] != self._seen:
                 self._entries.clear()
+                self._weights.clear()
+                self.held = 0
                 self._seen = key[1]
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -90,14 +132,24 @@ class Results:
             pending.value = compute()
             pending.ok = True
         finally:
+            heavy = weight(pending.value) if pending.ok else 0
             with self._lock:
                 self._pending.pop(key, None)
-                if pending.ok and key[1] == self._seen:
-                    self._entries[key] = pending.value
-                    while len(self._entries) > self.size:
-                        self._entries.popitem(last=False)
+                if pending.ok and key[1] == self._seen and heavy <= self.max_bytes:
+                    self._keep(key, pending.value, heavy)
             pending.done.set()
         return pending.value  # type: ignore[no-any-return]
+
+    def _keep(self, key: Hashable, value: Any, heavy: int) -> None:
+        """Hold ``value`` (of ``heavy`` bytes), letting the least recently used go until all
+        fit (with the lock held)."""
+        self.held -= self._weights.pop(key, 0)
+        self._entries[key] = value
+        self._weights[key] = heavy
+        self.held += heavy
+        while self.held > self.max_bytes:
+            old, _ = self._entries.popitem(last=False)
+            self.held -= self._weights.pop(old)
 
 
 class _Pending:

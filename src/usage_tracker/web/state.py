@@ -59,7 +59,9 @@ class AppState:
     """Failed sign-ins, counted in the database on the wall clock (whatever ``clock`` says)."""
 
     def __post_init__(self) -> None:
-        self.results = Results(self.store, self.mappings)
+        self.results = Results(
+            self.store, self.mappings, max_bytes=self.settings.results_cache_mb << 20
+        )
         self.throttle = LoginThrottle(self.store, time.time)
 
 
