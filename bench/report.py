@@ -324,7 +324,8 @@ def _connections(runs: dict[str, Any]) -> list[str]:
         "",
         "`openai` and `staging` are two organizations of the size above (seeds 1 and 2), "
         "`anthropic` is the first one's company on Anthropic's Admin API (its completions as "
-        "Claude traffic, a week of hours per page). Each simulator in its own process; the "
+        "Claude traffic, a week of hours per page). Each simulator in its own process, answering "
+        "at once (no latency: the wall is the sync's own work); the "
         "sync reads the connections one after the other into one database; the server reads "
         "across all three (every view below is of every connection, as a user first sees it).",
         "",
