@@ -82,16 +82,23 @@ class Process:
         return round(total / 1024, 1)
 
     def peaks_mb(self) -> dict[str, float]:
-        """The peak resident memory (VmHWM) so far of the server and of each of its workers
-        (uvicorn's, with ``WORKERS`` over 1), in MB: ``serve``, ``worker 1`` …"""
-        peaks = {}
-        for i, pid in enumerate([self.pid, *_children(self.pid)]):
+        """The peak resident memory (VmHWM) so far of the server and of each process it
+        started (uvicorn's workers with ``WORKERS`` over 1, multiprocessing's resource
+        tracker), in MB: ``serve``, ``worker 1`` …"""
+        peaks, workers = {}, 0
+        for pid in [self.pid, *_children(self.pid)]:
             with contextlib.suppress(OSError):
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if pid == self.pid:
+                    name = "serve"
+                elif b"resource_tracker" in command:
+                    name = "resource tracker"
+                else:
+                    workers += 1
+                    name = f"worker {workers}"
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
-                        peaks["serve" if i == 0 else f"worker {i}"] = round(
-                            int(line.split()[1]) / 1024, 1
-                        )
+                        peaks[name] = round(int(line.split()[1]) / 1024, 1)
         return peaks
 
 
