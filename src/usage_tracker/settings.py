@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     with AUTH_MODE=none, which answers only for loopback names and these."""
     refresh_seconds: int = Field(default=60, ge=0, le=3600)
     """How often an open dashboard refreshes itself; 0 turns live refresh off."""
-    results_cache_mb: int = Field(default=12, ge=0, le=4096)
+    results_cache_mb: int = Field(default=8, ge=0, le=4096)
     """Memory each server process may hold in computed reports (pages, summaries) for the
     data's current version; the least recently asked go first. 0 keeps none."""
 

@@ -274,11 +274,11 @@ def app_from_environment() -> FastAPI:
     """The app of the settings in the environment and .env: what each worker process of
     ``usage-tracker serve`` (WORKERS > 1) runs."""
     from usage_tracker.settings import load_settings
-    from usage_tracker.web.serving import tune_collector
+    from usage_tracker.web.serving import tune_memory
 
     settings = load_settings()
     runtime.configure_logging(settings)
-    tune_collector()
+    tune_memory()
     return create_app(settings)
 
 

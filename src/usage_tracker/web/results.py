@@ -71,7 +71,7 @@ class Results:
     estimates it), keyed by the data's version and the question; the least recently used go
     first."""
 
-    def __init__(self, store: Store, mappings: KeyMappings, max_bytes: int = 12 << 20) -> None:
+    def __init__(self, store: Store, mappings: KeyMappings, max_bytes: int = 8 << 20) -> None:
         self.store = store
         self.mappings = mappings
         self.max_bytes = max_bytes
