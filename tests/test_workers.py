@@ -1,6 +1,7 @@
 """`WORKERS=2` starts cleanly on a busy machine: uvicorn's supervisor pings each worker while it
 starts, and a worker that answers too late is killed and started again, which under load meant
-restart after restart (issue 22: 9 restarts at a load of 12)."""
+restart after restart (issue 22: 9 restarts at a load of 12). And what every serving process
+sets up for its memory: glibc's arenas capped at two."""
 
 from __future__ import annotations
 
@@ -94,3 +95,43 @@ def test_two_workers_start_under_a_cpu_hog_and_none_is_restarted(tmp_path: Path)
     assert "died" not in log, log
     assert "was not ready" not in log, log
     assert len(started) == 2, log
+
+
+ARENA_PROBE = """
+import ctypes, re, sys, threading
+if sys.argv[1] == "tuned":
+    from usage_tracker.web.serving import tune_memory
+    tune_memory()
+together = threading.Barrier(16)
+def allocate():
+    together.wait()  # all at once: glibc gives a contended thread an arena of its own
+    for _ in range(200):
+        del [bytearray(4096) for _ in range(200)][:]
+threads = [threading.Thread(target=allocate) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+out = ctypes.c_void_p(libc.fopen(sys.argv[2].encode(), b"w"))
+libc.malloc_info(0, out)
+libc.fclose(out)
+print(len(re.findall('<heap nr="', open(sys.argv[2]).read())))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+    reason="glibc's allocator",
+)
+def test_a_serving_process_keeps_two_malloc_arenas_however_many_threads_allocate(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def heaps(how: str) -> int:
+        run = [sys.executable, "-c", ARENA_PROBE, how, str(tmp_path / f"{how}.xml")]
+        done = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    assert heaps("plain") > 2  # the probe does make arenas: glibc's default would keep them
+    assert heaps("tuned") <= 2
