@@ -73,13 +73,8 @@ class Process:
 
     def rss_mb(self) -> float:
         """Resident memory of the process and its children (uvicorn's workers), in MB."""
-        total = 0
-        for pid in [self.pid, *_children(self.pid)]:
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return round(total / 1024, 1)
+        kb = (_status_kb(pid, "VmRSS") for pid in [self.pid, *_children(self.pid)])
+        return round(sum(k for k in kb if k is not None) / 1024, 1)
 
     def peaks_mb(self) -> dict[str, float]:
         """The peak resident memory (VmHWM) so far of the server and of each process it
@@ -87,19 +82,29 @@ class Process:
         tracker), in MB: ``serve``, ``worker 1`` …"""
         peaks, workers = {}, 0
         for pid in [self.pid, *_children(self.pid)]:
-            with contextlib.suppress(OSError):
+            try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if pid == self.pid:
-                    name = "serve"
-                elif b"resource_tracker" in command:
-                    name = "resource tracker"
-                else:
-                    workers += 1
-                    name = f"worker {workers}"
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks[name] = round(int(line.split()[1]) / 1024, 1)
+            except OSError:
+                continue  # gone
+            if pid == self.pid:
+                name = "serve"
+            elif b"resource_tracker" in command:
+                name = "resource tracker"
+            else:
+                workers += 1
+                name = f"worker {workers}"
+            if (kb := _status_kb(pid, "VmHWM")) is not None:
+                peaks[name] = round(kb / 1024, 1)
         return peaks
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    """A memory figure of /proc/PID/status in kB (None once the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in lines if line.startswith(f"{field}:")), None)
 
 
 def _children(pid: int) -> list[int]:

@@ -6,6 +6,7 @@ sets up for its memory: glibc's arenas capped at two."""
 from __future__ import annotations
 
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -119,10 +120,7 @@ print(len(re.findall('<heap nr="', open(sys.argv[2]).read())))
 """
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
-    reason="glibc's allocator",
-)
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 def test_a_serving_process_keeps_two_malloc_arenas_however_many_threads_allocate(
     tmp_path: Path,
 ) -> None:
