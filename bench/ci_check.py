@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ from usage_tracker.providers.openai import AdminClient
 from usage_tracker.store import Store
 from usage_tracker.sync import SyncWindow, sync_once
 from usage_tracker.web.serving import BackgroundServer
+
+from . import harness
 
 BASELINE = Path(__file__).with_name("ci_baseline.json")
 SIZE = simulator.Size(keys=30, users=8, projects=4, models=10, rows_per_hour=8)
@@ -93,9 +94,7 @@ def backfill_peak_mb(database_url: str, upstream: str, cwd: Path) -> float:
 def serving_peak_mb(database_url: str, cwd: Path, now: int) -> float:
     """``usage-tracker serve`` over the synced year: its peak RSS after every range preset of
     the dashboard, a year of /api/summary by each grouping and the year's exports."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = harness.free_port()
     env = _env(database_url, PORT=str(port), RECENT_SYNC_SECONDS="0")
     server = subprocess.Popen([*CLI, "serve"], env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -121,10 +120,9 @@ def serving_peak_mb(database_url: str, cwd: Path, now: int) -> float:
                 for fmt in ("csv", "xlsx"):
                     exported = http.get("/api/export", params={**year, "by": by, "format": fmt})
                     exported.raise_for_status()
-        status = Path(f"/proc/{server.pid}/status").read_text()
-        peak_kb = next(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
-        )
+        peak_kb = harness.status_kb(server.pid, "VmHWM")
+        if peak_kb is None:
+            raise RuntimeError("the server exited before its peak RSS was read")
     finally:
         server.terminate()
         server.wait(30)

@@ -73,7 +73,7 @@ class Process:
 
     def rss_mb(self) -> float:
         """Resident memory of the process and its children (uvicorn's workers), in MB."""
-        kb = (_status_kb(pid, "VmRSS") for pid in [self.pid, *_children(self.pid)])
+        kb = (status_kb(pid, "VmRSS") for pid in [self.pid, *_children(self.pid)])
         return round(sum(k for k in kb if k is not None) / 1024, 1)
 
     def peaks_mb(self) -> dict[str, float]:
@@ -93,12 +93,12 @@ class Process:
             else:
                 workers += 1
                 name = f"worker {workers}"
-            if (kb := _status_kb(pid, "VmHWM")) is not None:
+            if (kb := status_kb(pid, "VmHWM")) is not None:
                 peaks[name] = round(kb / 1024, 1)
         return peaks
 
 
-def _status_kb(pid: int, field: str) -> int | None:
+def status_kb(pid: int, field: str) -> int | None:
     """A memory figure of /proc/PID/status in kB (None once the process is gone)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
