@@ -51,6 +51,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+ANALYZED = ("usage", "usage_folded", "costs", "costs_folded")
+"""The large tables, whose statistics PostgreSQL's planner reads (see :func:`analyze`)."""
+
+
+def analyze(connection: Any) -> None:
+    """Fresh planner statistics of the large tables after a bulk load (a first backfill), on
+    PostgreSQL. Without them (autovacuum off, or not yet come round) it expects a few hundred
+    of the year's 9,500 folded rows and sorts them all before summing: 38 ms, against 17 ms
+    by hashing with them (three large connections, a 365-day summary). SQLite's reads are
+    written not to need statistics (its queries name their index where the choice matters),
+    and its ANALYZE reads every index whole: nothing to do there."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {', '.join(ANALYZED)}")
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (a no-op when it is already there), all steps in
     one transaction: a process killed mid-way leaves the schema as it was, never half-built."""

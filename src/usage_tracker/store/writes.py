@@ -22,7 +22,7 @@ from usage_tracker.providers.records import (
     User,
 )
 
-from . import bulk, folded, folding, schema
+from . import bulk, db, folded, folding, schema
 
 DAY = 86400
 ZERO = Decimal(0)
@@ -167,9 +167,13 @@ def bump_version(conn: Connection) -> None:
 
 
 def settle_blocks(conn: Connection) -> bool:
-    """Sum the folded blocks that pages written with ``defer_blocks`` left; False when none
+    """Sum the folded blocks that pages written with ``defer_blocks`` left, and refresh the
+    planner's statistics (a backfill's rows are in: see ``db.analyze``); False when none
     waited."""
-    return folding.settle_blocks(conn)
+    if not folding.settle_blocks(conn):
+        return False
+    db.analyze(conn)
+    return True
 
 
 def replace_costs(
