@@ -257,7 +257,8 @@ def test_the_rollup_answers_any_range_the_api_accepts(store: Store) -> None:
 
 def test_the_rollup_follows_rewrites_of_any_part_of_a_day(store: Store) -> None:
     """A re-synced range replaces what its days held in the folded blocks (not adds to it),
-    whatever the other sources hold on those days; every range still reads as the rows do."""
+    whatever the other sources hold on those days; every range still reads as the rows do,
+    every grouping read with the others and alone."""
     t = 200 * DAY
     first = [_result(t + h * HOUR, f"m{h % 3}", 10 + h, api_key_id=f"k{h % 4}") for h in range(72)]
     with store.transaction() as conn:
@@ -293,6 +294,10 @@ def test_the_rollup_follows_rewrites_of_any_part_of_a_day(store: Store) -> None:
                 start, end, _with_connection(column), metrics=["input_tokens", "num_model_requests"]
             )
             assert folded[grouping] == rows, (grouping, start - t, end - t)
+            alone = store.folded_totals(
+                start, end, ["input_tokens", "num_model_requests"], [grouping]
+            )
+            assert alone == {grouping: rows}, (grouping, start - t, end - t)
 
 
 def test_week_blocks_follow_rewrites_and_read_as_their_days(store: Store) -> None:

@@ -53,24 +53,27 @@ def usage_totals(
     totals: dict[tuple[Any, ...], list[Any]] = {}
     table = schema.usage
     keys = [_key_column(g) for g in group_by]
-    query = select(*keys, *(func.sum(table.c[m]).label(m) for m in metrics)).where(
-        table.c.bucket_start >= start, table.c.bucket_start < end
-    )
+    sums = (folded.stored_sum(conn.dialect.name, table.c[m]).label(m) for m in metrics)
+    query = select(*keys, *sums).where(table.c.bucket_start >= start, table.c.bucket_start < end)
     if sources is not None:
         query = query.where(table.c.source.in_(list(sources)))
     for column, values in (where or {}).items():
         query = query.where(table.c[column].in_(list(values)))
     if keys:
         query = query.group_by(*keys)
-    folded.add(totals, conn.execute(query), len(keys), metrics)
+    folded.add(totals, conn.execute(query), len(keys))
     return _rows(group_by, metrics, totals)
 
 
 def _rows(
     keys: Sequence[str], metrics: Sequence[str], totals: dict[tuple[Any, ...], list[Any]]
 ) -> list[Row]:
+    amounts = folded.amounts(metrics)
     return [
-        {**dict(zip(keys, key, strict=True)), **dict(zip(metrics, values, strict=True))}
+        {
+            **dict(zip(keys, key, strict=True)),
+            **dict(zip(metrics, folded.read_amounts(values, amounts), strict=True)),
+        }
         for key, values in sorted(totals.items(), key=lambda kv: tuple(str(k) for k in kv[0]))
         if any(values)
     ]

@@ -79,7 +79,11 @@ class Scaled(TypeDecorator[Decimal]):
         return None if value is None else int((value * self._unit).to_integral_value())
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(int(value)) / self._unit
+        return None if value is None else self.from_units(value)
+
+    def from_units(self, units: Any) -> Decimal:
+        """The amount ``units`` (as stored, or a sum of them) stand for."""
+        return Decimal(int(units)) / self._unit
 
 
 DEFAULT_CONNECTION = "openai"
