@@ -4,7 +4,8 @@ raises, names for display, and the fold of stored rows into groups."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from usage_tracker.people.names import Mappings, Names
@@ -104,27 +105,29 @@ def fold(
 ) -> list[dict[str, Any]]:
     """Stored rows summed per report grouping (several keys may be one person); with
     ``connection``, each with the connection its rows came from (None when several)."""
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    columns = [(g, GROUPINGS[g]) for g in group_by]
+    pick = _picker(metrics)
+    merged: dict[tuple[Any, ...], tuple[dict[str, Any], list[Any], Any]] = {}
     for row in rows:
-        key = tuple(_label(names, g, row[GROUPINGS[g]]) for g in group_by)
-        out = merged.get(key)
-        if out is None:  # the first row of its key: its counters as they are
-            out = merged[key] = dict(zip(group_by, key, strict=True))
-            for g in group_by:
-                if (display := _display(names, g, row[GROUPINGS[g]])) is not None:
-                    out[f"{g}_name"] = display
-            for m in metrics:
-                out[m] = row[m]
-            if connection:
-                out["connection"] = row.get("connection")
+        key = tuple([_label(names, g, row[c]) for g, c in columns])
+        found = merged.get(key)
+        if found is None:  # the first row of its key: its labels and counters as they are
+            head = dict(zip(group_by, key, strict=True))
+            for g, c in columns:
+                if (display := _display(names, g, row[c])) is not None:
+                    head[f"{g}_name"] = display
+            merged[key] = (head, list(pick(row)), row.get("connection"))
         else:
-            for m in metrics:
-                out[m] += row[m]
-            if connection and out["connection"] != row.get("connection"):
-                out["connection"] = None
-    result = list(merged.values())
-    for row in result:
-        row["tokens"] = row["input_tokens"] + row["output_tokens"]
+            head, sums, of = found
+            of = of if of == row.get("connection") else None
+            merged[key] = (head, [a + b for a, b in zip(sums, pick(row), strict=True)], of)
+    result = []
+    for head, sums, of in merged.values():
+        head.update(zip(metrics, sums, strict=True))
+        if connection:
+            head["connection"] = of
+        head["tokens"] = head["input_tokens"] + head["output_tokens"]
+        result.append(head)
     if group_by and group_by[0] in ("day", "hour"):
         return sorted(result, key=lambda r: r[group_by[0]])
     # Ties (sources without tokens…) in the order of their labels, whatever the rows' order.
@@ -136,6 +139,14 @@ def fold(
             [str(r[g]) for g in group_by],
         ),
     )
+
+
+def _picker(metrics: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values of ``metrics``, as a tuple."""
+    if len(metrics) == 1:  # an itemgetter of one gives the value alone
+        only = metrics[0]
+        return lambda row: (row[only],)
+    return itemgetter(*metrics)
 
 
 def connections_where(
