@@ -185,6 +185,9 @@ Index(
     usage_folded.c.value,
     usage_folded.c.hours,
     usage_folded.c.start,
+    # What a chart counts (``reports.charts.TOKENS``): its days read from the index alone.
+    usage_folded.c.input_tokens,
+    usage_folded.c.output_tokens,
 )
 
 COSTS_FOLDED = {
