@@ -429,6 +429,16 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
                 assert {(r["day"], r["api_key_id"]): r["input_tokens"] for r in read} == {
                     k: v for k, v in expected.items() if v
                 }
+                # Keys read under names (a chart's people): each name's keys summed.
+                named = {"k0": "zero and one", "k1": "zero and one", "k4": "four"}
+                read = store.folded_days(start, end, "api_key", metrics, values=named, per=per)
+                by_name: dict[tuple[int, str], int] = {}
+                for (day, key), tokens in expected.items():
+                    if key in named:
+                        by_name[day, named[key]] = by_name.get((day, named[key]), 0) + tokens
+                assert {(r["day"], r["api_key_id"]): r["input_tokens"] for r in read} == {
+                    k: v for k, v in by_name.items() if v
+                }
 
     every_range_reads_as_the_rows()
     table = schema.usage_folded
