@@ -451,7 +451,31 @@ def test_blocks_left_to_the_end_of_a_backfill_read_right_before_and_after(store:
         folding.rebuild_blocks(conn, table, monday - 300 * DAY, monday + 300 * DAY)
         assert sorted(map(tuple, conn.execute(longer).all())) == settled
     every_range_reads_as_the_rows()
-    if store.backend == "postgresql":  # the planner knows the backfill's rows (no costs here)
+
+
+def test_the_end_of_a_backfill_gives_postgresql_the_statistics_of_its_rows(store: Store) -> None:
+    """``Store.settle_blocks`` sums what a backfill left and then VACUUMs and ANALYZEs the
+    tables it filled on PostgreSQL (outside the transaction, which VACUUM refuses): nothing
+    waits afterwards, and the planner knows the rows."""
+    from usage_tracker.store import folding
+
+    day = 3000 * DAY
+    rows = [_result(day + h * HOUR, f"m{h % 3}", 10 + h, api_key_id=f"k{h % 4}") for h in range(48)]
+    with store.transaction() as conn:
+        writes.replace_usage(
+            conn,
+            "completions",
+            day,
+            day + 2 * DAY,
+            rows,
+            estimate=store.prices.estimate,
+            defer_blocks=True,
+        )
+    assert store.settle_blocks()
+    with store.engine.connect() as conn:
+        assert folding.deferred(conn) is None
+    assert not store.settle_blocks()  # nothing waits any more
+    if store.backend == "postgresql":  # the tables with rows (no costs here)
         assert _analyzed(store) >= {"usage", "usage_folded"}
 
 

@@ -242,8 +242,7 @@ def sync_once(
             report.limits_error = refresh_limits(store, client, projects, now, connection)
         # What the backfills left to sum once (also what a killed one left: readers take the
         # six-hour blocks there until then).
-        with store.transaction() as conn:  # the figures stay as they are: no new version
-            writes.settle_blocks(conn)
+        store.settle_blocks()  # the figures stay as they are: no new version
         return report
 
 

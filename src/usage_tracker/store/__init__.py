@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from usage_tracker.providers.prices import Prices
 
-from . import folded, queries, schema, writes
+from . import db, folded, queries, schema, writes
 from .db import connect, migrate, sync_lock
 from .errors import StoreUnavailableError, translated
 from .queries import GROUPABLE, Row
@@ -69,6 +69,21 @@ class Store:
         """One transaction; a database failure is raised as StoreUnavailableError."""
         with translated(), self.engine.begin() as conn:
             yield conn
+
+    def settle_blocks(self) -> bool:
+        """Sum the folded blocks a backfill left (``writes.settle_blocks``; False when none
+        waited) and then bring PostgreSQL's statistics and visibility map of the tables it
+        filled up to date (``db.after_bulk_load``). That second step only makes reads faster:
+        when it fails the sync goes on, and the log says so."""
+        with self.transaction() as conn:
+            if not writes.settle_blocks(conn):
+                return False
+        try:
+            with translated():
+                db.after_bulk_load(self.engine)
+        except StoreUnavailableError as e:
+            log.warning("after the backfill, the database's statistics were not refreshed: %s", e)
+        return True
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:

@@ -22,7 +22,7 @@ from usage_tracker.providers.records import (
     User,
 )
 
-from . import bulk, db, folded, folding, schema
+from . import bulk, folded, folding, schema
 
 DAY = 86400
 ZERO = Decimal(0)
@@ -167,13 +167,9 @@ def bump_version(conn: Connection) -> None:
 
 
 def settle_blocks(conn: Connection) -> bool:
-    """Sum the folded blocks that pages written with ``defer_blocks`` left, and refresh the
-    planner's statistics (a backfill's rows are in: see ``db.analyze``); False when none
-    waited."""
-    if not folding.settle_blocks(conn):
-        return False
-    db.analyze(conn)
-    return True
+    """Sum the folded blocks that pages written with ``defer_blocks`` left; False when none
+    waited (``Store.settle_blocks`` also tidies up after them)."""
+    return folding.settle_blocks(conn)
 
 
 def replace_costs(
