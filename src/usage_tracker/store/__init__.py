@@ -79,8 +79,8 @@ class Store:
             if not writes.settle_blocks(conn):
                 return False
         try:
-            with translated():
-                db.after_bulk_load(self.engine)
+            with self.autocommit() as conn:
+                db.after_bulk_load(conn)
         except StoreUnavailableError as e:
             log.warning("after the backfill, the database's statistics were not refreshed: %s", e)
         return True

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,18 +55,16 @@ BULK_LOADED = ("usage", "usage_folded", "costs", "costs_folded")
 """The large tables, which a first backfill fills (see :func:`after_bulk_load`)."""
 
 
-def after_bulk_load(engine: Engine) -> None:
+def after_bulk_load(connection: Connection) -> None:
     """PostgreSQL's view of the large tables after a first backfill filled them: VACUUM
-    (ANALYZE), outside any transaction. Without statistics (autovacuum off, or not come
-    round yet) the planner expected 213 of a year's 9,511 block rows and sorted them all
-    before summing (38 ms) instead of hashing them (17 ms); without the visibility map a
-    chart's days are read from the table as well as from the index that holds them (a
-    90-day chart of 96 keys: 23 ms against 8.5). Seconds, once (usage_folded of three large
-    connections: 3.9 s). SQLite's reads name their index where the choice matters, and its
-    ANALYZE reads every index whole: nothing to do there."""
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    (ANALYZE), on a ``connection`` in autocommit (VACUUM refuses a transaction). Without
+    statistics (autovacuum off, or not come round yet) the planner expected 213 of a year's
+    9,511 block rows and sorted them all before summing (38 ms) instead of hashing them
+    (17 ms); without the visibility map a chart's days are read from the table as well as
+    from the index that holds them (a 90-day chart of 96 keys: 23 ms against 8.5). Seconds,
+    once (usage_folded of three large connections: 3.9 s). SQLite's reads name their index
+    where the choice matters, and its ANALYZE reads every index whole: nothing to do there."""
+    if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(BULK_LOADED)}")
 
 

@@ -236,7 +236,7 @@ def _hours_statement(
     others = [g for g in groupings if schema.FOLDED[g] != "connection"]
     if dialect == "postgresql" and others:
         columns = [hourly.c[schema.FOLDED[g]] for g in others]
-        alone = [literal("connection")] if len(others) < len(groupings) else []
+        alone = len(others) < len(groupings)  # the connection's own grouping asked for too
         which = [(func.grouping(c) == 0, literal(g)) for g, c in zip(others, columns, strict=True)]
         given = [(func.grouping(c) == 0, c) for c in columns]
         sets = [tuple_(c, hourly.c.connection) for c in columns]
@@ -244,7 +244,7 @@ def _hours_statement(
             sets.append(tuple_(hourly.c.connection))
         return (
             select(
-                case(*which, else_=alone[0] if alone else None).label("grouping"),
+                case(*which, else_=literal("connection") if alone else None).label("grouping"),
                 case(*given, else_=hourly.c.connection).label("value"),
                 hourly.c.connection.label("in_connection"),
                 *sums,
