@@ -51,7 +51,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-BULK_LOADED = ("usage", "usage_folded", "costs", "costs_folded")
+BULK_LOADED = ("usage", "usage_folded", "usage_running", "costs", "costs_folded", "costs_running")
 """The large tables, which a first backfill fills (see :func:`after_bulk_load`)."""
 
 

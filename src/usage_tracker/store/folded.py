@@ -43,6 +43,9 @@ MONDAY = 4 * DAY
 """1970-01-01 was a Thursday: weeks start on the Mondays 4 days after it, 7 days apart."""
 SUMMED = (*METRICS, *schema.ESTIMATES)
 QUARTER = schema.BLOCK_HOURS[0] * HOUR
+RUNNING_AFTER = 4
+"""A range of more whole days than this reads them from two days' running totals (some 700
+rows each for three large connections), fewer from their day blocks (a day's: some 300)."""
 Row = dict[str, Any]
 Totals = dict[tuple[Any, ...], list[Any]]
 
@@ -149,6 +152,13 @@ def usage_totals(
     totals: Totals = {}
     metrics, groupings = tuple(metrics), tuple(groupings)
     dialect = conn.dialect.name
+    days = how.blocks.get(24, [])
+    if len(days) > RUNNING_AFTER and known.waiting is None:  # the days' ends' running totals
+        del how.blocks[24]
+        query = _running_statement(dialect, "usage_running", metrics)
+        for day, sign in ((days[-1] + DAY, 1), (days[0], -1)):
+            bounds = {"day": day, "groupings": list(groupings)}
+            add(totals, conn.execute(query, bounds), 3, sign)
     if how.blocks:
         lengths = tuple(sorted(how.blocks))
         query = _over_blocks(
@@ -212,6 +222,30 @@ def _over_blocks(
     # every grouping: a filter on it leads SQLite to scan the table
     sums = (stored_sum(dialect, folded.c[m]) for m in summed)
     return select(*by, *sums).where(which).group_by(*by)
+
+
+@cache
+def _running_statement(dialect: str, table: str, summed: tuple[str, ...]) -> Any:
+    """The running totals (as stored: see :func:`stored_sum`) of ``summed`` per grouping, value
+    and connection on the parameter ``day`` (of the parameter ``groupings``), or on the last
+    day stored before it: a value has a row on every day after its first use up to the day
+    after the last day stored, so the rows of a day after that are the rows of that last day,
+    and no row on a day is a total of nothing."""
+    running = schema.metadata.tables[table]
+    on = (
+        select(func.max(running.c.day))
+        .where(running.c.day <= bindparam("day", type_=BigInteger))
+        .scalar_subquery()
+    )
+    return select(
+        running.c.grouping,
+        running.c.value,
+        running.c.connection,
+        *(type_coerce(running.c[m], BigInteger) for m in summed),  # as stored_sum's
+    ).where(
+        running.c.day == on,
+        running.c.grouping.in_(bindparam("groupings", expanding=True)),
+    )
 
 
 @cache
@@ -496,19 +530,24 @@ def cost_days(conn: Connection, start: int, end: int, grouping: str) -> list[Row
 
 def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
     """Billed amounts on the UTC days that [start, end) touches, per value of each grouping of
-    ``schema.COSTS_FOLDED``."""
+    ``schema.COSTS_FOLDED``: the day blocks of a few days, the running totals at the ends of
+    more."""
     first_day, last_day = start - start % DAY, -(-end // DAY) * DAY
     out: dict[str, list[Row]] = {g: [] for g in schema.COSTS_FOLDED}
-    parts = blocks(first_day, last_day, schema.BLOCK_HOURS[1:])
-    if not parts:
+    if first_day >= last_day:
         return out
-    lengths = tuple(sorted(parts))
-    query = _over_blocks(
-        conn.dialect.name, "costs_folded", ("grouping", "value"), ("amount",), lengths
-    )
+    dialect, totals = conn.dialect.name, Totals()
+    if last_day - first_day > RUNNING_AFTER * DAY:
+        query = _running_statement(dialect, "costs_running", ("amount",))
+        for day, sign in ((last_day, 1), (first_day, -1)):
+            groupings = list(schema.COSTS_FOLDED)
+            rows = conn.execute(query, {"day": day, "groupings": groupings})
+            add(totals, ((r[0], r[1], r[3]) for r in rows), 2, sign)
+    else:
+        query = _over_blocks(dialect, "costs_folded", ("grouping", "value"), ("amount",), (24,))
+        add(totals, conn.execute(query, {"starts24": list(range(first_day, last_day, DAY))}), 2)
     kind: schema.Scaled = schema.costs_folded.c.amount.type  # type: ignore[assignment]
-    for row in conn.execute(query, {f"starts{n}": parts[n] for n in lengths}):
-        grouping, value, units = str(row[0]), row[1], row[2]
+    for (grouping, value), (units,) in totals.items():
         if units:
             amount = kind.from_units(units)
             out[grouping].append({schema.COSTS_FOLDED[grouping]: value, "amount": amount})

@@ -1,9 +1,10 @@
 """Keeping the folded rollups (read by :mod:`.folded`) in the same transaction as the rows
 they fold: a page of usage changes the six-hour blocks of its source's hours by the difference
-it made (what those hours held before is taken away, what they hold now is added), and the
-longer blocks over them are summed again from the blocks they hold; usage's week blocks
-(Monday to Monday) from its days. A first backfill defers the longer blocks to one sum at the
-end of its pass (``defer_blocks``, ``settle_blocks``).
+it made (what those hours held before is taken away, what they hold now is added), and the day
+blocks over them are summed again from the blocks they hold; usage's week blocks (Monday to
+Monday) from its days; then the running totals of every day after the first one touched, from
+the days. A first backfill defers the days, weeks and running totals to one sum at the end of
+its pass (``defer_blocks``, ``settle_blocks``).
 """
 
 from __future__ import annotations
@@ -17,21 +18,25 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Table,
+    and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
     literal,
     or_,
     select,
+    true,
     type_coerce,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import bulk, schema
-from .folded import HOUR, MONDAY, QUARTER, SUMMED, WEEK, period_start
+from .folded import DAY, HOUR, MONDAY, QUARTER, SUMMED, WEEK, period_start
 
 
 def take_source_hours(
@@ -154,20 +159,101 @@ def _upsert_adding(
 
 def rebuild_blocks(conn: Connection, table: Table, lo: int, hi: int) -> None:
     """The blocks over [lo, hi) longer than the shortest ``table`` holds, each summed from the
-    blocks of the length below it (the shortest ones are current); then usage's weeks, from
-    their days."""
+    blocks of the length below it (the shortest ones are current), and usage's weeks from their
+    days; then the running totals from the day of ``lo`` on (:func:`run_totals`)."""
     for length, delete_, insert_ in _block_statements(table.name):
         span, offset = length * HOUR, MONDAY if length == schema.WEEK_HOURS else 0
         first = lo - (lo - offset) % span
         bounds = {"first": first, "last": first + -(-(hi - first) // span) * span}
         conn.execute(delete_, bounds)
         conn.execute(insert_, bounds)
+    run_totals(conn, table, lo - lo % DAY)
+
+
+RUNNING = {
+    schema.usage_folded.name: schema.usage_running,
+    schema.costs_folded.name: schema.costs_running,
+}
+"""Each folded table's running totals."""
+
+
+def run_totals(conn: Connection, table: Table, base: int) -> None:
+    """The running totals of ``table``'s day blocks for every day after the UTC day ``base``
+    (whose own are current): that day's, plus the days since, to the day after the last day
+    block. A sync's write from today on sums a day or two of every value; a first backfill
+    sums a year once, at its end."""
+    last = conn.execute(_last_day_statement(table.name)).scalar()
+    delete_, insert_ = _running_statements(table.name)
+    conn.execute(delete_, {"base": base})
+    if last is not None and last + DAY > base:
+        conn.execute(insert_, {"base": base, "last": last + DAY})
+
+
+@cache
+def _last_day_statement(name: str) -> Any:
+    table = schema.metadata.tables[name]
+    return select(func.max(table.c.start)).where(table.c.hours == 24)
+
+
+@cache
+def _running_statements(name: str) -> tuple[Any, Any]:
+    """DELETE the running totals after the day ``base``, and INSERT them again up to the day
+    ``last``: each value's total at ``base`` (none: nothing yet) plus its day blocks since,
+    every day (a value has a row on every day after its first use: :func:`.folded.running`
+    reads a day's rows by equality), summed by a window over a calendar of the days."""
+    folded, running = schema.metadata.tables[name], RUNNING[name]
+    keys = ("grouping", "value", "connection")
+    summed = [c.name for c in running.columns if c.name not in ("day", *keys)]
+    base, last = bindparam("base", type_=BigInteger), bindparam("last", type_=BigInteger)
+    first_day = select(cast(base + DAY, BigInteger).label("day")).cte("days", recursive=True)
+    days = first_day.union_all(select(first_day.c.day + DAY).where(first_day.c.day < last))
+    values = union(
+        select(*(running.c[k] for k in keys)).where(running.c.day == base),
+        select(*(folded.c[k] for k in keys)).where(folded.c.hours == 24, folded.c.start >= base),
+    ).subquery("running_values")
+    day_block, before = folded.alias("day_block"), running.alias("before")
+
+    def same(other: Any) -> Any:
+        return and_(*(other.c[k] == values.c[k] for k in keys))
+
+    grid = (
+        values.join(days, true())
+        .outerjoin(
+            day_block,
+            and_(day_block.c.hours == 24, day_block.c.start == days.c.day - DAY, same(day_block)),
+        )
+        .outerjoin(before, and_(before.c.day == base, same(before)))
+    )
+    by = [values.c[k] for k in keys]
+    totals = (
+        select(
+            days.c.day,
+            *by,
+            *(
+                (
+                    func.coalesce(type_coerce(before.c[m], BigInteger), 0)
+                    + func.sum(func.coalesce(type_coerce(day_block.c[m], BigInteger), 0)).over(
+                        partition_by=by, order_by=days.c.day
+                    )
+                ).label(m)
+                for m in summed
+            ),
+        )
+        .select_from(grid)
+        .subquery("totals")
+    )
+    # from a value's first use on: before it, its totals are all zero (they never fall)
+    used = select(*totals.c).where(or_(*(totals.c[m] != 0 for m in summed)))
+    return (
+        delete(running).where(running.c.day > base),
+        insert(running).from_select(["day", *keys, *summed], used),
+    )
 
 
 def defer_blocks(conn: Connection, lo: int, hi: int) -> None:
-    """Leave usage's blocks longer than six hours over [lo, hi) to :func:`settle_blocks`
-    (readers take the six-hour blocks there meanwhile): a first backfill sums each of them
-    once instead of once per page."""
+    """Leave usage's blocks longer than six hours over [lo, hi), and the running totals from
+    there on, to :func:`settle_blocks` (readers take the six-hour blocks there meanwhile, and
+    no running totals): a first backfill sums each of them once instead of once per page."""
     state = schema.store_state
     conn.execute(
         update(state).values(

@@ -142,10 +142,10 @@ FOLDED = {
 }
 """The groupings kept folded (report grouping -> stored column): what the summary shows."""
 
-BLOCK_HOURS = (6, 24, 48, 96, 192, 384, 768, 1536, 3072, 6144)
-"""The lengths, in hours, of the folded blocks: a quarter of a UTC day, then 1, 2, 4 … 256
-days. A block starts at a multiple of its length since 1970, so any range of whole hours is a
-handful of blocks (a year: about a dozen) and at most three hours at each edge."""
+BLOCK_HOURS = (6, 24)
+"""The lengths, in hours, of the folded blocks: a quarter of a UTC day and a day. A block starts
+at a multiple of its length since 1970; a range longer than a few days reads its whole days as
+the difference of two days' running totals (:data:`usage_running`)."""
 
 
 WEEK_HOURS = 7 * 24
@@ -205,9 +205,43 @@ costs_folded = Table(
     Column("amount", Scaled(10), nullable=False),
     sqlite_with_rowid=False,
 )
-"""Billed cost summed per grouping alone over the same blocks (a day long and longer)."""
+"""Billed cost summed per grouping alone over UTC days (blocks of 24 hours)."""
 
 Index("ix_costs_folded_days", costs_folded.c.grouping, costs_folded.c.hours, costs_folded.c.start)
+
+
+def _running_key(value_length: int) -> list[Column[Any]]:
+    """A running total's key: the day it runs up to, a grouping, a value, the connection."""
+    return [
+        Column("day", BigInteger, primary_key=True),
+        Column("grouping", String(20), primary_key=True),
+        Column("value", String(value_length), primary_key=True),
+        _connection(),
+    ]
+
+
+usage_running = Table(
+    "usage_running",
+    metadata,
+    *_running_key(200),
+    *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
+    *_estimate_columns(),
+    sqlite_with_rowid=False,
+)
+"""usage_folded's day blocks added up per grouping, value and connection: each row holds what
+its value was used before the UTC day ``day`` starts. Every day has a row of every value used
+before it, up to the day after the last day stored, so that any run of whole days is the row
+at its end less the row at its start (a year of three large connections: about 1,500 rows read,
+where its longest blocks were 9,500)."""
+
+costs_running = Table(
+    "costs_running",
+    metadata,
+    *_running_key(300),
+    Column("amount", Scaled(10), nullable=False),
+    sqlite_with_rowid=False,
+)
+"""costs_folded's day blocks added up the same way."""
 
 store_state = Table(
     "store_state",
@@ -221,8 +255,9 @@ store_state = Table(
 """One row: ``data_version`` goes up with every write that changes what a report shows (what
 cached results are keyed by; taking its row lock also puts writers of the rollups in line),
 ``prices`` names the prices the stored estimates were made with, and [``blocks_from``,
-``blocks_until``) is where usage_folded's blocks longer than six hours are not yet summed
-again (a first backfill sums them once at its end; readers take six-hour blocks there)."""
+``blocks_until``) is where usage_folded's blocks longer than six hours, and the running totals
+from there on, are not yet summed again (a first backfill sums them once at its end; readers take
+six-hour blocks there, and no running totals)."""
 
 costs = Table(
     "costs",

@@ -121,9 +121,10 @@ def rewrite_usage(
 
 def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> int:
     """Every stored usage row written again with its estimate, a week of a source at a time
-    (the rollups rebuilt as they go). Returns the rows."""
+    (the six-hour blocks rebuilt as they go, the rest once at the end). Returns the rows."""
     table, total = schema.usage, 0
-    conn.execute(delete(schema.usage_folded))  # built again below, from nothing
+    for built in (schema.usage_folded, schema.usage_running):  # built again below, from nothing
+        conn.execute(delete(built))
     spans = select(
         table.c.connection,
         table.c.source,
@@ -149,7 +150,9 @@ def reestimate(conn: Connection, estimate: Estimator, chunk: int = 7 * DAY) -> i
                 estimate=estimate,
                 connection=connection,
                 held=False,
+                defer_blocks=True,  # summed once, below
             )
+    folding.settle_blocks(conn)
     days = conn.execute(select(func.min(schema.costs.c.day), func.max(schema.costs.c.day))).one()
     if days[0] is not None:
         folding.refold_costs(conn, int(days[0]), int(days[1]) + DAY)
