@@ -114,6 +114,8 @@ class Stored:
     """The end of the last stored hour (0 when nothing is stored)."""
     waiting: tuple[int, int] | None
     """Where the longer blocks wait for :func:`.folding.settle_blocks`, if anywhere."""
+    running_until: int | None
+    """The last day of usage's running totals (None: none)."""
 
     def quarters_only(self, start: int, end: int) -> bool:
         """Whether [start, end) overlaps blocks that wait to be summed again."""
@@ -124,15 +126,23 @@ class Stored:
 def _stored_statement() -> Any:
     state = schema.store_state
     last = select(func.max(schema.usage.c.bucket_start)).scalar_subquery()
-    return select(last, state.c.blocks_from, state.c.blocks_until)
+    running = select(func.max(schema.usage_running.c.day)).scalar_subquery()
+    return select(last, state.c.blocks_from, state.c.blocks_until, running)
+
+
+@cache
+def _costs_until_statement() -> Any:
+    return select(func.max(schema.costs_running.c.day))
 
 
 def stored(conn: Connection) -> Stored:
     """The :class:`Stored` facts of now."""
     row: Any = conn.execute(_stored_statement()).one()
-    last, lo, hi = row
+    last, lo, hi, running = row
     return Stored(
-        0 if last is None else int(last) + HOUR, None if lo is None else (int(lo), int(hi))
+        0 if last is None else int(last) + HOUR,
+        None if lo is None else (int(lo), int(hi)),
+        None if running is None else int(running),
     )
 
 
@@ -155,10 +165,11 @@ def usage_totals(
     days = how.blocks.get(24, [])
     if len(days) > RUNNING_AFTER and known.waiting is None:  # the days' ends' running totals
         del how.blocks[24]
-        query = _running_statement(dialect, "usage_running", metrics)
-        for day, sign in ((days[-1] + DAY, 1), (days[0], -1)):
-            bounds = {"day": day, "groupings": list(groupings)}
-            add(totals, conn.execute(query, bounds), 3, sign)
+        ends = running_days(days[0], days[-1] + DAY, known.running_until)
+        if ends is not None:
+            query = _running_statement(dialect, "usage_running", metrics)
+            bounds = {"lo": ends[0], "hi": ends[1], "groupings": list(groupings)}
+            add(totals, conn.execute(query, bounds), 3)
     if how.blocks:
         lengths = tuple(sorted(how.blocks))
         query = _over_blocks(
@@ -226,26 +237,36 @@ def _over_blocks(
 
 @cache
 def _running_statement(dialect: str, table: str, summed: tuple[str, ...]) -> Any:
-    """The running totals (as stored: see :func:`stored_sum`) of ``summed`` per grouping, value
-    and connection on the parameter ``day`` (of the parameter ``groupings``), or on the last
-    day stored before it: a value has a row on every day after its first use up to the day
-    after the last day stored, so the rows of a day after that are the rows of that last day,
-    and no row on a day is a total of nothing."""
+    """What ``summed`` (as stored: see :func:`stored_sum`) of each grouping, value and connection
+    (of the parameter ``groupings``) grew by from the day ``lo`` to the day ``hi`` (days stored:
+    see :func:`running_days`): the running totals on ``hi`` less those on ``lo`` (none there:
+    nothing before). One statement, the rows that grew only: half the rows a driver reads of
+    two (879 rows of 29 sums: 7.6 ms of psycopg's)."""
     running = schema.metadata.tables[table]
-    on = (
-        select(func.max(running.c.day))
-        .where(running.c.day <= bindparam("day", type_=BigInteger))
-        .scalar_subquery()
+    hi, lo = running.alias("hi"), running.alias("lo")
+    same = [lo.c[k] == hi.c[k] for k in ("grouping", "value", "connection")]
+    grown = [
+        type_coerce(hi.c[m], BigInteger) - func.coalesce(type_coerce(lo.c[m], BigInteger), 0)
+        for m in summed
+    ]
+    return (
+        select(hi.c.grouping, hi.c.value, hi.c.connection, *grown)
+        .select_from(hi.outerjoin(lo, and_(lo.c.day == bindparam("lo"), *same)))
+        .where(
+            hi.c.day == bindparam("hi"),
+            hi.c.grouping.in_(bindparam("groupings", expanding=True)),
+            or_(*(g != 0 for g in grown)),
+        )
     )
-    return select(
-        running.c.grouping,
-        running.c.value,
-        running.c.connection,
-        *(type_coerce(running.c[m], BigInteger) for m in summed),  # as stored_sum's
-    ).where(
-        running.c.day == on,
-        running.c.grouping.in_(bindparam("groupings", expanding=True)),
-    )
+
+
+def running_days(lo: int, hi: int, last: int | None) -> tuple[int, int] | None:
+    """The days whose running totals give the days [lo, hi), when the last stored is ``last``:
+    every day after the first has a row of every value used before it (none: nothing yet) up
+    to ``last``, and nothing grows after it. None: nothing to read."""
+    if last is None or min(lo, last) == min(hi, last):
+        return None
+    return min(lo, last), min(hi, last)
 
 
 @cache
@@ -538,11 +559,12 @@ def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
         return out
     dialect, totals = conn.dialect.name, Totals()
     if last_day - first_day > RUNNING_AFTER * DAY:
-        query = _running_statement(dialect, "costs_running", ("amount",))
-        for day, sign in ((last_day, 1), (first_day, -1)):
-            groupings = list(schema.COSTS_FOLDED)
-            rows = conn.execute(query, {"day": day, "groupings": groupings})
-            add(totals, ((r[0], r[1], r[3]) for r in rows), 2, sign)
+        last = conn.execute(_costs_until_statement()).scalar()
+        ends = running_days(first_day, last_day, last)
+        if ends is not None:
+            query = _running_statement(dialect, "costs_running", ("amount",))
+            bounds = {"lo": ends[0], "hi": ends[1], "groupings": list(schema.COSTS_FOLDED)}
+            add(totals, ((r[0], r[1], r[3]) for r in conn.execute(query, bounds)), 2)
     else:
         query = _over_blocks(dialect, "costs_folded", ("grouping", "value"), ("amount",), (24,))
         add(totals, conn.execute(query, {"starts24": list(range(first_day, last_day, DAY))}), 2)

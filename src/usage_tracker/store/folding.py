@@ -242,8 +242,14 @@ def _running_statements(name: str) -> tuple[Any, Any]:
         .select_from(grid)
         .subquery("totals")
     )
-    # from a value's first use on: before it, its totals are all zero (they never fall)
-    used = select(*totals.c).where(or_(*(totals.c[m] != 0 for m in summed)))
+    # from a value's first use on: before it, its totals are all zero (they never fall); in the
+    # order of the key: on PostgreSQL a day's rows are then on a few pages, not one page each
+    # (a read of two days' 1,758 rows touched as many pages)
+    used = (
+        select(*totals.c)
+        .where(or_(*(totals.c[m] != 0 for m in summed)))
+        .order_by(totals.c.day, *(totals.c[k] for k in keys))
+    )
     return (
         delete(running).where(running.c.day > base),
         insert(running).from_select(["day", *keys, *summed], used),
