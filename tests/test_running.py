@@ -73,6 +73,13 @@ def _hours(lo: int, hi: int, step: int, seed: int) -> list[UsageResult]:
     ]
 
 
+def _two_connections(store: Store, days: int, second_from: int) -> None:
+    """``days`` of ``openai`` from T, and of ``staging`` from day ``second_from`` on."""
+    _write(store, T, T + days * DAY, _hours(T, T + days * DAY, 5, 1))
+    lo, hi = T + second_from * DAY, T + days * DAY
+    _write(store, lo, hi, _hours(lo, hi, 7, 2), connection="staging")
+
+
 def _on_day(store: Store, table: Any, day: int, summed: tuple[str, ...]) -> dict[Any, Any]:
     """What a read finds on ``day``: the rows of the last day stored up to it."""
     last = select(func.max(table.c.day)).where(table.c.day <= day).scalar_subquery()
@@ -126,15 +133,7 @@ def _ranges_read_as_the_rows(store: Store) -> None:
 
 
 def test_every_day_holds_the_rows_before_it_through_any_rewrite(store: Store) -> None:
-    _write(store, T, T + 20 * DAY, _hours(T, T + 20 * DAY, 5, 1))
-    # a second connection from day 6 on: its values are first used then
-    _write(
-        store,
-        T + 6 * DAY,
-        T + 20 * DAY,
-        _hours(T + 6 * DAY, T + 20 * DAY, 7, 2),
-        connection="staging",
-    )
+    _two_connections(store, 20, 6)  # the second's values first used on day 6
     # another source on a few days
     _write(
         store,
@@ -243,14 +242,7 @@ def test_migration_0022_builds_what_upkeep_keeps_and_its_downgrade_the_longer_bl
     from usage_tracker.store.db import MIGRATIONS
 
     store = Store.open(database_url)
-    _write(store, T, T + 40 * DAY, _hours(T, T + 40 * DAY, 5, 1))
-    _write(
-        store,
-        T + 9 * DAY,
-        T + 40 * DAY,
-        _hours(T + 9 * DAY, T + 40 * DAY, 7, 2),
-        connection="staging",
-    )
+    _two_connections(store, 40, 9)
     _write(store, T + 38 * DAY, T + 40 * DAY, [], connection="staging")  # days of zero blocks
     with store.transaction() as conn:
         writes.replace_costs(conn, T, T + 30 * DAY, _costs(range(T, T + 30 * DAY, DAY), 1))

@@ -44,8 +44,9 @@ MONDAY = 4 * DAY
 SUMMED = (*METRICS, *schema.ESTIMATES)
 QUARTER = schema.BLOCK_HOURS[0] * HOUR
 RUNNING_AFTER = 4
-"""A range of more whole days than this reads them from two days' running totals (some 700
-rows each for three large connections), fewer from their day blocks (a day's: some 300)."""
+"""A range of more whole days than this reads them as the running totals at their two ends (one
+statement of some 900 rows for three large connections), fewer from their day blocks (some 300
+rows a day)."""
 Row = dict[str, Any]
 Totals = dict[tuple[Any, ...], list[Any]]
 

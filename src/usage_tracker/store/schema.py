@@ -154,24 +154,36 @@ Not one of the aligned blocks of any range: only a long range's chart (a bar per
 them, a row per week and key instead of seven."""
 
 
-def _block_key(value_length: int) -> list[Column[Any]]:
-    """A folded row's key: the block (its length in hours, its start), a grouping, a value, and
-    the connection (last: reads across every connection find their blocks by the rest)."""
+def _value_key(value_length: int) -> list[Column[Any]]:
+    """The end of a folded row's key: a grouping, a value, and the connection (last: reads
+    across every connection find their rows by the rest)."""
     return [
-        Column("hours", Integer, primary_key=True),
-        Column("start", BigInteger, primary_key=True),
         Column("grouping", String(20), primary_key=True),
         Column("value", String(value_length), primary_key=True),
         _connection(),
     ]
 
 
+def _block_key(value_length: int) -> list[Column[Any]]:
+    """A folded row's key: the block (its length in hours, its start), then a value's."""
+    return [
+        Column("hours", Integer, primary_key=True),
+        Column("start", BigInteger, primary_key=True),
+        *_value_key(value_length),
+    ]
+
+
+def _usage_sums() -> list[Column[Any]]:
+    """What a folded row of usage sums: every counter and the estimates."""
+    counters = [Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS]
+    return [*counters, *_estimate_columns()]
+
+
 usage_folded = Table(
     "usage_folded",
     metadata,
     *_block_key(200),
-    *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
-    *_estimate_columns(),
+    *_usage_sums(),
     sqlite_with_rowid=False,
 )
 """The usage summed per grouping alone (about 300 rows for 200 keys) over blocks of
@@ -211,21 +223,16 @@ Index("ix_costs_folded_days", costs_folded.c.grouping, costs_folded.c.hours, cos
 
 
 def _running_key(value_length: int) -> list[Column[Any]]:
-    """A running total's key: the day it runs up to, a grouping, a value, the connection."""
-    return [
-        Column("day", BigInteger, primary_key=True),
-        Column("grouping", String(20), primary_key=True),
-        Column("value", String(value_length), primary_key=True),
-        _connection(),
-    ]
+    """A running total's key: the day it runs up to (first: a read takes a day's rows), then a
+    value's."""
+    return [Column("day", BigInteger, primary_key=True), *_value_key(value_length)]
 
 
 usage_running = Table(
     "usage_running",
     metadata,
     *_running_key(200),
-    *(Column(m, BigInteger, nullable=False, server_default="0") for m in METRICS),
-    *_estimate_columns(),
+    *_usage_sums(),
     sqlite_with_rowid=False,
 )
 """usage_folded's day blocks added up per grouping, value and connection: each row holds what
