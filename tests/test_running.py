@@ -5,7 +5,8 @@ builds exactly what upkeep keeps, and its downgrade the blocks it replaced."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -110,14 +111,17 @@ def _every_day_holds_what_came_before(store: Store, lo: int, hi: int) -> None:
         ) // DAY
 
 
-def _ranges_read_as_the_rows(store: Store) -> None:
-    for start, end in (
-        (T - 30 * DAY, T + 60 * DAY),
-        (T + 2 * DAY + 5 * HOUR, T + 17 * DAY + 13 * HOUR),
-        (T + 3 * DAY, T + 9 * DAY),
-        (T + 6 * DAY, T + 12 * DAY + 3 * HOUR),  # from the day the second connection begins
-        (T + 11 * DAY, T + 40 * DAY),  # past the last day stored
-    ):
+RANGES = (
+    (T - 30 * DAY, T + 60 * DAY),
+    (T + 2 * DAY + 5 * HOUR, T + 17 * DAY + 13 * HOUR),
+    (T + 3 * DAY, T + 9 * DAY),
+    (T + 6 * DAY, T + 12 * DAY + 3 * HOUR),  # from the day the second connection begins
+    (T + 11 * DAY, T + 40 * DAY),  # past the last day stored
+)
+
+
+def _ranges_read_as_the_rows(store: Store, ranges: Iterable[tuple[int, int]] = RANGES) -> None:
+    for start, end in ranges:
         totals = store.folded_totals(start, end, list(METRICS))
         for grouping, column in schema.FOLDED.items():
             by = list(dict.fromkeys([column, "connection"]))
@@ -163,6 +167,30 @@ def test_every_day_holds_the_rows_before_it_through_any_rewrite(store: Store) ->
     )
     _every_day_holds_what_came_before(store, T - 7 * DAY, T + 24 * DAY)
     _ranges_read_as_the_rows(store)
+
+
+def test_a_range_with_any_edges_reads_as_the_rows(store: Store) -> None:
+    """Whole hours anywhere around data that ends in the middle of a day: each edge read as
+    its part of a day, or as the whole day less the rest (where the rest holds fewer six-hour
+    blocks: at a range's end after the last hour stored, nothing), with or without running
+    totals for the days between."""
+    _two_connections(store, 12, 3)
+    _write(store, T + 12 * DAY, T + 13 * DAY, _hours(T + 12 * DAY, T + 12 * DAY + 15 * HOUR, 1, 4))
+    pick = random.Random(19)
+    lengths = (1, 3, 5, 7, 23, 26, 30, 4 * 24 + 9, 5 * 24 + 7, 6 * 24 + 20, 9 * 24 + 13, 300)
+    ranges = []
+    for _ in range(60):
+        start = T + pick.randrange(-3 * 24, 14 * 24) * HOUR
+        ranges.append((start, start + pick.choice(lengths) * HOUR))
+    ranges += [  # ending at the hour after the last stored, and later, from every hour of a day
+        (T + 12 * DAY + 16 * HOUR - days * DAY - h * HOUR, T + 12 * DAY + 16 * HOUR + late * HOUR)
+        for days in (1, 6)
+        for h in range(0, 24, 5)
+        for late in (0, 7)
+    ]
+    # within one six-hour block, its first and last hours left out: the block less them
+    ranges += [(T + d * DAY + 13 * HOUR, T + d * DAY + 17 * HOUR) for d in (2, 5, 12)]
+    _ranges_read_as_the_rows(store, ranges)
 
 
 def test_a_deferred_pass_is_summed_once_at_its_end(store: Store) -> None:

@@ -51,59 +51,84 @@ Row = dict[str, Any]
 Totals = dict[tuple[Any, ...], list[Any]]
 
 
-def blocks(lo: int, hi: int, lengths: Sequence[int] = schema.BLOCK_HOURS) -> dict[int, list[int]]:
-    """[lo, hi) (aligned to the shortest length) as aligned blocks: hours -> starts."""
-    out: dict[int, list[int]] = {}
-    at = lo
-    while at < hi:
-        for length in reversed(lengths):
-            span = length * HOUR
-            if at % span == 0 and at + span <= hi:
-                out.setdefault(length, []).append(at)
-                at += span
-                break
-    return out
-
-
 @dataclass
 class Plan:
-    """A range as folded blocks, hourly ranges to add, and hourly ranges to take away."""
+    """A range as folded blocks to add (length in hours -> starts), six-hour blocks to take
+    away, and hourly ranges to add and to take away."""
 
     blocks: dict[int, list[int]] = field(default_factory=dict)
+    less: list[int] = field(default_factory=list)
     plus: list[tuple[int, int]] = field(default_factory=list)
     minus: list[tuple[int, int]] = field(default_factory=list)
 
 
 def plan(
-    start: int, end: int, data_until: int, lengths: Sequence[int] = schema.BLOCK_HOURS
+    start: int,
+    end: int,
+    data_until: int,
+    lengths: Sequence[int] = schema.BLOCK_HOURS,
+    *,
+    days_free: bool = False,
 ) -> Plan:
     """How to read [start, end) (whole hours) when nothing is stored from ``data_until`` on,
-    from blocks of ``lengths``."""
-    first, last = -(-start // QUARTER) * QUARTER, end - end % QUARTER
-    whole: list[int] = []
+    from blocks of ``lengths`` (six hours, and days when 24 is one of them): its whole days,
+    and at each edge its six-hour blocks and at most three hours (or a whole six hours less
+    the hours it should not count, whichever reads fewer). ``days_free``: any run of whole
+    days is one read (the running totals), so a partial day at an edge may be read as its
+    whole day less the rest of it instead, where that rest holds fewer six-hour blocks with
+    anything stored (at the end of a range that ends now: none)."""
     out = Plan()
 
     def hours(lo: int, hi: int) -> int:
         return max(0, min(hi, data_until) - lo) // HOUR
 
-    def edge(block: int, lo: int, hi: int) -> None:
+    def in_block(block: int, lo: int, hi: int, sign: int) -> None:
+        """The hours [lo, hi) of the six-hour ``block``, added (``sign`` 1) or taken away."""
         rest = [(block, lo), (hi, block + QUARTER)]
         if hours(block, lo) + hours(hi, block + QUARTER) < hours(lo, hi):
-            whole.append(block)
-            out.minus += [(a, min(b, data_until)) for a, b in rest if hours(a, b)]
+            (out.blocks.setdefault(QUARTER // HOUR, []) if sign > 0 else out.less).append(block)
+            other = out.minus if sign > 0 else out.plus
+            other += [(a, min(b, data_until)) for a, b in rest if hours(a, b)]
         elif hours(lo, hi):
-            out.plus.append((lo, min(hi, data_until)))
+            (out.plus if sign > 0 else out.minus).append((lo, min(hi, data_until)))
 
-    if first > last:  # within one six-hour block
-        edge(last, start, end)
-    else:
-        if start < first:
-            edge(first - QUARTER, start, first)
-        if last < end:
-            edge(last, last, end)
-    out.blocks = blocks(first, last, lengths) if first < last else {}
-    for block in whole:
-        out.blocks.setdefault(schema.BLOCK_HOURS[0], []).append(block)
+    def quarters(lo: int, hi: int) -> list[int]:
+        """The six-hour blocks within [lo, hi) that may hold anything."""
+        first = -(-lo // QUARTER) * QUARTER
+        return [b for b in range(first, hi - hi % QUARTER, QUARTER) if b < data_until]
+
+    def part(lo: int, hi: int, sign: int) -> None:
+        """[lo, hi) added (``sign`` 1) or taken away (-1) as six-hour blocks and hours."""
+        first, last = -(-lo // QUARTER) * QUARTER, hi - hi % QUARTER
+        if first > last:  # within one six-hour block
+            in_block(last, lo, hi, sign)
+            return
+        if lo < first:
+            in_block(first - QUARTER, lo, first, sign)
+        if last < hi:
+            in_block(last, last, hi, sign)
+        whole = quarters(first, last)
+        if whole:
+            (out.blocks.setdefault(QUARTER // HOUR, []) if sign > 0 else out.less).extend(whole)
+
+    first_day, last_day = -(-start // DAY) * DAY, end - end % DAY
+    if 24 not in lengths or first_day > last_day:  # six-hour blocks only, or within a day
+        part(start, end, 1)
+        return out
+    if start < first_day:
+        if days_free and len(quarters(first_day - DAY, start)) < len(quarters(start, first_day)):
+            part(first_day - DAY, start, -1)
+            first_day -= DAY
+        else:
+            part(start, first_day, 1)
+    if last_day < end:
+        if days_free and len(quarters(end, last_day + DAY)) < len(quarters(last_day, end)):
+            part(end, last_day + DAY, -1)
+            last_day += DAY
+        else:
+            part(last_day, end, 1)
+    if first_day < last_day:
+        out.blocks[24] = list(range(first_day, last_day, DAY))
     return out
 
 
@@ -159,13 +184,15 @@ def usage_totals(
     each row's ``connection`` is the one its value was used in (None when several)."""
     known = stored(conn)
     usable = schema.BLOCK_HOURS[:1] if known.quarters_only(start, end) else schema.BLOCK_HOURS
-    how = plan(start, end, known.until, usable)
+    whole_days = (end - end % DAY - -(-start // DAY) * DAY) // DAY
+    running = whole_days > RUNNING_AFTER and known.waiting is None
+    how = plan(start, end, known.until, usable, days_free=running)
     totals: Totals = {}
     metrics, groupings = tuple(metrics), tuple(groupings)
+    wanted = set(groupings)
     dialect = conn.dialect.name
-    days = how.blocks.get(24, [])
-    if len(days) > RUNNING_AFTER and known.waiting is None:  # the days' ends' running totals
-        del how.blocks[24]
+    if running:  # the days' ends' running totals
+        days = how.blocks.pop(24)
         ends = running_days(days[0], days[-1] + DAY, known.running_until)
         if ends is not None:
             query = _running_statement(dialect, "usage_running", metrics)
@@ -176,9 +203,14 @@ def usage_totals(
         query = _over_blocks(
             dialect, "usage_folded", ("grouping", "value", "connection"), metrics, lengths
         )
-        wanted = set(groupings)
         rows = conn.execute(query, {f"starts{n}": how.blocks[n] for n in lengths})
         add(totals, (r for r in rows if r[0] in wanted), 3)
+    if how.less:  # the rest of a day read whole
+        query = _over_blocks(
+            dialect, "usage_folded", ("grouping", "value", "connection"), metrics, (6,)
+        )
+        rows = conn.execute(query, {"starts6": how.less})
+        add(totals, (r for r in rows if r[0] in wanted), 3, -1)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
             query = _hours_statement(dialect, groupings, metrics, len(ranges))
