@@ -1,10 +1,13 @@
 """The folded rollups, read: usage and billed cost summed per grouping alone (key, user,
-project, model, source; key, project, line item) over blocks of six hours, then 1, 2, 4 … 256
-UTC days, and usage over weeks from Monday (:mod:`.folding` keeps them as rows are written).
+project, model, source; key, project, line item) over blocks of six hours and of a UTC day,
+usage over weeks from Monday, and the running totals of the days (:mod:`.folding` keeps them
+as rows are written).
 
-Reads take any range as the fewest aligned blocks (six-hour ones only where longer ones wait),
-and the hours at its edges from the hourly table (or a whole six hours less the hours it should
-not count, whichever reads fewer: at most three; none after the last stored hour).
+Reads take a run of more than a few whole days as the running totals at its ends, fewer as day
+blocks (six-hour ones only where the day blocks wait), a partial day at an edge as its six-hour
+blocks (or its whole day less the rest, where that reads fewer), and the hours at the edges
+from the hourly table (or a whole six hours less the hours it should not count, whichever
+reads fewer: at most three; none after the last stored hour).
 """
 
 from __future__ import annotations
