@@ -45,7 +45,9 @@ WEEK = schema.WEEK_HOURS * HOUR
 MONDAY = 4 * DAY
 """1970-01-01 was a Thursday: weeks start on the Mondays 4 days after it, 7 days apart."""
 SUMMED = (*METRICS, *schema.ESTIMATES)
-QUARTER = schema.BLOCK_HOURS[0] * HOUR
+SIX = schema.BLOCK_HOURS[0]
+"""The shortest blocks' length in hours."""
+QUARTER = SIX * HOUR
 RUNNING_AFTER = 4
 """A range of more whole days than this reads them as the running totals at their two ends (one
 statement of some 900 rows for three large connections), fewer from their day blocks (some 300
@@ -89,7 +91,7 @@ def plan(
         """The hours [lo, hi) of the six-hour ``block``, added (``sign`` 1) or taken away."""
         rest = [(block, lo), (hi, block + QUARTER)]
         if hours(block, lo) + hours(hi, block + QUARTER) < hours(lo, hi):
-            (out.blocks.setdefault(QUARTER // HOUR, []) if sign > 0 else out.less).append(block)
+            (out.blocks.setdefault(SIX, []) if sign > 0 else out.less).append(block)
             other = out.minus if sign > 0 else out.plus
             other += [(a, min(b, data_until)) for a, b in rest if hours(a, b)]
         elif hours(lo, hi):
@@ -112,7 +114,7 @@ def plan(
             in_block(last, last, hi, sign)
         whole = quarters(first, last)
         if whole:
-            (out.blocks.setdefault(QUARTER // HOUR, []) if sign > 0 else out.less).extend(whole)
+            (out.blocks.setdefault(SIX, []) if sign > 0 else out.less).extend(whole)
 
     first_day, last_day = -(-start // DAY) * DAY, end - end % DAY
     if 24 not in lengths or first_day > last_day:  # six-hour blocks only, or within a day
@@ -186,7 +188,7 @@ def usage_totals(
     the grouping's stored column, like ``queries.usage_totals``'s), across every connection;
     each row's ``connection`` is the one its value was used in (None when several)."""
     known = stored(conn)
-    usable = schema.BLOCK_HOURS[:1] if known.quarters_only(start, end) else schema.BLOCK_HOURS
+    usable = (SIX,) if known.quarters_only(start, end) else schema.BLOCK_HOURS
     whole_days = (end - end % DAY - -(-start // DAY) * DAY) // DAY
     running = whole_days > RUNNING_AFTER and known.waiting is None
     how = plan(start, end, known.until, usable, days_free=running)
@@ -210,9 +212,9 @@ def usage_totals(
         add(totals, (r for r in rows if r[0] in wanted), 3)
     if how.less:  # the rest of a day read whole
         query = _over_blocks(
-            dialect, "usage_folded", ("grouping", "value", "connection"), metrics, (6,)
+            dialect, "usage_folded", ("grouping", "value", "connection"), metrics, (SIX,)
         )
-        rows = conn.execute(query, {"starts6": how.less})
+        rows = conn.execute(query, {f"starts{SIX}": how.less})
         add(totals, (r for r in rows if r[0] in wanted), 3, -1)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
@@ -440,7 +442,7 @@ def usage_days(
     totals: Totals = {}
     blocks_ = [(24, first_day, last_day)]
     if known.quarters_only(first_day, last_day):
-        blocks_ = [(schema.BLOCK_HOURS[0], first_day, last_day)]
+        blocks_ = [(SIX, first_day, last_day)]
     elif per == WEEK:  # whole weeks from their blocks, the days of the weeks at the edges
         first_week = -(-(first_day - MONDAY) // WEEK) * WEEK + MONDAY
         last_week = last_day - (last_day - MONDAY) % WEEK

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import bulk, schema
-from .folded import DAY, HOUR, MONDAY, QUARTER, SUMMED, WEEK, period_start
+from .folded import DAY, HOUR, MONDAY, QUARTER, SIX, SUMMED, WEEK, period_start
 
 
 def take_source_hours(
@@ -58,7 +58,7 @@ def _taking_statements(dialect: str) -> list[Any]:
     for grouping, column in schema.FOLDED.items():
         rows = (
             select(
-                literal(schema.BLOCK_HOURS[0]),
+                literal(SIX),
                 block,
                 literal(grouping),
                 hourly.c[column],
@@ -97,14 +97,14 @@ def add_rows(conn: Connection, rows: Mapping[str, Sequence[Any]], summed: Sequen
                 }
             value, connection = values[0], connections[0]
             out += [
-                (schema.BLOCK_HOURS[0], block, grouping, value, connection, *total)
+                (SIX, block, grouping, value, connection, *total)
                 for block, total in per_block.items()
             ]
             continue
         keys = zip(at, values, connections, strict=True)
         for (block, value, connection), members in _groups(keys).items():
             total = _sum([sums[i] for i in members])
-            out.append((schema.BLOCK_HOURS[0], block, grouping, value, connection, *total))
+            out.append((SIX, block, grouping, value, connection, *total))
     if not out:
         return
     names = ("hours", "start", "grouping", "value", "connection", *summed)
