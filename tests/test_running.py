@@ -176,6 +176,21 @@ def test_a_range_with_any_edges_reads_as_the_rows(store: Store) -> None:
     totals for the days between."""
     _two_connections(store, 12, 3)
     _write(store, T + 12 * DAY, T + 13 * DAY, _hours(T + 12 * DAY, T + 12 * DAY + 15 * HOUR, 1, 4))
+    # A key of several users and projects, with several models: the edges' hours are summed
+    # per key, user and project together, and per model and source (one pass each on SQLite).
+    shared = [
+        _usage(
+            T + 4 * DAY + h * HOUR,
+            7 + h,
+            "embeddings",
+            model=f"e{h % 2}",
+            api_key_id="k1",
+            user_id=f"u{h % 3}",
+            project_id=f"p{h % 4}",
+        )
+        for h in range(48)
+    ]
+    _write(store, T + 4 * DAY, T + 6 * DAY, shared, source="embeddings")
     pick = random.Random(19)
     lengths = (1, 3, 5, 7, 23, 26, 30, 4 * 24 + 9, 5 * 24 + 7, 6 * 24 + 20, 9 * 24 + 13, 300)
     ranges = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 from usage_tracker.people.names import Mappings, Names
@@ -64,13 +64,20 @@ def load_names(store: Store, mapping: Mappings | Mapping[str, str] | None = None
 
 
 def _label(names: Names, grouping: str, value: Any) -> Any:
+    return _labeller(names, grouping)(value)
+
+
+def _labeller(names: Names, grouping: str) -> Callable[[Any], Any]:
+    """How a stored value of ``grouping`` is labelled (chosen once per fold, not per row)."""
     if grouping == "person":
-        return names.person(value)
+        return names.person
     if grouping == "team":
-        return names.team(value)
+        return names.team
     if grouping in ("day", "hour"):
-        return value
-    return from_stored(GROUPINGS[grouping], value)
+        return lambda value: value
+    if grouping == "batch":
+        return lambda value: from_stored("batch", value)
+    return lambda value: value or None
 
 
 def series_label(names: Names, stack: str, value: Any) -> str:
@@ -81,13 +88,9 @@ def series_label(names: Names, stack: str, value: Any) -> str:
     return str(_label(names, stack, value) or "(none)")
 
 
-def _display(names: Names, grouping: str, value: Any) -> str | None:
-    lookup = {
-        "api_key": names.key,
-        "user": names.user,
-        "project": names.project,
-    }.get(grouping)
-    return lookup(value or "") if lookup else None
+def _displayer(names: Names, grouping: str) -> Callable[[str], str] | None:
+    """How a value of ``grouping`` is named for display (None: it is its own name)."""
+    return {"api_key": names.key, "user": names.user, "project": names.project}.get(grouping)
 
 
 def check_range(start: int, end: int) -> None:
@@ -105,22 +108,27 @@ def fold(
 ) -> list[dict[str, Any]]:
     """Stored rows summed per report grouping (several keys may be one person); with
     ``connection``, each with the connection its rows came from (None when several)."""
-    columns = [(g, GROUPINGS[g]) for g in group_by]
+    columns = [GROUPINGS[g] for g in group_by]
+    labellers = [_labeller(names, g) for g in group_by]
+    displays = [
+        (f"{g}_name", c, shown)
+        for g, c in zip(group_by, columns, strict=True)
+        if (shown := _displayer(names, g))
+    ]
     pick = _picker(metrics)
     merged: dict[tuple[Any, ...], tuple[dict[str, Any], list[Any], Any]] = {}
     for row in rows:
-        key = tuple([_label(names, g, row[c]) for g, c in columns])
+        key = tuple([label(row[c]) for label, c in zip(labellers, columns, strict=True)])
         found = merged.get(key)
         if found is None:  # the first row of its key: its labels and counters as they are
             head = dict(zip(group_by, key, strict=True))
-            for g, c in columns:
-                if (display := _display(names, g, row[c])) is not None:
-                    head[f"{g}_name"] = display
+            for field_, c, shown in displays:
+                head[field_] = shown(row[c] or "")
             merged[key] = (head, list(pick(row)), row.get("connection"))
         else:
             head, sums, of = found
             of = of if of == row.get("connection") else None
-            merged[key] = (head, [a + b for a, b in zip(sums, pick(row), strict=True)], of)
+            merged[key] = (head, list(map(add, sums, pick(row))), of)
     result = []
     for head, sums, of in merged.values():
         head.update(zip(metrics, sums, strict=True))
