@@ -200,11 +200,19 @@ class Names:
     connections: Mapping[str, str] = field(default_factory=dict)
     """connection name → its provider (``openai``, ``anthropic``)."""
     teams: Teams = field(default_factory=Teams)
+    _team_of: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Each key's team, once found (a report asks for every key's, several times)."""
 
     def team(self, key_id: str) -> str:
         """The team a key's usage and cost count for: the key's own (the mapping file), else its
         person's (the People page, else the mapping file, else the OpenID provider's claim by
         their email), else its project's, else :data:`NO_TEAM`."""
+        found = self._team_of.get(key_id)
+        if found is None:
+            found = self._team_of[key_id] = self._find_team(key_id)
+        return found
+
+    def _find_team(self, key_id: str) -> str:
         if not key_id:
             return NO_TEAM
         teams = self.teams

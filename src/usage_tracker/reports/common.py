@@ -116,22 +116,25 @@ def fold(
         if (shown := _displayer(names, g))
     ]
     pick = _picker(metrics)
-    merged: dict[tuple[Any, ...], tuple[dict[str, Any], list[Any], Any]] = {}
+    # Per key: the first row, the sums once a second row came, and the connection of them all
+    # (most keys have one row: their sums are read from it, once).
+    merged: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
         key = tuple([label(row[c]) for label, c in zip(labellers, columns, strict=True)])
         found = merged.get(key)
-        if found is None:  # the first row of its key: its labels and counters as they are
-            head = dict(zip(group_by, key, strict=True))
-            for field_, c, shown in displays:
-                head[field_] = shown(row[c] or "")
-            merged[key] = (head, list(pick(row)), row.get("connection"))
-        else:
-            head, sums, of = found
-            of = of if of == row.get("connection") else None
-            merged[key] = (head, list(map(add, sums, pick(row))), of)
+        if found is None:
+            merged[key] = [row, None, row.get("connection")]
+            continue
+        first, sums, of = found
+        found[1] = list(map(add, pick(first) if sums is None else sums, pick(row)))
+        if of != row.get("connection"):
+            found[2] = None
     result = []
-    for head, sums, of in merged.values():
-        head.update(zip(metrics, sums, strict=True))
+    for key, (first, sums, of) in merged.items():
+        head = dict(zip(group_by, key, strict=True))
+        for field_, c, shown in displays:
+            head[field_] = shown(first[c] or "")
+        head.update(zip(metrics, pick(first) if sums is None else sums, strict=True))
         if connection:
             head["connection"] = of
         head["tokens"] = head["input_tokens"] + head["output_tokens"]
