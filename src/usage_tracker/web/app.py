@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import threading
@@ -156,16 +155,6 @@ def _clients(
     }
 
 
-def _quiet_collector() -> None:
-    """What start-up made (modules, routes, the schema, templates: some 186,000 objects) lives
-    as long as the process: moved out of the cyclic collector's sight, where each full
-    collection walked it all (118 ms on the benchmark's machine) in the middle of a view. And
-    the youngest objects collected after 10,000 new ones rather than 700: a view makes tens of
-    thousands of short-lived rows and lists, which their reference counts free anyway."""
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -210,7 +199,6 @@ def create_app(
         state.alerts = _start_alerts(state)
         state.actions = _start_actions(state)
         templating.compile_all()  # before serving (175 ms): not by the first visitor
-        _quiet_collector()
         for name, opened in clients.items():
             opened.on_trouble = _share_trouble(store, name)
         app.state.app_state = state
