@@ -119,8 +119,9 @@ def fold(
     # Per key: the first row, the sums once a second row came, and the connection of them all
     # (most keys have one row: their sums are read from it, once).
     merged: dict[tuple[Any, ...], list[Any]] = {}
+    key_of = _key_of(labellers, columns)
     for row in rows:
-        key = tuple([label(row[c]) for label, c in zip(labellers, columns, strict=True)])
+        key = key_of(row)
         found = merged.get(key)
         if found is None:
             merged[key] = [row, None, row.get("connection")]
@@ -150,6 +151,17 @@ def fold(
             [str(r[g]) for g in group_by],
         ),
     )
+
+
+def _key_of(
+    labellers: Sequence[Callable[[Any], Any]], columns: Sequence[str]
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's key in a fold: its label in each grouping (one grouping, most folds: at once)."""
+    if len(columns) == 1:
+        (label,), (column,) = labellers, columns
+        return lambda row: (label(row[column]),)
+    pairs = list(zip(labellers, columns, strict=True))
+    return lambda row: tuple([label(row[c]) for label, c in pairs])
 
 
 def _picker(metrics: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
