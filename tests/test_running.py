@@ -206,6 +206,14 @@ def test_a_range_with_any_edges_reads_as_the_rows(store: Store) -> None:
     # within one six-hour block, its first and last hours left out: the block less them
     ranges += [(T + d * DAY + 13 * HOUR, T + d * DAY + 17 * HOUR) for d in (2, 5, 12)]
     _ranges_read_as_the_rows(store, ranges)
+    # Any groupings read alone or together (the connection's own alone: no family to go with)
+    # are what they are among all of them.
+    for start, end in ranges[::7]:
+        every = store.folded_totals(start, end, list(METRICS))
+        for some in (["connection"], ["model"], ["user", "connection"], ["api_key", "source"]):
+            assert store.folded_totals(start, end, list(METRICS), some) == {
+                g: every[g] for g in some
+            }, (some, (start - T) / DAY, (end - T) / DAY)
 
 
 def test_a_deferred_pass_is_summed_once_at_its_end(store: Store) -> None:
