@@ -315,6 +315,30 @@ def _pick_anthropic(page: Page, url: str) -> None:
     assert page.locator("section.pools").count() == 0
 
 
+def test_a_failing_anthropic_connection_is_not_bannered_as_openai(
+    tmp_path: Path, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
+) -> None:
+    """The dashboard's banner of an upstream error names what failed: with OpenAI and
+    Anthropic configured, the Anthropic connection's refusal is said as that connection's, not
+    under an "OpenAI" heading."""
+    from usage_tracker.store import writes
+
+    refused = "Anthropic refused the admin key (401)"
+    with _both_providers_app(tmp_path, company) as url:
+        store = Store.open(f"sqlite:///{tmp_path / 'both.db'}")
+        with store.transaction() as conn:
+            writes.finish_sync_state(
+                conn, "anthropic", "messages", NOW, error=refused, backfill_complete=True
+            )
+        store.close()
+        assert httpx2.get(url + "/api/health").json()["upstream_error"] == f"anthropic: {refused}"
+        page = httpx2.get(url + "/").text
+    banner = page[page.index('<p class="banner error" role="alert">') :]
+    banner = banner[: banner.index("</p>")]
+    assert "OpenAI" not in banner
+    assert f"anthropic: {refused}" in banner
+
+
 def test_a_member_sees_their_own_keys_of_every_provider_and_nothing_else(
     tmp_path: Path, company: tuple[simulator.Simulator, AnthropicSimulator, str, str]
 ) -> None:

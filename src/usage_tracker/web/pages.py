@@ -312,6 +312,7 @@ def dashboard(
             reports.daily_billed(state.store, names, now, person, scope=scope) if person else []
         ),
         "health": health,
+        "upstream_of": _upstream_of(health),
         "data_as_of": min(synced) if synced else None,
         "refresh_seconds": state.settings.refresh_seconds,
         "now": now,
@@ -327,6 +328,13 @@ def dashboard(
 
 
 PROVIDER_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic"}
+
+
+def _upstream_of(health: dict[str, Any]) -> str | None:
+    """The provider a banner's upstream error is of, where every configured connection is of
+    one (with several providers the error names its connection; with none, it says so)."""
+    configured = {c["provider"] for c in health["connections"] if c["configured"]}
+    return PROVIDER_NAMES.get(configured.pop()) if len(configured) == 1 else None
 
 
 def _picked_connection(
