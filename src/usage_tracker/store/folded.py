@@ -203,19 +203,15 @@ def usage_totals(
             query = _running_statement(dialect, "usage_running", metrics)
             bounds = {"lo": ends[0], "hi": ends[1], "groupings": list(groupings)}
             add(totals, conn.execute(query, bounds), 3)
-    if how.blocks:
-        lengths = tuple(sorted(how.blocks))
-        query = _over_blocks(
-            dialect, "usage_folded", ("grouping", "value", "connection"), metrics, lengths
-        )
-        rows = conn.execute(query, {f"starts{n}": how.blocks[n] for n in lengths})
-        add(totals, (r for r in rows if r[0] in wanted), 3)
-    if how.less:  # the rest of a day read whole
-        query = _over_blocks(
-            dialect, "usage_folded", ("grouping", "value", "connection"), metrics, (SIX,)
-        )
-        rows = conn.execute(query, {f"starts{SIX}": how.less})
-        add(totals, (r for r in rows if r[0] in wanted), 3, -1)
+    # the blocks to add, and the six-hour ones to take away (the rest of a day read whole)
+    for starts, sign in ((how.blocks, 1), ({SIX: how.less} if how.less else {}, -1)):
+        if starts:
+            lengths = tuple(sorted(starts))
+            query = _over_blocks(
+                dialect, "usage_folded", ("grouping", "value", "connection"), metrics, lengths
+            )
+            rows = conn.execute(query, {f"starts{n}": starts[n] for n in lengths})
+            add(totals, (r for r in rows if r[0] in wanted), 3, sign)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
             accumulate(totals, _hours_rows(conn, groupings, metrics, ranges), sign)
