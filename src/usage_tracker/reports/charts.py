@@ -97,17 +97,17 @@ def _from_folded(
     column = GROUPINGS[stack]
     label_of = {}
     by_series: dict[str, int] = {}
-    totals = store.folded_totals(start, end, TOKENS, [grouping, "connection"])
-    for row in totals[grouping]:
-        label = label_of[row[column]] = series_label(names, stack, row[column])
-        by_series[label] = by_series.get(label, 0) + row["input_tokens"] + row["output_tokens"]
+    totals = store.folded_sums(start, end, TOKENS, [grouping, "connection"])
+    for _connection, value, input_tokens, output_tokens in totals[grouping].rows:
+        label = label_of[value] = series_label(names, stack, value)
+        by_series[label] = by_series.get(label, 0) + input_tokens + output_tokens
     top = _top(by_series, series)
     shown = {v: label for v, label in label_of.items() if label in top}
     data: dict[str, dict[int, int]] = {s: {} for s in [*top, "other"]}
     other = data["other"]
     # Every usage row is of one connection: their days are every day's total (a row per
     # connection and day, a dozen times fewer than per source).
-    every = [row["connection"] for row in totals["connection"]]
+    every = [value for _connection, value, *_tokens in totals["connection"].rows]
     for row in store.folded_days(start, end, "connection", TOKENS, values=every, per=per):
         other[row["day"]] = other.get(row["day"], 0) + row["input_tokens"] + row["output_tokens"]
     # The top series' values summed per series by the database.

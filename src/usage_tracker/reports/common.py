@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import add, itemgetter
+from operator import add, itemgetter, methodcaller
 from typing import Any
 
 from usage_tracker.people.names import Mappings, Names
 from usage_tracker.store import Store
+from usage_tracker.store.folded import Sums
 from usage_tracker.store.schema import from_stored
 
 DAY, HOUR = 86400, 3600
@@ -100,35 +101,43 @@ def check_range(start: int, end: int) -> None:
 
 def fold(
     names: Names,
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[Mapping[str, Any]] | Sums,
     group_by: Sequence[str],
     metrics: Sequence[str],
     *,
     connection: bool = False,
 ) -> list[dict[str, Any]]:
-    """Stored rows summed per report grouping (several keys may be one person); with
-    ``connection``, each with the connection its rows came from (None when several)."""
-    columns = [GROUPINGS[g] for g in group_by]
+    """Stored rows (dicts, or the lists of :class:`~usage_tracker.store.folded.Sums`) summed
+    per report grouping (several keys may be one person); with ``connection``, each with the
+    connection its rows came from (None when several)."""
+    each: Iterable[Any]
+    if isinstance(rows, Sums):  # each row a list: its places named by the columns
+        at: Mapping[str, Any] = {c: i for i, c in enumerate(rows.columns)}
+        of_connection: Callable[[Any], Any] = itemgetter(0)
+        each = rows.rows
+    else:
+        at, of_connection, each = _SAME, methodcaller("get", "connection"), rows
+    columns = [at[GROUPINGS[g]] for g in group_by]
     labellers = [_labeller(names, g) for g in group_by]
     displays = [
         (f"{g}_name", c, shown)
         for g, c in zip(group_by, columns, strict=True)
         if (shown := _displayer(names, g))
     ]
-    pick = _picker(metrics)
+    pick = _picker([at[m] for m in metrics])
     # Per key: the first row, the sums once a second row came, and the connection of them all
     # (most keys have one row: their sums are read from it, once).
     merged: dict[tuple[Any, ...], list[Any]] = {}
     key_of = _key_of(labellers, columns)
-    for row in rows:
+    for row in each:
         key = key_of(row)
         found = merged.get(key)
         if found is None:
-            merged[key] = [row, None, row.get("connection")]
+            merged[key] = [row, None, of_connection(row)]
             continue
         first, sums, of = found
         found[1] = list(map(add, pick(first) if sums is None else sums, pick(row)))
-        if of != row.get("connection"):
+        if of != of_connection(row):
             found[2] = None
     result = []
     for key, (first, sums, of) in merged.items():
@@ -153,9 +162,19 @@ def fold(
     )
 
 
+class _Same(dict[str, str]):
+    """Names as their own places (a dict row is read by name)."""
+
+    def __missing__(self, name: str) -> str:
+        return name
+
+
+_SAME = _Same()
+
+
 def _key_of(
-    labellers: Sequence[Callable[[Any], Any]], columns: Sequence[str]
-) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    labellers: Sequence[Callable[[Any], Any]], columns: Sequence[Any]
+) -> Callable[[Any], tuple[Any, ...]]:
     """A row's key in a fold: its label in each grouping (one grouping, most folds: at once)."""
     if len(columns) == 1:
         (label,), (column,) = labellers, columns
@@ -164,12 +183,12 @@ def _key_of(
     return lambda row: tuple([label(row[c]) for label, c in pairs])
 
 
-def _picker(metrics: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A row's values of ``metrics``, as a tuple."""
-    if len(metrics) == 1:  # an itemgetter of one gives the value alone
-        only = metrics[0]
+def _picker(places: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """A row's values at ``places`` (names of a dict's, or a list's indices), as a tuple."""
+    if len(places) == 1:  # an itemgetter of one gives the value alone
+        only = places[0]
         return lambda row: (row[only],)
-    return itemgetter(*metrics)
+    return itemgetter(*places)
 
 
 def connections_where(

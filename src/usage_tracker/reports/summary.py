@@ -14,6 +14,7 @@ from usage_tracker.providers.records import METRICS
 from usage_tracker.reports import money
 from usage_tracker.reports.common import GROUPINGS, ReportError, check_range, fold
 from usage_tracker.store import Store
+from usage_tracker.store.folded import Sums
 from usage_tracker.store.schema import ESTIMATES
 
 
@@ -116,9 +117,11 @@ def summary(
     counters = tuple(dict.fromkeys(["input_tokens", "output_tokens", *metrics]))
     counted = (*counters, *ESTIMATES)
     billed_usd: Decimal | None
+    every: Sums | list[dict[str, Any]]
     if narrowed is None:
         # Everything, unfiltered: the folded rollups, a few hundred rows per grouping.
-        folded = store.folded_totals(start, end, counted)
+        folded = store.folded_sums(start, end, counted)
+        rows_of: Mapping[str, Sums | list[dict[str, Any]]]
         rows_of = {g: folded[FOLDED_AS.get(g, g)] for g in SUMMARY_GROUPS}
         every = folded["source"]  # each usage row is of exactly one source
         costs = store.folded_costs(start, end)
@@ -147,15 +150,12 @@ def summary(
             project = cost["project_id"]
             per_project[project] = per_project.get(project, Decimal(0)) + cost["amount"]
     totals = fold(names, every, (), counted)
-    by = {
-        g: money.with_money(
-            g,
-            fold(names, rows_of[g], [g], counted, connection=g in OF_ONE_CONNECTION),
-            billed,
-            counters,
-        )
+    folds = {
+        g: fold(names, rows_of[g], [g], counted, connection=g in OF_ONE_CONNECTION)
         for g in SUMMARY_GROUPS
     }
+    unpriced = sorted({r["model"] or "" for r in folds["model"] if r["unpriced_tokens"]})
+    by = {g: money.with_money(g, folds[g], billed, counters) for g in SUMMARY_GROUPS}
     by["provider"] = _per_provider(names, by["connection"])
     for row in by["team"]:
         row["cost_centre"] = names.cost_centre(row["team"])
@@ -164,7 +164,6 @@ def summary(
         row["provider"] = names.provider(row["connection"])
     nothing: dict[str, Any] = {**dict.fromkeys(counters, 0), "tokens": 0}
     total = totals[0] if totals else {**nothing, "estimated_usd": Decimal(0)}
-    unpriced = sorted({r["model"] for r in rows_of["model"] if r["unpriced_tokens"]})
     by_project = [
         {"project_id": p, "amount": amount, "name": names.project(p)}
         for p, amount in sorted(per_project.items(), key=lambda kv: -kv[1])

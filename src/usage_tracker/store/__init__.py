@@ -164,8 +164,19 @@ class Store:
         groupings: Sequence[str] = tuple(schema.FOLDED),
     ) -> dict[str, list[Row]]:
         """Per folded grouping (``schema.FOLDED``), its rows over [start, end)."""
+        read = self.folded_sums(start, end, metrics, groupings)
+        return {g: sums.dicts() for g, sums in read.items()}
+
+    def folded_sums(
+        self,
+        start: int,
+        end: int,
+        metrics: Sequence[str],
+        groupings: Sequence[str] = tuple(schema.FOLDED),
+    ) -> dict[str, folded.Sums]:
+        """:meth:`folded_totals` as lists (``folded.Sums``: read them, never change them)."""
         with self._reading() as conn:
-            return folded.usage_totals(conn, start, end, metrics, groupings)
+            return folded.usage_sums(conn, start, end, metrics, groupings)
 
     def folded_days(
         self,
@@ -281,7 +292,8 @@ class _Snapshot(Store):
     def __init__(self, store: Store, conn: Connection) -> None:
         super().__init__(store.engine, store.prices)
         self._conn = conn
-        self._totals: dict[tuple[int, int], tuple[set[str], set[str], dict[str, list[Row]]]] = {}
+        self._totals: dict[tuple[int, int], tuple[set[str], set[str], dict[str, folded.Sums]]]
+        self._totals = {}
         self._costs: dict[tuple[int, int], dict[str, list[Row]]] = {}
 
     @contextmanager
@@ -289,33 +301,24 @@ class _Snapshot(Store):
         with translated():
             yield self._conn
 
-    def folded_totals(
+    def folded_sums(
         self,
         start: int,
         end: int,
         metrics: Sequence[str],
         groupings: Sequence[str] = tuple(schema.FOLDED),
-    ) -> dict[str, list[Row]]:
+    ) -> dict[str, folded.Sums]:
         seen = self._totals.get((start, end))
         if seen is None or not (set(metrics) <= seen[0] and set(groupings) <= seen[1]):
-            read = super().folded_totals(start, end, metrics, groupings)
+            read = super().folded_sums(start, end, metrics, groupings)
             seen = self._totals[start, end] = (set(metrics), set(groupings), read)
-        return {g: _only(seen[2][g], schema.FOLDED[g], metrics) for g in groupings}
+        return {g: seen[2][g].only(metrics) for g in groupings}
 
     def folded_costs(self, start: int, end: int) -> dict[str, list[Row]]:
         days = (start - start % folded.DAY, -(-end // folded.DAY) * folded.DAY)  # as it reads
         if days not in self._costs:
             self._costs[days] = super().folded_costs(*days)
         return {g: [dict(r) for r in rows] for g, rows in self._costs[days].items()}
-
-
-def _only(rows: list[Row], column: str, metrics: Sequence[str]) -> list[Row]:
-    """Copies of folded total rows with only ``metrics``, those with any of them not zero."""
-    return [
-        {"connection": r["connection"], column: r[column], **{m: r[m] for m in metrics}}
-        for r in rows
-        if any(r[m] for m in metrics)
-    ]
 
 
 __all__ = ["GROUPABLE", "Row", "Store", "StoreUnavailableError", "schema", "writes"]

@@ -177,6 +177,36 @@ def stored(conn: Connection) -> Stored:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """One grouping's totals as lists, not a dict a row (a summary reads, folds and prices some
+    2,000 rows of 31 sums: building a dict of each, at each step, was most of its time). Each
+    row is the connection its value was used in (None when several), the value, and the sums
+    of :attr:`columns`' metrics. Shared by the reads of one snapshot: read, never changed."""
+
+    columns: tuple[str, ...]
+    """What each place of a row holds: ``connection``, the grouping's stored column, metrics."""
+    rows: list[list[Any]]
+
+    def only(self, metrics: Sequence[str]) -> Sums:
+        """These totals with only ``metrics`` (a few of :attr:`columns`'): the rows with any of
+        them not zero."""
+        if tuple(metrics) == self.columns[2:]:
+            return self
+        places = [self.columns.index(m) for m in metrics]
+        rows = []
+        for row in self.rows:
+            picked = [row[i] for i in places]
+            if any(picked):
+                rows.append([row[0], row[1], *picked])
+        return Sums((*self.columns[:2], *metrics), rows)
+
+    def dicts(self) -> list[Row]:
+        """The rows as dicts keyed by :attr:`columns` (as ``queries.usage_totals`` gives)."""
+        columns = self.columns
+        return [dict(zip(columns, row, strict=True)) for row in self.rows]
+
+
 def usage_totals(
     conn: Connection,
     start: int,
@@ -184,9 +214,20 @@ def usage_totals(
     metrics: Sequence[str],
     groupings: Sequence[str] = tuple(schema.FOLDED),
 ) -> dict[str, list[Row]]:
-    """Summed ``metrics`` in [start, end) per value of each of ``groupings`` (rows keyed by
-    the grouping's stored column, like ``queries.usage_totals``'s), across every connection;
-    each row's ``connection`` is the one its value was used in (None when several)."""
+    """:func:`usage_sums` as dicts."""
+    return {g: sums.dicts() for g, sums in usage_sums(conn, start, end, metrics, groupings).items()}
+
+
+def usage_sums(
+    conn: Connection,
+    start: int,
+    end: int,
+    metrics: Sequence[str],
+    groupings: Sequence[str] = tuple(schema.FOLDED),
+) -> dict[str, Sums]:
+    """Summed ``metrics`` in [start, end) per value of each of ``groupings``, across every
+    connection, the rows in the order of their values; each row's connection is the one its
+    value was used in (None when several)."""
     known = stored(conn)
     usable = (SIX,) if known.quarters_only(start, end) else schema.BLOCK_HOURS
     whole_days = (end - end % DAY - -(-start // DAY) * DAY) // DAY
@@ -202,7 +243,7 @@ def usage_totals(
         if ends is not None:
             query = _running_statement(dialect, "usage_running", metrics)
             bounds = {"lo": ends[0], "hi": ends[1], "groupings": list(groupings)}
-            add(totals, conn.execute(query, bounds), 3)
+            add(totals, _sums(conn, query, bounds), 3)
     # the blocks to add, and the six-hour ones to take away (the rest of a day read whole)
     for starts, sign in ((how.blocks, 1), ({SIX: how.less} if how.less else {}, -1)):
         if starts:
@@ -210,27 +251,30 @@ def usage_totals(
             query = _over_blocks(
                 dialect, "usage_folded", ("grouping", "value", "connection"), metrics, lengths
             )
-            rows = conn.execute(query, {f"starts{n}": starts[n] for n in lengths})
+            rows = _sums(conn, query, {f"starts{n}": starts[n] for n in lengths})
             add(totals, (r for r in rows if r[0] in wanted), 3, sign)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
         if ranges:
             accumulate(totals, _hours_rows(conn, groupings, metrics, ranges), sign)
-    merged: dict[tuple[str, str], tuple[str | None, list[Any]]] = {}
-    for (grouping, value, connection), values in sorted(totals.items()):
+    out: dict[str, list[list[Any]]] = {g: [] for g in groupings}
+    last: tuple[str, str] | None = None
+    for key in sorted(totals):
+        values = totals[key]
         if not any(values):
             continue
-        seen = merged.get((grouping, value))
-        if seen is None:
-            merged[grouping, value] = (connection, values)
-        else:  # the same value in several connections (a model): one row across them
-            merged[grouping, value] = (None, [a + b for a, b in zip(seen[1], values, strict=True)])
-    out: dict[str, list[Row]] = {g: [] for g in groupings}
-    keys = {g: ("connection", schema.FOLDED[g], *metrics) for g in groupings}
-    scaled = amounts(metrics)
-    for (grouping, value), (connection, values) in merged.items():
-        row = (connection, value, *read_amounts(values, scaled))
-        out[grouping].append(dict(zip(keys[grouping], row, strict=True)))
-    return out
+        grouping, value, connection = key
+        if (grouping, value) == last:  # the same value in several connections (a model)
+            row = out[grouping][-1]
+            row[0] = None
+            row[2:] = map(operator.add, row[2:], values)
+        else:
+            out[grouping].append([connection, value, *values])
+        last = grouping, value
+    scaled = [(i + 2, kind) for i, kind in amounts(metrics)]
+    for rows_ in out.values():
+        for row in rows_:
+            read_amounts(row, scaled)
+    return {g: Sums(("connection", schema.FOLDED[g], *metrics), out[g]) for g in groupings}
 
 
 # Statements built once per shape and run with parameters: building one costs more than
@@ -316,13 +360,13 @@ def _hours_rows(
     }
     dialect = conn.dialect.name
     if dialect == "postgresql" and set(groupings) - {"connection"}:
-        rows = conn.execute(_hours_statement(dialect, groupings, metrics, len(ranges)), bounds)
+        rows = _sums(conn, _hours_statement(dialect, groupings, metrics, len(ranges)), bounds)
         yield from ((tuple(row[:3]), row[3:]) for row in rows)
         return
     for family, alone in _families(groupings):
         query = _family_statement(dialect, family, metrics, len(ranges))
         width = len(family)
-        for row in conn.execute(query, bounds):
+        for row in _sums(conn, query, bounds):
             of, sums = row[width], row[width + 1 :]
             for grouping, value in zip(family, row, strict=False):
                 yield (grouping, value, of), sums
@@ -401,6 +445,17 @@ def _hours_statement(
         .where(within)
         .group_by(func.grouping_sets(*sets))
     )
+
+
+def _sums(conn: Connection, query: Any, parameters: Mapping[str, Any]) -> list[Any]:
+    """The rows of a statement of sums as the driver reads them (tuples of strings and the
+    integers of :func:`stored_sum`: nothing for SQLAlchemy to convert). Made into its rows,
+    the 900 rows of 31 sums of a summary's running totals took a third longer to read."""
+    result = conn.execute(query, parameters)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def stored_sum(dialect: str, column: Any) -> Any:
@@ -507,10 +562,10 @@ def usage_days(
         if lo < hi:
             query = _days_blocks_statement(conn.dialect.name, hours_, per, metrics, shape)
             bounds = {"grouping": grouping, "lo": lo, "hi": hi, "values": values, **listed}
-            add(totals, conn.execute(query, bounds), 2)
+            add(totals, _sums(conn, query, bounds), 2)
     for lo, hi in hours:
         query = _days_hours_statement(conn.dialect.name, column, per, metrics, shape)
-        add(totals, conn.execute(query, {"lo": lo, "hi": hi, "values": values, **listed}), 2)
+        add(totals, _sums(conn, query, {"lo": lo, "hi": hi, "values": values, **listed}), 2)
     scaled = amounts(metrics)
     return [
         {"day": int(day), column: value, **dict(zip(metrics, read_amounts(v, scaled), strict=True))}
@@ -641,20 +696,25 @@ def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {g: [] for g in schema.COSTS_FOLDED}
     if first_day >= last_day:
         return out
-    dialect, totals = conn.dialect.name, Totals()
+    dialect = conn.dialect.name
+    rows: Iterable[Any] = ()
     if last_day - first_day > RUNNING_AFTER * DAY:
         last = conn.execute(_costs_until_statement()).scalar()
         ends = running_days(first_day, last_day, last)
         if ends is not None:
             query = _running_statement(dialect, "costs_running", ("amount",))
             bounds = {"lo": ends[0], "hi": ends[1], "groupings": list(schema.COSTS_FOLDED)}
-            add(totals, ((r[0], r[1], r[3]) for r in conn.execute(query, bounds)), 2)
+            rows = _sums(conn, query, bounds)
     else:
-        query = _over_blocks(dialect, "costs_folded", ("grouping", "value"), ("amount",), (24,))
-        add(totals, conn.execute(query, {"starts24": list(range(first_day, last_day, DAY))}), 2)
+        keys = ("grouping", "value", "connection")
+        query = _over_blocks(dialect, "costs_folded", keys, ("amount",), (24,))
+        rows = _sums(conn, query, {"starts24": list(range(first_day, last_day, DAY))})
+    units: dict[tuple[str, str], int] = {}  # a value billed in several connections: summed
+    for grouping, value, _connection, amount in rows:
+        units[grouping, value] = units.get((grouping, value), 0) + amount
     kind: schema.Scaled = schema.costs_folded.c.amount.type  # type: ignore[assignment]
-    for (grouping, value), (units,) in totals.items():
-        if units:
-            amount = kind.from_units(units)
+    for (grouping, value), summed in units.items():
+        if summed:
+            amount = kind.from_units(summed)
             out[grouping].append({schema.COSTS_FOLDED[grouping]: value, "amount": amount})
     return out
