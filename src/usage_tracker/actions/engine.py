@@ -319,7 +319,7 @@ class ActionEngine:
     # -- health --------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        with self.store.transaction() as conn:
+        with self.store.autocommit() as conn:  # reads: no BEGIN and COMMIT around them
             counts = rows.counts(conn)
             troubled = [a for a in rows.listing(conn, 50) if a["last_error"]]
         problem = self.status.error

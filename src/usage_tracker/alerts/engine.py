@@ -232,7 +232,7 @@ class AlertEngine:
         """Evaluation and delivery in numbers; ``problem`` says in words what needs a look
         (an evaluation that failed, deliveries being retried or given up on in the last day)."""
         now = int(self.clock())
-        with self.store.transaction() as conn:
+        with self.store.autocommit() as conn:  # reads: no BEGIN and COMMIT around them
             counts = rows.delivery_counts(conn, now - 86400)
         problem = self.status.error
         if problem is None and (counts["retrying"] or counts["failed_recently"]):
