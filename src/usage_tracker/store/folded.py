@@ -27,11 +27,9 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    literal,
     or_,
     select,
     text,
-    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -48,6 +46,12 @@ SUMMED = (*METRICS, *schema.ESTIMATES)
 SIX = schema.BLOCK_HOURS[0]
 """The shortest blocks' length in hours."""
 QUARTER = SIX * HOUR
+FEW_BLOCKS = 2
+"""Up to this many folded blocks are read as their rows and summed here: summing them in the
+database took longer than reading them (SQLite sorts every row it groups, all of its sums with
+it; PostgreSQL sums BIGINT as NUMERIC). A day block of three large connections, 850 rows:
+9.9 -> 4.8 ms on SQLite, 6.4 -> 3.4 on PostgreSQL; a day and a six-hour block 11.5 -> 8.0 and
+7.2 -> 5.5. From three blocks on, the database's sums were as quick or quicker."""
 RUNNING_AFTER = 4
 """A range of more whole days than this reads them as the running totals at their two ends (one
 statement of some 900 rows for three large connections), fewer from their day blocks (some 300
@@ -249,7 +253,8 @@ def usage_sums(
         if starts:
             lengths = tuple(sorted(starts))
             keys = ("grouping", "value", "connection")
-            query = _over_blocks(dialect, "usage_folded", keys, metrics, lengths)
+            few = sum(map(len, starts.values())) <= FEW_BLOCKS
+            query = _over_blocks(dialect, "usage_folded", keys, metrics, lengths, grouped=not few)
             rows = _sums(conn, query, {f"starts{n}": starts[n] for n in lengths})
             add(totals, (r for r in rows if r[0] in wanted), 3, sign)
     for ranges, sign in ((how.plus, 1), (how.minus, -1)):
@@ -287,13 +292,13 @@ def _over_blocks(
     keys: tuple[str, ...],
     summed: tuple[str, ...],
     lengths: tuple[int, ...],
+    *,
+    grouped: bool = True,
 ) -> Any:
     """The sums (as stored: see :func:`stored_sum`) of ``summed`` per ``keys`` (the rest of a
     block's key) over the blocks of ``table`` of ``lengths`` whose starts are the parameters
-    ``starts<length>``. SQLite's rows are each block's, as they are, for the caller to sum:
-    it sorts every row it groups, all of its sums with it (a day block of three large
-    connections, 850 rows, took twice the time to group as to read; four six-hour blocks,
-    8.7 ms against 5)."""
+    ``starts<length>``; not ``grouped``: each block's rows as they are, for the caller to sum
+    (see :data:`FEW_BLOCKS`)."""
     folded = schema.metadata.tables[table]
     which = or_(
         *(
@@ -306,7 +311,7 @@ def _over_blocks(
     )
     by = [folded.c[k] for k in keys]
     # every grouping: a filter on it leads SQLite to scan the table
-    if dialect == "sqlite":
+    if not grouped:
         return select(*by, *(type_coerce(folded.c[m], BigInteger) for m in summed)).where(which)
     sums = (stored_sum(dialect, folded.c[m]) for m in summed)
     return select(*by, *sums).where(which).group_by(*by)
@@ -361,18 +366,14 @@ def _hours_rows(
     """Pairs of (grouping, value, connection) and the sums (as stored: see :func:`stored_sum`)
     of some of the hourly rows in ``ranges`` that are of it: all of them summed per key.
 
-    PostgreSQL sums them (GROUPING SETS). SQLite's rows are summed here, per combination of
-    each family's values (:data:`FAMILIES`) and connection: grouping sorts every row, all of
-    its sums with it, and took twice the time of reading the rows (an hour of three large
-    connections: about 450 rows)."""
+    The rows are read as they are (an hour of three large connections: about 450) and summed
+    here, per combination of each family's values (:data:`FAMILIES`) and connection. Summed by
+    the database they took twice the time or more: SQLite sorts every row it groups, all of
+    its sums with it; PostgreSQL sums BIGINT as NUMERIC (GROUPING SETS of every grouping: 5.3-7
+    ms an hour or three, against 1.9-4.5)."""
     bounds = {
         f"{edge}{i}": at for i, r in enumerate(ranges) for edge, at in zip("lh", r, strict=True)
     }
-    dialect = conn.dialect.name
-    if dialect == "postgresql" and set(groupings) - {"connection"}:
-        rows = _sums(conn, _hours_statement(dialect, groupings, metrics, len(ranges)), bounds)
-        yield from ((tuple(row[:3]), row[3:]) for row in rows)
-        return
     families = _families(groupings)
     columns = tuple(g for family, _alone in families for g in family)
     rows = _sums(conn, _hourly_statement(columns, metrics, len(ranges)), bounds)
@@ -431,37 +432,6 @@ def _hourly_statement(groupings: tuple[str, ...], metrics: tuple[str, ...], rang
     by = [hourly.c[schema.FOLDED[g]] for g in groupings] + [hourly.c.connection]
     stored_ = [type_coerce(hourly.c[m], BigInteger) for m in metrics]  # as stored_sum's
     return select(*by, *stored_).where(_within_ranges(ranges))
-
-
-@cache
-def _hours_statement(
-    dialect: str, groupings: tuple[str, ...], metrics: tuple[str, ...], ranges: int
-) -> Any:
-    """PostgreSQL's sums per grouping, value and connection of the hourly rows in the ranges
-    [l<i>, h<i>) (a few hundred rows each hour), in one pass over them (GROUPING SETS: a third
-    of the time of one pass per grouping)."""
-    hourly = schema.usage
-    within = _within_ranges(ranges)
-    sums = [stored_sum(dialect, hourly.c[m]).label(m) for m in metrics]
-    # The connection is in every set: its own grouping is the set with nothing else.
-    others = [g for g in groupings if schema.FOLDED[g] != "connection"]
-    columns = [hourly.c[schema.FOLDED[g]] for g in others]
-    alone = len(others) < len(groupings)  # the connection's own grouping asked for too
-    which = [(func.grouping(c) == 0, literal(g)) for g, c in zip(others, columns, strict=True)]
-    given = [(func.grouping(c) == 0, c) for c in columns]
-    sets = [tuple_(c, hourly.c.connection) for c in columns]
-    if alone:
-        sets.append(tuple_(hourly.c.connection))
-    return (
-        select(
-            case(*which, else_=literal("connection") if alone else None).label("grouping"),
-            case(*given, else_=hourly.c.connection).label("value"),
-            hourly.c.connection.label("in_connection"),
-            *sums,
-        )
-        .where(within)
-        .group_by(func.grouping_sets(*sets))
-    )
 
 
 def _sums(conn: Connection, query: Any, parameters: Mapping[str, Any]) -> list[Any]:
@@ -724,8 +694,10 @@ def cost_totals(conn: Connection, start: int, end: int) -> dict[str, list[Row]]:
             rows = _sums(conn, query, bounds)
     else:
         keys = ("grouping", "value", "connection")
-        query = _over_blocks(dialect, "costs_folded", keys, ("amount",), (24,))
-        rows = _sums(conn, query, {"starts24": list(range(first_day, last_day, DAY))})
+        days = list(range(first_day, last_day, DAY))
+        grouped = len(days) > FEW_BLOCKS
+        query = _over_blocks(dialect, "costs_folded", keys, ("amount",), (24,), grouped=grouped)
+        rows = _sums(conn, query, {"starts24": days})
     units: dict[tuple[str, str], int] = {}  # a value billed in several connections: summed
     for grouping, value, _connection, amount in rows:
         units[grouping, value] = units.get((grouping, value), 0) + amount
