@@ -551,8 +551,14 @@ def usage_days(
             bounds = {"grouping": grouping, "lo": lo, "hi": hi, "values": values, **listed}
             add(totals, _sums(conn, query, bounds), 2)
     for lo, hi in hours:
+        bounds = {"lo": lo, "hi": hi, "values": values, **listed}
+        if into and conn.dialect.name != "postgresql":  # per value, named here: see below
+            query = _days_hours_statement(conn.dialect.name, column, per, metrics, None)
+            rows = _sums(conn, query, bounds)
+            accumulate(totals, (((row[0], into[row[1]]), row[2:]) for row in rows))
+            continue
         query = _days_hours_statement(conn.dialect.name, column, per, metrics, shape)
-        add(totals, _sums(conn, query, {"lo": lo, "hi": hi, "values": values, **listed}), 2)
+        add(totals, _sums(conn, query, bounds), 2)
     scaled = amounts(metrics)
     return [
         {"day": int(day), column: value, **dict(zip(metrics, read_amounts(v, scaled), strict=True))}
@@ -610,7 +616,9 @@ def _days_hours_statement(
     names: tuple[tuple[str, str], ...] | None,
 ) -> Any:
     """As :func:`_days_blocks_statement`, from the hourly rows in [lo, hi) whose ``column`` is
-    one of ``values``."""
+    one of ``values``. SQLite's are read per value, for the caller to name (:func:`usage_days`):
+    a CASE of the names is evaluated on every hourly row of a 1-day chart's top keys (about
+    10,000), and made a statement of its own for each set of names: 4.2 ms against 1.2."""
     hourly = schema.usage
     within = (
         hourly.c.bucket_start >= bindparam("lo"),
