@@ -380,12 +380,8 @@ def _hours_rows(
     width, first = len(columns), 0
     for family, alone in families:
         end = first + len(family)
-        summed: dict[tuple[Any, ...], list[Any]] = {}
-        for row in rows:
-            key = (*row[first:end], row[width])  # the family's values, the connection
-            found = summed.get(key)
-            sums = row[width + 1 :]
-            summed[key] = list(sums) if found is None else list(map(operator.add, found, sums))
+        summed: Totals = {}  # per the family's values and the connection
+        accumulate(summed, (((*row[first:end], row[width]), row[width + 1 :]) for row in rows))
         first = end
         for key, sums in summed.items():
             of = key[-1]
